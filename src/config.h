@@ -1,0 +1,41 @@
+/* Configuration from the environment and dotenv files. */
+#ifndef SE_CONFIG_H
+#define SE_CONFIG_H
+
+#include <stddef.h>
+
+#include "scalr_email.h"
+
+/* Owned strings; filled by se_settings_from_env, freed by se_settings_free. */
+typedef struct se_settings {
+    char *host, *username, *password, *from, *helo_name;
+    unsigned port;       /* resolved: 587, 465 or SMTP_PORT                */
+    scalr_email_tls tls;
+    unsigned timeout_ms; /* resolved: 30000 or SMTP_TIMEOUT * 1000          */
+} se_settings;
+
+/* Read SMTP_* variables (see scalr_email.h).  When env_file is not NULL,
+ * parse it as dotenv; a variable set in the environment wins over the file.
+ * Rules: SMTP_HOST empty or unset -> ENOTCONFIGURED (stage "CONFIG").
+ * Booleans: true/false/1/0/yes/no (any case), else ECONFIG naming the variable.
+ * SMTP_USE_SSL=true with SMTP_USE_TLS unset -> implicit TLS; both set to
+ * true explicitly -> ECONFIG.  SMTP_USE_TLS=false and SMTP_USE_SSL=false ->
+ * no TLS.  SMTP_PORT: 1..65535, default 587, or 465 for implicit TLS.
+ * SMTP_TIMEOUT: positive seconds, fractions allowed ("0.5"), at most 3600.
+ * Empty values count as unset (compose files forward "${X:-}").
+ * A malformed dotenv line -> ECONFIG "PATH:LINE: reason"; an unreadable
+ * file -> ECONFIG naming it. */
+scalr_email_code se_settings_from_env(se_settings *out, const char *env_file,
+                                      scalr_email_error *err);
+void se_settings_free(se_settings *s);
+
+/* Parse dotenv text: KEY=value lines, optional "export ", single quotes
+ * (literal), double quotes (\n \" \\ escapes), unquoted values end at " #",
+ * comments, blank lines, CRLF tolerated.  Calls fn for each pair in order.
+ * Returns 0, or the 1-based number of the first malformed line (with a
+ * reason in why).  -1 out of memory. */
+typedef int (*se_dotenv_fn)(void *arg, const char *key, const char *value);
+int se_dotenv_parse(const char *text, size_t len, se_dotenv_fn fn, void *arg, char *why,
+                    size_t whylen);
+
+#endif

@@ -1,0 +1,124 @@
+/* The SMTP client engine: a state machine over byte buffers.
+ *
+ * It never touches a socket.  The driver (src/client.c, tests) loops:
+ *
+ *     for (;;) switch (se_smtp_step(s)) {
+ *     case SE_SMTP_WRITE:  write se_smtp_out() fully, then se_smtp_sent(); break;
+ *     case SE_SMTP_READ:   read bytes, se_smtp_feed() them (or se_smtp_eof()); break;
+ *     case SE_SMTP_TLS:    do the TLS handshake, then se_smtp_tls_started(); break;
+ *     case SE_SMTP_IDLE:   start a transaction (se_smtp_mail) or se_smtp_quit(); break;
+ *     case SE_SMTP_DONE:   finished: close the connection; stop;
+ *     case SE_SMTP_FAILED: se_smtp_error() says why; close; stop;
+ *     }
+ *
+ * se_smtp_step() returns SE_SMTP_WRITE whenever output is pending, so the
+ * driver always flushes before it reads.  Every wait is bounded by the driver.
+ *
+ * Session: greeting -> EHLO -> [STARTTLS -> TLS -> EHLO] -> [AUTH] -> IDLE.
+ * Transaction from IDLE: MAIL, RCPT..., then DATA + dot-stuffed body, or BDAT
+ * with the payload.  With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go
+ * in one flight; with CHUNKING (RFC 3030) too the payload follows at once.
+ * Recipients are all or nothing: if any RCPT is refused no message is
+ * committed (RSET, or the connection is dropped before end of data).
+ */
+#ifndef SE_SMTP_ENGINE_H
+#define SE_SMTP_ENGINE_H
+
+#include <stddef.h>
+
+#include "scalr_email.h"
+#include "smtp/reply.h"
+#include "util/buf.h"
+
+typedef enum se_smtp_want {
+    SE_SMTP_WRITE,
+    SE_SMTP_READ,
+    SE_SMTP_TLS,
+    SE_SMTP_IDLE,
+    SE_SMTP_DONE,
+    SE_SMTP_FAILED
+} se_smtp_want;
+
+/* EHLO capabilities (RFC 5321 4.1.1.1 and the extension RFCs). */
+enum {
+    SE_CAP_PIPELINING = 1 << 0,  /* RFC 2920 */
+    SE_CAP_CHUNKING = 1 << 1,    /* RFC 3030 */
+    SE_CAP_8BITMIME = 1 << 2,    /* RFC 6152 */
+    SE_CAP_SMTPUTF8 = 1 << 3,    /* RFC 6531 */
+    SE_CAP_STARTTLS = 1 << 4,    /* RFC 3207 */
+    SE_CAP_SIZE = 1 << 5,        /* RFC 1870 */
+    SE_CAP_ENHANCED = 1 << 6,    /* RFC 2034 ENHANCEDSTATUSCODES */
+    SE_CAP_AUTH = 1 << 7         /* RFC 4954 */
+};
+enum { SE_AUTH_PLAIN = 1 << 0, SE_AUTH_LOGIN = 1 << 1 };
+
+typedef struct se_smtp_opts {
+    const char *helo_name;    /* EHLO argument: FQDN or address literal    */
+    scalr_email_tls tls;      /* STARTTLS required, implicit, or none      */
+    const char *username;     /* NULL or "": no AUTH                       */
+    const char *password;
+    int peer_is_loopback;     /* AUTH allowed without TLS only then        */
+    scalr_email_trace_fn trace; /* optional; lines with credentials redacted */
+    void *trace_arg;
+} se_smtp_opts;
+
+typedef struct se_smtp_envelope {
+    const char *mail_from;        /* addr-spec ("" for the null sender)   */
+    const char *const *rcpt;      /* addr-specs                           */
+    size_t n_rcpt;
+    int needs_smtputf8;           /* MAIL FROM:<..> SMTPUTF8              */
+    int is_8bit;                  /* MAIL FROM:<..> BODY=8BITMIME         */
+} se_smtp_envelope;
+
+typedef struct se_smtp se_smtp; /* opaque; see engine.c */
+
+/* NULL on out of memory.  Strings in opts are copied. */
+se_smtp *se_smtp_new(const se_smtp_opts *opts);
+void se_smtp_free(se_smtp *s);
+
+se_smtp_want se_smtp_step(se_smtp *s);
+
+/* Output the driver must write. */
+const char *se_smtp_out(se_smtp *s, size_t *len);
+void se_smtp_sent(se_smtp *s, size_t n);
+
+/* Input from the server; returns 0, or -1 out of memory. */
+int se_smtp_feed(se_smtp *s, const char *data, size_t n);
+void se_smtp_eof(se_smtp *s);                /* the server closed          */
+
+/* The driver finished the TLS handshake it was asked for (or, with
+ * SCALR_EMAIL_TLS_IMPLICIT, before the greeting: call it right after
+ * se_smtp_new, so the engine knows the channel is encrypted). */
+void se_smtp_tls_started(se_smtp *s);
+
+/* Start a transaction; only valid in SE_SMTP_IDLE.  msg/len is the composed
+ * message (CRLF line endings, not dot-stuffed); it must stay valid until
+ * the engine is IDLE, DONE or FAILED again.  Returns 0, or -1 when not idle
+ * (or out of memory). */
+int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len);
+
+/* Send QUIT and wait for its reply (DONE). */
+void se_smtp_quit(se_smtp *s);
+
+/* The driver hit a timeout or I/O error: engine goes FAILED with this. */
+void se_smtp_abort(se_smtp *s, scalr_email_code code, const char *what);
+
+/* After a transaction: 1 if the last one was accepted (IDLE again). */
+int se_smtp_last_ok(const se_smtp *s);
+/* Outcome details of the last failure, or of the last accepted message
+ * (smtp_code 250 and the server's text). */
+const scalr_email_error *se_smtp_error(const se_smtp *s);
+
+/* What the server said about itself. */
+unsigned se_smtp_caps(const se_smtp *s);       /* SE_CAP_* bits        */
+unsigned se_smtp_auth_mechs(const se_smtp *s); /* SE_AUTH_* bits       */
+unsigned long se_smtp_size_limit(const se_smtp *s); /* SIZE n, 0: none */
+const char *se_smtp_greeting(const se_smtp *s);     /* 220 text        */
+const char *se_smtp_extensions(const se_smtp *s);   /* EHLO keywords, space-separated */
+const char *se_smtp_auth_used(const se_smtp *s);    /* "PLAIN", "LOGIN", or "" */
+int se_smtp_authenticated(const se_smtp *s);
+/* 1 while it is safe to start another transaction on this session
+ * (IDLE, nothing half-done, no error that desynchronised the stream). */
+int se_smtp_reusable(const se_smtp *s);
+
+#endif
