@@ -129,8 +129,9 @@ typedef enum scalr_email_tls {
 } scalr_email_tls;
 
 /* Called with each line of the SMTP conversation, for -v style logging.
- * dir is 'C' (client to server) or 'S' (server to client).  Credentials
- * are already redacted.  Called from the sending thread. */
+ * dir is 'C' (client to server), 'S' (server to client) or '*' (a note from
+ * the library: connected, TLS negotiated).  Credentials are already
+ * redacted.  Called from the sending thread. */
 typedef void (*scalr_email_trace_fn)(void *arg, char dir, const char *line, size_t len);
 
 /* A client's configuration.  Every string is copied by scalr_email_client_new. */
@@ -208,6 +209,13 @@ typedef struct scalr_email_report {
 scalr_email_code scalr_email_client_check(scalr_email_client *client,
                                           scalr_email_report *report,
                                           scalr_email_error *err);
+
+/* Read one configuration variable the way scalr_email_client_from_env
+ * does: the environment first (empty counts as unset), then env_file when
+ * not NULL.  *value is malloc'd, or NULL when unset; the caller frees it.
+ * ECONFIG when env_file is unreadable or malformed. */
+scalr_email_code scalr_email_config_get(const char *env_file, const char *name, char **value,
+                                        scalr_email_error *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,54 @@
+/* The one place where library outcomes become exit codes and messages. */
+#include <stdio.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli.h"
+
+static const struct {
+    scalr_email_code code;
+    int status;
+} table[] = {
+    {SCALR_EMAIL_OK, EX_OK},
+    {SCALR_EMAIL_ENOTCONFIGURED, EX_CONFIG},
+    {SCALR_EMAIL_ECONFIG, EX_CONFIG},
+    {SCALR_EMAIL_EINSECURE, EX_CONFIG}, /* fixed by configuring TLS */
+    {SCALR_EMAIL_EINVAL, EX_DATAERR},
+    {SCALR_EMAIL_EFILE, EX_NOINPUT},
+    {SCALR_EMAIL_EREJECTED, EX_UNAVAILABLE},
+    {SCALR_EMAIL_ETOOBIG, EX_UNAVAILABLE},
+    {SCALR_EMAIL_EUNSUPPORTED, EX_UNAVAILABLE},
+    {SCALR_EMAIL_ETRANSIENT, EX_TEMPFAIL},
+    {SCALR_EMAIL_ECONNECT, EX_TEMPFAIL},
+    {SCALR_EMAIL_ETIMEOUT, EX_TEMPFAIL},
+    {SCALR_EMAIL_EAUTH, EX_NOPERM},
+    {SCALR_EMAIL_EPROTOCOL, EX_PROTOCOL},
+    {SCALR_EMAIL_ETLS, EX_IOERR},
+    {SCALR_EMAIL_EIO, EX_IOERR},
+    {SCALR_EMAIL_ENOMEM, EX_OSERR},
+};
+
+int cli_exit_status(scalr_email_code code)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (table[i].code == code)
+            return table[i].status;
+    return EX_SOFTWARE;
+}
+
+/* One line on stderr.  The library's message already names what failed; add
+ * the server's reply when the message does not quote it yet. */
+int cli_report(const scalr_email_error *err)
+{
+    char reply[700] = "";
+    if (err->smtp_code) {
+        char code[8];
+        snprintf(code, sizeof code, "%d", err->smtp_code);
+        if (!strstr(err->message, code))
+            snprintf(reply, sizeof reply, " [server said: %d%s%s %s]", err->smtp_code,
+                     err->enhanced[0] ? " " : "", err->enhanced, err->server_text);
+    }
+    fprintf(stderr, "scalr-email: %s%s (%s)\n", err->message, reply,
+            scalr_email_strerror(err->code));
+    return cli_exit_status(err->code);
+}

@@ -1,0 +1,271 @@
+/* scalr-email send */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli.h"
+
+/* A growable NULL-terminated list of argv strings (not copied). */
+typedef struct {
+    const char **v;
+    size_t n;
+} strlist;
+
+static int push(strlist *l, const char *s)
+{
+    const char **v = realloc(l->v, (l->n + 2) * sizeof *v);
+    if (!v)
+        return -1;
+    v[l->n++] = s;
+    v[l->n] = NULL;
+    l->v = v;
+    return 0;
+}
+
+/* Whole file (or stdin for NULL) into memory; bodies keep embedded NULs so
+ * that the library can refuse them. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = path ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 8192, n = 0;
+    char *p = malloc(cap);
+    while (p) {
+        if (n + 4096 + 1 > cap) {
+            char *q = realloc(p, cap *= 2);
+            if (!q) {
+                free(p);
+                p = NULL;
+                errno = ENOMEM;
+                break;
+            }
+            p = q;
+        }
+        size_t got = fread(p + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                int e = errno;
+                free(p);
+                p = NULL;
+                errno = e ? e : EIO;
+            }
+            break;
+        }
+    }
+    if (path)
+        fclose(f);
+    if (p) {
+        p[n] = '\0';
+        *len = n;
+    }
+    return p;
+}
+
+enum { OPT_TO = 256, OPT_SUBJECT, OPT_BODY, OPT_BODY_FILE, OPT_HTML, OPT_HTML_FILE, OPT_FROM,
+       OPT_CC, OPT_BCC, OPT_REPLY_TO, OPT_HEADER, OPT_ATTACH, OPT_ENV_FILE, OPT_PRINT };
+
+static const struct option opts[] = {
+    {"to", required_argument, NULL, OPT_TO},
+    {"subject", required_argument, NULL, OPT_SUBJECT},
+    {"body", required_argument, NULL, OPT_BODY},
+    {"body-file", required_argument, NULL, OPT_BODY_FILE},
+    {"html", required_argument, NULL, OPT_HTML},
+    {"html-file", required_argument, NULL, OPT_HTML_FILE},
+    {"from", required_argument, NULL, OPT_FROM},
+    {"cc", required_argument, NULL, OPT_CC},
+    {"bcc", required_argument, NULL, OPT_BCC},
+    {"reply-to", required_argument, NULL, OPT_REPLY_TO},
+    {"header", required_argument, NULL, OPT_HEADER},
+    {"attach", required_argument, NULL, OPT_ATTACH},
+    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+    {"print", no_argument, NULL, OPT_PRINT},
+    {"verbose", no_argument, NULL, 'v'},
+    {0, 0, 0, 0},
+};
+
+struct send_args {
+    strlist to, cc, bcc, headers, attach;
+    const char *subject, *body, *body_file, *html, *html_file, *from, *reply_to, *env_file;
+    int print, verbose;
+};
+
+static int parse(int argc, char **argv, struct send_args *a)
+{
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":v", opts, NULL)) != -1) {
+        int rc = 0;
+        switch (c) {
+        case OPT_TO: rc = push(&a->to, optarg); break;
+        case OPT_CC: rc = push(&a->cc, optarg); break;
+        case OPT_BCC: rc = push(&a->bcc, optarg); break;
+        case OPT_HEADER: rc = push(&a->headers, optarg); break;
+        case OPT_ATTACH: rc = push(&a->attach, optarg); break;
+        case OPT_SUBJECT: a->subject = optarg; break;
+        case OPT_BODY: a->body = optarg; break;
+        case OPT_BODY_FILE: a->body_file = optarg; break;
+        case OPT_HTML: a->html = optarg; break;
+        case OPT_HTML_FILE: a->html_file = optarg; break;
+        case OPT_FROM: a->from = optarg; break;
+        case OPT_REPLY_TO: a->reply_to = optarg; break;
+        case OPT_ENV_FILE: a->env_file = optarg; break;
+        case OPT_PRINT: a->print = 1; break;
+        case 'v': a->verbose = 1; break;
+        case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+        if (rc < 0) {
+            fputs("scalr-email: out of memory\n", stderr);
+            return EX_OSERR;
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if (!a->to.n && !a->cc.n && !a->bcc.n)
+        return cli_usage_error("send needs at least one recipient (--to, --cc or --bcc)");
+    if (!a->subject)
+        return cli_usage_error("send needs --subject");
+    if (a->body && a->body_file)
+        return cli_usage_error("--body and --body-file are exclusive");
+    if (a->html && a->html_file)
+        return cli_usage_error("--html and --html-file are exclusive");
+    return 0;
+}
+
+/* "Name: value" -> header; the library validates name and value. */
+static int split_headers(const strlist *in, scalr_email_header **out)
+{
+    *out = calloc(in->n + 1, sizeof **out);
+    if (!*out)
+        return EX_OSERR;
+    for (size_t i = 0; i < in->n; i++) {
+        const char *colon = strchr(in->v[i], ':');
+        if (!colon || colon == in->v[i])
+            return cli_usage_error("--header '%s' is not 'Name: value'", in->v[i]);
+        char *name = strndup(in->v[i], (size_t)(colon - in->v[i]));
+        if (!name)
+            return EX_OSERR;
+        const char *value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        (*out)[i].name = name;
+        (*out)[i].value = value;
+    }
+    return 0;
+}
+
+static int read_input(const char *what, const char *path, char **data, size_t *len)
+{
+    *data = slurp(path, len);
+    if (*data)
+        return 0;
+    fprintf(stderr, "scalr-email: cannot read %s %s: %s (input file unreadable)\n", what,
+            path ? path : "from standard input", strerror(errno));
+    return EX_NOINPUT;
+}
+
+int cli_send(int argc, char **argv)
+{
+    struct send_args a = {0};
+    scalr_email_header *headers = NULL;
+    scalr_email_attachment *att = NULL;
+    char *body_buf = NULL, *html_buf = NULL, *from_env = NULL, *printed = NULL;
+    scalr_email_client *client = NULL;
+    scalr_email_error err;
+    int status = parse(argc, argv, &a);
+    if (status)
+        goto out;
+    if ((status = split_headers(&a.headers, &headers)))
+        goto out;
+    att = calloc(a.attach.n + 1, sizeof *att);
+    if (!att) {
+        status = EX_OSERR;
+        goto out;
+    }
+    for (size_t i = 0; i < a.attach.n; i++)
+        att[i].path = a.attach.v[i];
+
+    scalr_email_message m = {
+        .to = a.to.v,
+        .cc = a.cc.v,
+        .bcc = a.bcc.v,
+        .subject = a.subject,
+        .sender = a.from,
+        .reply_to = a.reply_to,
+        .headers = headers,
+        .attachments = att,
+    };
+    size_t len = 0;
+    if (a.body) {
+        m.body = a.body;
+    } else {
+        if ((status = read_input("--body-file", a.body_file, &body_buf, &len)))
+            goto out;
+        m.body = body_buf;
+        m.body_len = len;
+    }
+    if (a.html) {
+        m.body_html = a.html;
+    } else if (a.html_file) {
+        if ((status = read_input("--html-file", a.html_file, &html_buf, &len)))
+            goto out;
+        m.body_html = html_buf;
+        m.body_html_len = len;
+    }
+    /* An empty file must not mean "use strlen" of a longer buffer. */
+    if (m.body && m.body_len == 0 && body_buf)
+        m.body = "";
+    if (m.body_html && m.body_html_len == 0 && html_buf)
+        m.body_html = "";
+
+    if (a.print) {
+        if (!a.from &&
+            scalr_email_config_get(a.env_file, "SMTP_FROM", &from_env, &err) != SCALR_EMAIL_OK) {
+            status = cli_report(&err);
+            goto out;
+        }
+        size_t n;
+        if (scalr_email_compose(&m, from_env, &printed, &n, &err) != SCALR_EMAIL_OK) {
+            status = cli_report(&err);
+            goto out;
+        }
+        status = fwrite(printed, 1, n, stdout) == n && fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+        goto out;
+    }
+
+    if (scalr_email_client_from_env(&client, a.env_file, a.verbose ? cli_trace : NULL, NULL,
+                                    &err) != SCALR_EMAIL_OK) {
+        status = cli_report(&err);
+        goto out;
+    }
+    if (scalr_email_client_send(client, &m, &err) != SCALR_EMAIL_OK) {
+        status = cli_report(&err);
+        goto out;
+    }
+    printf("sent %s (%d%s%s %s)\n", err.message_id, err.smtp_code, err.enhanced[0] ? " " : "",
+           err.enhanced, err.server_text);
+    status = EX_OK;
+out:
+    if (headers)
+        for (size_t i = 0; headers[i].name; i++)
+            free((char *)headers[i].name);
+    free(headers);
+    free(att);
+    free(body_buf);
+    free(html_buf);
+    free(from_env);
+    free(printed);
+    free(a.to.v);
+    free(a.cc.v);
+    free(a.bcc.v);
+    free(a.headers.v);
+    free(a.attach.v);
+    scalr_email_client_free(client);
+    return status;
+}

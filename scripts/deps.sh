@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install what scalr-email needs to build and test, from Debian's packages.
+# Idempotent: asks apt only when something is missing.  Runs as root (or sudo).
+set -euo pipefail
+
+pkgs=(gcc make pkg-config libssl-dev openssl ca-certificates python3 python3-aiosmtpd)
+pkgs+=("$@")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs every suite,
+# then the C unit and end-to-end suites again under ASan + UBSan.
+# Ends with one line "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
+
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+passed=0 failed=0
+
+# run NAME CMD...: run a suite, echo its output, add up its summary line
+# "<name>: N passed, N failed".  A suite that dies without one counts as failed.
+run() {
+    local name=$1
+    shift
+    echo "== $name"
+    "$@" 2>&1 | tee "$log/$name.out"
+    local rc=${PIPESTATUS[0]}
+    local line
+    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log/$name.out" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "$name: no summary line (exit $rc)"
+        failed=$((failed + 1))
+        return
+    fi
+    local p f
+    p=$(sed -E 's/^[^:]+: ([0-9]+) passed.*/\1/' <<<"$line")
+    f=$(sed -E 's/^[^:]+: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "$name: exited $rc"
+        failed=$((failed + 1))
+    fi
+}
+
+build() {
+    make -j"$(nproc)" "$@" >"$log/build.out" 2>&1 || { cat "$log/build.out"; return 1; }
+}
+
+if build; then
+    run unit build/unit-tests
+    SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
+else
+    echo "build failed"
+    failed=$((failed + 1))
+fi
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if build SAN=1 BUILD=build-san; then
+    run unit-san build-san/unit-tests
+    SCALR_EMAIL_BIN=build-san/scalr-email run integration-san /usr/bin/python3 tests/integration/run.py
+else
+    echo "sanitizer build failed"
+    failed=$((failed + 1))
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
