@@ -21,9 +21,22 @@ CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# The inbox (`scalr-email inbox`) and its unit tests need SQLite,
+# libmicrohttpd and jansson; INBOX=0 builds the library and command without it.
+INBOX    ?= 0
+INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
+               tests/unit/test_mimeparse.c
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
+ifeq ($(INBOX),1)
+INBOX_SRC := $(sort $(wildcard inbox/*.c))
+INBOX_OBJ := $(INBOX_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
+INBOX_LIBS := -lsqlite3 -lmicrohttpd -ljansson
+CLI_CPPFLAGS := -DSCALR_EMAIL_INBOX=1
+else
+UNIT_SRC := $(filter-out $(INBOX_TESTS),$(UNIT_SRC))
+endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
@@ -48,16 +61,27 @@ $(SHARED): $(LIB_OBJ) src/libscalr-email.map
 	ln -sf libscalr-email.so.$(VERSION) $(BUILD)/libscalr-email.so.$(SOVER)
 	ln -sf libscalr-email.so.$(SOVER) $(BUILD)/libscalr-email.so
 
-$(BUILD)/scalr-email: $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+$(BUILD)/scalr-email: $(CLI_OBJ) $(INBOX_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(INBOX_OBJ) $(STATIC) $(INBOX_LIBS) $(LDLIBS)
 
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(STATIC) $(LDLIBS)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(INBOX_OBJ) $(STATIC)
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(INBOX_OBJ) $(STATIC) $(INBOX_LIBS) $(LDLIBS)
+
+# The web UI's files are built into the binary.
+$(BUILD)/gen/web_assets.c: inbox/embed.sh $(wildcard inbox/web/*)
+	@mkdir -p $(dir $@)
+	bash inbox/embed.sh inbox/web $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iinbox $(CFLAGS) -c $< -o $@
 
 $(BUILD)/scalr-email.pc: scalr-email.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
-$(UNIT_OBJ): CPPFLAGS += -Itests/unit
+$(UNIT_OBJ): CPPFLAGS += -Itests/unit -Iinbox
+$(CLI_OBJ): CPPFLAGS += $(CLI_CPPFLAGS) -Iinbox
+$(INBOX_OBJ): CPPFLAGS += -Iinbox
 
 check: all
 	bash scripts/test.sh

@@ -5,6 +5,9 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#ifdef SCALR_EMAIL_INBOX
+#include "inbox.h"
+#endif
 
 static const char usage[] =
     "usage: scalr-email send --to ADDR [--to ADDR ...] --subject TEXT\n"
@@ -53,5 +56,9 @@ int main(int argc, char **argv)
         return cli_send(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
+#ifdef SCALR_EMAIL_INBOX
+    if (!strcmp(cmd, "inbox"))
+        return inbox_main(argc - 1, argv + 1);
+#endif
     return cli_usage_error("unknown command '%s'", cmd);
 }

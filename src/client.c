@@ -161,6 +161,17 @@ static void pick_helo(const scalr_email_client *c, const se_conn *conn, char *ou
     se_conn_local_literal(conn, out, len);
 }
 
+/* Copy an engine outcome, keeping the Message-ID already recorded. */
+static void set_err(scalr_email_error *err, const scalr_email_error *src)
+{
+    if (!err)
+        return;
+    char id[sizeof err->message_id];
+    memcpy(id, err->message_id, sizeof id);
+    *err = *src;
+    memcpy(err->message_id, id, sizeof id);
+}
+
 static const char *tls_mode_name(scalr_email_tls t)
 {
     return t == SCALR_EMAIL_TLS_IMPLICIT ? "implicit TLS"
@@ -217,10 +228,13 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
         note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
     }
 
-    int mail_started = 0, finished = 0, quitting = 0;
+    int mail_started = 0, finished = 0, quitting = 0, failed = 0;
+    /* Waiting long for a goodbye helps nobody once the outcome is known. */
+    unsigned quit_to = to < 5000 ? to : 5000;
     scalr_email_code result = SCALR_EMAIL_OK;
-    scalr_email_error result_err;
+    scalr_email_error result_err, fail_err;
     se_error_clear(&result_err);
+    se_error_clear(&fail_err);
     char buf[16384];
 
     for (;;) {
@@ -228,13 +242,13 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
         if (w == SE_SMTP_WRITE) {
             size_t n;
             const char *p = se_smtp_out(eng, &n);
-            rc = se_conn_write(conn, p, n, to, stage, err);
+            rc = se_conn_write(conn, p, n, quitting ? quit_to : to, stage, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             se_smtp_sent(eng, n);
         } else if (w == SE_SMTP_READ) {
             size_t got = 0;
-            rc = se_conn_read(conn, buf, sizeof buf, &got, to, stage, err);
+            rc = se_conn_read(conn, buf, sizeof buf, &got, quitting ? quit_to : to, stage, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             if (got == 0)
@@ -295,13 +309,25 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
             rc = SCALR_EMAIL_OK;
             break;
         } else { /* SE_SMTP_FAILED */
-            if (err)
-                *err = *se_smtp_error(eng);
-            rc = se_smtp_error(eng)->code;
-            if (rc == SCALR_EMAIL_OK)
-                rc = SCALR_EMAIL_EPROTOCOL;
+            if (!failed) {
+                failed = 1;
+                fail_err = *se_smtp_error(eng);
+                if (fail_err.code == SCALR_EMAIL_OK)
+                    fail_err.code = SCALR_EMAIL_EPROTOCOL;
+                if (!quitting) {
+                    /* A clean refusal (535, no STARTTLS...) still says
+                     * goodbye; the engine keeps the first error. */
+                    quitting = 1;
+                    se_smtp_quit(eng);
+                    continue;
+                }
+            }
             break;
         }
+    }
+    if (failed) {
+        set_err(err, &fail_err);
+        rc = fail_err.code;
     }
 
     if (rep) {
@@ -314,10 +340,7 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
          * the server accepted the message must not turn into an error (the
          * caller would send it again). */
         if (err) {
-            char id[sizeof err->message_id];
-            memcpy(id, err->message_id, sizeof id);
-            *err = result_err;
-            memcpy(err->message_id, id, sizeof id);
+            set_err(err, &result_err);
             err->code = result;
             if (result == SCALR_EMAIL_OK && comp)
                 snprintf(err->message, sizeof err->message, "sent %s", comp->message_id);

@@ -94,10 +94,16 @@ void se_smtp_tls_started(se_smtp *s);
 /* Start a transaction; only valid in SE_SMTP_IDLE.  msg/len is the composed
  * message (CRLF line endings, not dot-stuffed); it must stay valid until
  * the engine is IDLE, DONE or FAILED again.  Returns 0, or -1 when not idle
- * (or out of memory). */
+ * (or out of memory).  A refusal decided before anything is sent (EINVAL,
+ * ETOOBIG from SIZE, EUNSUPPORTED) also returns 0: the next step is IDLE
+ * with se_smtp_last_ok() 0 and the session still reusable.  env is copied. */
 int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len);
 
-/* Send QUIT and wait for its reply (DONE). */
+/* Send QUIT and wait for its reply (DONE; a server that just closes is fine).
+ * Also allowed in FAILED after a clean refusal (greeting 554, EHLO 5xx,
+ * STARTTLS missing/refused, AUTH 535...): QUIT is sent and the engine ends
+ * FAILED again with the original error.  Otherwise (stream out of step)
+ * nothing is sent. */
 void se_smtp_quit(se_smtp *s);
 
 /* The driver hit a timeout or I/O error: engine goes FAILED with this. */

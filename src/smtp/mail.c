@@ -1,0 +1,391 @@
+/* The mail transaction: MAIL, RCPT..., then DATA + dot-stuffed body or
+ * BDAT + payload (RFC 5321 3.3, RFC 2920 PIPELINING, RFC 3030 CHUNKING,
+ * RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531 SMTPUTF8).
+ *
+ * Recipients are all or nothing: when any RCPT is refused the message is
+ * never committed, either by RSET or, when DATA already got its 354, by
+ * leaving the data unterminated for the driver to drop the connection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "smtp/engine_int.h"
+
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its brackets. */
+#define ADDR_MAX 254
+
+/* Copy msg into out (when not NULL) the way it goes on the wire; return
+ * the length.  RFC 5321 2.3.8: only CRLF ends a line, so a bare CR or bare
+ * LF becomes CRLF (SMTP smuggling, CVE-2023-51764 class); a message that
+ * does not end with CRLF gets one.  With `stuff`, RFC 5321 4.5.2: a line
+ * that starts with "." gets another, the first line included. */
+static size_t canon(const char *m, size_t len, int stuff, char *out)
+{
+    size_t o = 0;
+    int bol = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = m[i];
+        if (c == '\r' || c == '\n') {
+            if (c == '\r' && i + 1 < len && m[i + 1] == '\n')
+                i++;
+            if (out)
+                memcpy(out + o, "\r\n", 2);
+            o += 2;
+            bol = 1;
+            continue;
+        }
+        if (bol && stuff && c == '.') {
+            if (out)
+                out[o] = '.';
+            o++;
+        }
+        if (out)
+            out[o] = c;
+        o++;
+        bol = 0;
+    }
+    if (!bol) {
+        if (out)
+            memcpy(out + o, "\r\n", 2);
+        o += 2;
+    }
+    return o;
+}
+
+/* Defense in depth: the composer validated the addresses, but nothing that
+ * can end a command or leave the angle brackets may reach the wire. */
+static int addr_ok(const char *a, int utf8, int may_be_empty)
+{
+    size_t n = strlen(a);
+    if ((!n && !may_be_empty) || n > ADDR_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (c < 0x20 || c == 0x7f || c == '<' || c == '>')
+            return 0;
+        if (c >= 0x80 && !utf8) /* RFC 6531 3.4: only with SMTPUTF8 */
+            return 0;
+    }
+    return 1;
+}
+
+void se_smtp_tx_clear(se_smtp *s)
+{
+    if (s->tx.rcpt) {
+        for (size_t i = 0; i < s->tx.n_rcpt; i++)
+            free(s->tx.rcpt[i]);
+        free(s->tx.rcpt);
+    }
+    free(s->tx.from);
+    memset(&s->tx, 0, sizeof s->tx);
+}
+
+const char *se_smtp_tx_stage(const se_smtp *s)
+{
+    if (s->tx.phase != PH_FRONT)
+        return "DATA";
+    if (s->tx.replied == 0)
+        return "MAIL";
+    return s->tx.replied <= s->tx.n_rcpt ? "RCPT" : "DATA";
+}
+
+static int put_payload(se_smtp *s, int dot)
+{
+    size_t n = s->tx.size;
+    if (se_buf_reserve(&s->out, n + 3) < 0) {
+        se_smtp_fail(s, 0, SCALR_EMAIL_ENOMEM, "DATA", "out of memory");
+        return -1;
+    }
+    canon(s->tx.msg, s->tx.len, dot, s->out.data + s->out.len);
+    s->out.len += n;
+    if (dot) /* RFC 5321 4.1.1.4: end of data */
+        memcpy(s->out.data + s->out.len, ".\r\n", 3);
+    s->out.len += dot ? 3 : 0;
+    s->out.data[s->out.len] = '\0';
+    char shown[64];
+    int sl = snprintf(shown, sizeof shown, "<message: %zu bytes>", n);
+    se_smtp_trace(s, 'C', shown, (size_t)sl); /* never the content */
+    return 0;
+}
+
+/* Write front command k: 0 MAIL, 1..n RCPT, n+1 DATA or BDAT. */
+static int send_front(se_smtp *s, size_t k)
+{
+    size_t n = s->tx.n_rcpt;
+    int rc;
+    s->tx.sent = k + 1;
+    if (k == 0) {
+        char size[40] = "";
+        if (s->caps & SE_CAP_SIZE) /* RFC 1870 3 */
+            snprintf(size, sizeof size, " SIZE=%zu", s->tx.size);
+        return se_smtp_cmd(s, NULL, "MAIL FROM:<%s>%s%s%s", s->tx.from, size,
+                           s->tx.is8bit ? " BODY=8BITMIME" : "", s->tx.smtputf8 ? " SMTPUTF8" : "");
+    }
+    if (k <= n)
+        return se_smtp_cmd(s, NULL, "RCPT TO:<%s>", s->tx.rcpt[k - 1]);
+    switch (s->tx.final) {
+    case FIN_DATA: return se_smtp_cmd(s, NULL, "DATA");
+    case FIN_BDAT_LAST: /* RFC 3030 2: exact octet count, no dot-stuffing */
+        rc = se_smtp_cmd(s, NULL, "BDAT %zu LAST", s->tx.size);
+        return rc ? rc : put_payload(s, 0);
+    case FIN_BDAT_MORE:
+        rc = se_smtp_cmd(s, NULL, "BDAT %zu", s->tx.size);
+        return rc ? rc : put_payload(s, 0);
+    }
+    return -1;
+}
+
+static int copy_envelope(se_smtp *s, const se_smtp_envelope *env)
+{
+    s->tx.from = strdup(env->mail_from);
+    s->tx.rcpt = calloc(env->n_rcpt, sizeof *s->tx.rcpt);
+    if (!s->tx.from || !s->tx.rcpt)
+        return -1;
+    s->tx.n_rcpt = env->n_rcpt;
+    for (size_t i = 0; i < env->n_rcpt; i++)
+        if (!(s->tx.rcpt[i] = strdup(env->rcpt[i])))
+            return -1;
+    return 0;
+}
+
+/* Checks that need no server round trip; 0 when the transaction may start,
+ * else err is filled and the session stays IDLE and reusable. */
+static int preflight(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len)
+{
+    scalr_email_error *e = &s->err;
+    if (!env || !env->mail_from || !env->n_rcpt || !env->rcpt || (!msg && len)) {
+        se_fail(e, SCALR_EMAIL_EINVAL, "MAIL", "no sender, recipient or message to send");
+        return -1;
+    }
+    if (!addr_ok(env->mail_from, env->needs_smtputf8, 1)) {
+        se_fail(e, SCALR_EMAIL_EINVAL, "MAIL",
+                "sender address not usable in MAIL FROM (control character, angle bracket, "
+                "length, or non-ASCII without SMTPUTF8)");
+        return -1;
+    }
+    for (size_t i = 0; i < env->n_rcpt; i++) {
+        if (!env->rcpt[i] || !addr_ok(env->rcpt[i], env->needs_smtputf8, 0)) {
+            se_fail(e, SCALR_EMAIL_EINVAL, "RCPT",
+                    "recipient address not usable in RCPT TO (empty, control character, angle "
+                    "bracket, length, or non-ASCII without SMTPUTF8)");
+            if (env->rcpt[i])
+                se_copy_line(e->recipient, sizeof e->recipient, env->rcpt[i], strlen(env->rcpt[i]));
+            return -1;
+        }
+    }
+    /* RFC 1870 4: do not send what the server announced it would refuse. */
+    if (s->size_limit && s->tx.size > s->size_limit) {
+        se_fail(e, SCALR_EMAIL_ETOOBIG, "MAIL",
+                "message of %zu bytes exceeds the server's SIZE limit of %lu bytes", s->tx.size,
+                s->size_limit);
+        return -1;
+    }
+    /* RFC 6531 3.4 / RFC 6530: there is no downgrade; refuse before MAIL. */
+    if (env->needs_smtputf8 && !(s->caps & SE_CAP_SMTPUTF8)) {
+        se_fail(e, SCALR_EMAIL_EUNSUPPORTED, "MAIL",
+                "the message needs SMTPUTF8 (non-ASCII address) but the server does not offer it");
+        return -1;
+    }
+    if (env->is_8bit && !(s->caps & SE_CAP_8BITMIME)) { /* RFC 6152 3 */
+        se_fail(e, SCALR_EMAIL_EUNSUPPORTED, "MAIL",
+                "the message is 8-bit but the server does not offer 8BITMIME");
+        return -1;
+    }
+    return 0;
+}
+
+int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len)
+{
+    if (!s || s->state != ST_IDLE)
+        return -1;
+    se_smtp_tx_clear(s);
+    se_error_clear(&s->err);
+    s->last_ok = 0;
+    s->idle_told = 0;
+    if (s->in.len || s->eof) { /* unsolicited bytes: the stream is not in step */
+        s->idle_told = 1;
+        se_smtp_step(s);
+        return 0;
+    }
+    int chunking = (s->caps & SE_CAP_CHUNKING) != 0;
+    s->tx.size = msg ? canon(msg, len, !chunking, NULL) : 0;
+    if (preflight(s, env, msg, len) < 0) {
+        s->tx.size = 0;
+        return 0;
+    }
+    if (copy_envelope(s, env) < 0) {
+        se_smtp_fail(s, 0, SCALR_EMAIL_ENOMEM, "MAIL", "out of memory");
+        return -1;
+    }
+    s->tx.msg = msg ? msg : "";
+    s->tx.len = len;
+    s->tx.smtputf8 = env->needs_smtputf8;
+    s->tx.is8bit = env->is_8bit;
+    s->tx.pipelining = (s->caps & SE_CAP_PIPELINING) != 0;
+    if (!chunking)
+        s->tx.final = FIN_DATA;
+    else if (s->tx.pipelining && env->n_rcpt > 1)
+        s->tx.final = FIN_BDAT_MORE; /* commit only once every RCPT is known good */
+    else
+        s->tx.final = FIN_BDAT_LAST; /* one round trip */
+    s->tx.phase = PH_FRONT;
+    s->state = ST_TX;
+    if (s->tx.pipelining) {
+        /* RFC 2920 3.1: MAIL, RCPT... and the group's last command (DATA
+         * or BDAT) in one write. */
+        for (size_t k = 0; k <= env->n_rcpt + 1; k++)
+            if (send_front(s, k) < 0)
+                break;
+    } else {
+        send_front(s, 0);
+    }
+    return s->state == ST_FAILED && s->err.code == SCALR_EMAIL_ENOMEM ? -1 : 0;
+}
+
+static scalr_email_code code_for(const se_reply *r)
+{
+    if (r->code / 100 == 4)
+        return SCALR_EMAIL_ETRANSIENT;
+    /* RFC 1870 / RFC 3463: 552 or 5.3.4 is "too big" */
+    if (r->code == 552 || strcmp(r->enhanced, "5.3.4") == 0)
+        return SCALR_EMAIL_ETOOBIG;
+    return SCALR_EMAIL_EREJECTED;
+}
+
+/* Remember the first failure; the transaction then ends without a message. */
+static void note_failure(se_smtp *s, const se_reply *r, size_t k)
+{
+    if (s->tx.failed)
+        return;
+    s->tx.failed = 1;
+    scalr_email_error *e = &s->tx.saved;
+    char what[400];
+    if (k == 0) {
+        snprintf(what, sizeof what, "sender <%s> refused", s->tx.from);
+        se_smtp_error_reply(e, code_for(r), "MAIL", r, what);
+    } else if (k <= s->tx.n_rcpt) {
+        const char *a = s->tx.rcpt[k - 1];
+        snprintf(what, sizeof what, "recipient <%s> refused", a);
+        se_smtp_error_reply(e, code_for(r), "RCPT", r, what);
+        se_copy_line(e->recipient, sizeof e->recipient, a, strlen(a));
+    } else {
+        scalr_email_code c = code_for(r);
+        se_smtp_error_reply(e, c, "DATA", r,
+                            c == SCALR_EMAIL_ETOOBIG      ? "message too big for the server"
+                            : c == SCALR_EMAIL_ETRANSIENT ? "server deferred the message"
+                                                          : "server rejected the message");
+    }
+}
+
+/* End a failed transaction with RSET; the saved error is the outcome. */
+static void start_rset(se_smtp *s)
+{
+    s->err = s->tx.saved;
+    if (se_smtp_cmd(s, NULL, "RSET") == 0)
+        s->state = ST_RSET;
+    else
+        s->err = s->tx.saved; /* FAILED, but with the transaction's reason */
+}
+
+void se_smtp_rset_reply(se_smtp *s, const se_reply *r)
+{
+    if (r->code / 100 == 2 && !s->extra) {
+        se_smtp_go_idle(s); /* in step again: reusable */
+    } else {
+        s->state = ST_FAILED; /* keep the transaction's error */
+        s->sync = 0;
+    }
+}
+
+static void success(se_smtp *s, const se_reply *r)
+{
+    se_smtp_error_reply(&s->err, SCALR_EMAIL_OK, "", r, "message accepted");
+    s->last_ok = 1;
+    se_smtp_go_idle(s);
+}
+
+static void unexpected(se_smtp *s, const se_reply *r, const char *stage)
+{
+    se_smtp_fail_reply(s, 0, SCALR_EMAIL_EPROTOCOL, stage, r, "unexpected reply in %s", stage);
+}
+
+static void final_cmd_reply(se_smtp *s, const se_reply *r)
+{
+    int cls = r->code / 100;
+    switch (s->tx.final) {
+    case FIN_DATA:
+        if (r->code == 354 && s->tx.failed) {
+            /* RFC 2920 3.1 / RFC 5321 3.3: the server would deliver to the
+             * accepted recipients; never send the data or its ".".  The
+             * driver drops the connection, which aborts the transaction. */
+            s->err = s->tx.saved;
+            s->state = ST_FAILED;
+            s->sync = 0;
+            s->last_ok = 0;
+        } else if (r->code == 354) {
+            if (put_payload(s, 1) == 0)
+                s->tx.phase = PH_DOT;
+        } else if (cls == 4 || cls == 5) {
+            note_failure(s, r, s->tx.n_rcpt + 1);
+            start_rset(s);
+        } else {
+            unexpected(s, r, "DATA");
+        }
+        break;
+    case FIN_BDAT_LAST:
+    case FIN_BDAT_MORE:
+        if (cls != 2 && cls != 4 && cls != 5) {
+            unexpected(s, r, "DATA");
+        } else if (s->tx.failed || cls != 2) {
+            /* RFC 3030 2: the chunks are discarded; RSET ends it cleanly. */
+            note_failure(s, r, s->tx.n_rcpt + 1);
+            start_rset(s);
+        } else if (s->tx.final == FIN_BDAT_LAST) {
+            success(s, r);
+        } else if (se_smtp_cmd(s, NULL, "BDAT 0 LAST") == 0) {
+            s->tx.phase = PH_LAST;
+        }
+        break;
+    }
+}
+
+void se_smtp_tx_reply(se_smtp *s, const se_reply *r)
+{
+    int cls = r->code / 100;
+    size_t n = s->tx.n_rcpt;
+    if (s->tx.phase == PH_DOT || s->tx.phase == PH_LAST) {
+        if (cls == 2) {
+            success(s, r);
+        } else if (cls == 4 || cls == 5) {
+            note_failure(s, r, n + 1);
+            if (s->tx.phase == PH_LAST) {
+                start_rset(s);
+            } else { /* after end of data the transaction is over */
+                s->err = s->tx.saved;
+                s->last_ok = 0;
+                se_smtp_go_idle(s);
+            }
+        } else {
+            unexpected(s, r, "DATA");
+        }
+        return;
+    }
+    size_t k = s->tx.replied++;
+    if (k > n) {
+        final_cmd_reply(s, r);
+        return;
+    }
+    if (cls == 4 || cls == 5) {
+        note_failure(s, r, k); /* RFC 2920 3.1: keep reading the others */
+    } else if (cls != 2) {
+        unexpected(s, r, k ? "RCPT" : "MAIL");
+        return;
+    }
+    if (!s->tx.pipelining) {
+        if (s->tx.failed)
+            start_rset(s); /* RFC 5321 4.1.1.5 */
+        else
+            send_front(s, k + 1);
+    }
+}
