@@ -44,6 +44,7 @@ build() {
 if build; then
     run unit build/unit-tests
     SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
+    run python bash python/tests/run.sh
 else
     echo "build failed"
     failed=$((failed + 1))

@@ -190,7 +190,6 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
     se_conn *conn = NULL;
     se_smtp *eng = NULL;
     scalr_email_code rc;
-    char stage[16] = "CONNECT";
 
     note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
     rc = se_conn_open(&conn, s->host, s->port, to, err);
@@ -242,23 +241,32 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
         if (w == SE_SMTP_WRITE) {
             size_t n;
             const char *p = se_smtp_out(eng, &n);
-            rc = se_conn_write(conn, p, n, quitting ? quit_to : to, stage, err);
+            rc = se_conn_write(conn, p, n, quitting ? quit_to : to, se_smtp_stage(eng), err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             se_smtp_sent(eng, n);
         } else if (w == SE_SMTP_READ) {
             size_t got = 0;
-            rc = se_conn_read(conn, buf, sizeof buf, &got, quitting ? quit_to : to, stage, err);
+            const char *st = se_smtp_stage(eng);
+            rc = se_conn_read(conn, buf, sizeof buf, &got, quitting ? quit_to : to, st, err);
+            if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") && !tls_on && err) {
+                /* The classic mismatch: a plain client on an implicit-TLS
+                 * port waits for a greeting that never comes. */
+                size_t l = strlen(err->message);
+                snprintf(err->message + l, sizeof err->message - l,
+                         "; no SMTP greeting: if port %u expects TLS from the first byte "
+                         "(usually 465), set SMTP_USE_SSL=true",
+                         s->port);
+            }
             if (rc != SCALR_EMAIL_OK)
                 break;
             if (got == 0)
                 se_smtp_eof(eng);
             else if (se_smtp_feed(eng, buf, got) < 0) {
-                rc = se_fail(err, SCALR_EMAIL_ENOMEM, stage, "out of memory");
+                rc = se_fail(err, SCALR_EMAIL_ENOMEM, se_smtp_stage(eng), "out of memory");
                 break;
             }
         } else if (w == SE_SMTP_TLS) {
-            snprintf(stage, sizeof stage, "TLS");
             rc = se_conn_start_tls(conn, s->host, c->ca_file, to, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
@@ -267,7 +275,6 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
             se_conn_tls_info(conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
             note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
             se_smtp_tls_started(eng);
-            snprintf(stage, sizeof stage, "EHLO");
         } else if (w == SE_SMTP_IDLE) {
             if (quitting) {
                 rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "QUIT", "engine idle after QUIT");
@@ -281,7 +288,6 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
                     .needs_smtputf8 = comp->needs_smtputf8,
                     .is_8bit = comp->is_8bit,
                 };
-                snprintf(stage, sizeof stage, "MAIL");
                 mail_started = 1;
                 if (se_smtp_mail(eng, &env, comp->data.data, comp->data.len) < 0) {
                     rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
@@ -302,7 +308,6 @@ static scalr_email_code run_session(scalr_email_client *c, const se_composed *co
                 snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s",
                          se_smtp_auth_used(eng));
             }
-            snprintf(stage, sizeof stage, "QUIT");
             quitting = 1;
             se_smtp_quit(eng);
         } else if (w == SE_SMTP_DONE) {
