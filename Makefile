@@ -23,7 +23,7 @@ endif
 
 # The inbox (`scalr-email inbox`) and its unit tests need SQLite,
 # libmicrohttpd and jansson; INBOX=0 builds the library and command without it.
-INBOX    ?= 0
+INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
                tests/unit/test_mimeparse.c
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
@@ -46,7 +46,7 @@ SHARED := $(BUILD)/libscalr-email.so.$(VERSION)
 
 all: $(STATIC) $(SHARED) $(BUILD)/scalr-email $(BUILD)/scalr-email.pc $(BUILD)/unit-tests
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
