@@ -160,12 +160,19 @@ TEST(chaos_without_rules_or_handle)
     ib_chaos_free(NULL);
 }
 
+/* Counts verdicts that fired; a torn verdict (neither "proceed" nor the
+ * rule's 451) counts as -1000000 so the sum shows it. */
 static void *hammer(void *arg)
 {
     ib_chaos *c = arg;
     long fired = 0;
-    for (int i = 0; i < 20000; i++)
-        fired += ib_chaos_check(c, IB_STAGE_RCPT, "x@y").act;
+    for (int i = 0; i < 20000; i++) {
+        ib_verdict v = ib_chaos_check(c, IB_STAGE_RCPT, "x@y");
+        if (v.act == 1 && v.code == 451)
+            fired++;
+        else if (v.act != 0)
+            fired -= 1000000;
+    }
     return (void *)fired;
 }
 
@@ -186,6 +193,9 @@ TEST(chaos_threads_share_rules)
         pthread_join(t[i], &r);
         total += (long)r;
     }
-    CHECK(total > 30000 && total < 50000);
+    /* How often the rule was absent during the rewrites depends on the
+     * scheduler: only consistency is asserted here; the probability itself
+     * is checked single-threaded in chaos_probability. */
+    CHECK(total > 0 && total <= 80000);
     ib_chaos_free(c);
 }
