@@ -596,6 +596,11 @@ int se_smtp_authenticated(const se_smtp *s)
     return s->authenticated;
 }
 
+int se_smtp_handed_over(const se_smtp *s)
+{
+    return s->handed;
+}
+
 int se_smtp_reusable(const se_smtp *s)
 {
     return s->state == ST_IDLE && !s->in.len && !s->eof;

@@ -115,6 +115,12 @@ int se_smtp_last_ok(const se_smtp *s);
  * (smtp_code 250 and the server's text). */
 const scalr_email_error *se_smtp_error(const se_smtp *s);
 
+/* 1 once the current (or last) transaction's message content has been
+ * queued in se_smtp_out(): from then on the driver must assume the server
+ * may hold the whole message, and never send it again on another
+ * connection ("handed over").  Reset by se_smtp_mail. */
+int se_smtp_handed_over(const se_smtp *s);
+
 /* What the server said about itself. */
 unsigned se_smtp_caps(const se_smtp *s);       /* SE_CAP_* bits        */
 unsigned se_smtp_auth_mechs(const se_smtp *s); /* SE_AUTH_* bits       */

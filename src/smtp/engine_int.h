@@ -91,6 +91,7 @@ struct se_smtp {
         scalr_email_error saved;
     } tx;
     int last_ok;
+    int handed; /* the message's content was queued for writing (see engine.h) */
 
     scalr_email_error err;
 };

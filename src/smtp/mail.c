@@ -97,6 +97,7 @@ static int put_payload(se_smtp *s, int dot)
         se_smtp_fail(s, 0, SCALR_EMAIL_ENOMEM, "DATA", "out of memory");
         return -1;
     }
+    s->handed = 1; /* from here on the message may reach the server */
     canon(s->tx.msg, s->tx.len, dot, s->out.data + s->out.len);
     s->out.len += n;
     if (dot) /* RFC 5321 4.1.1.4: end of data */
@@ -202,6 +203,7 @@ int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_
     se_smtp_tx_clear(s);
     se_error_clear(&s->err);
     s->last_ok = 0;
+    s->handed = 0;
     s->idle_told = 0;
     if (s->in.len || s->eof) { /* unsolicited bytes: the stream is not in step */
         s->idle_told = 1;

@@ -1,0 +1,40 @@
+/* Internals shared by client.c (the client, one-message sends) and
+ * batch.c (many messages over parallel connections). */
+#ifndef SE_CLIENT_INT_H
+#define SE_CLIENT_INT_H
+
+#include "config.h"
+#include "mime/compose.h"
+#include "pool.h"
+#include "scalr_email.h"
+
+struct scalr_email_client {
+    se_settings s;
+    char *ca_file;
+    scalr_email_trace_fn trace;
+    void *trace_arg;
+    int pool_size;         /* idle connections kept per key; 0: no pool   */
+    unsigned pool_idle_ms;
+    unsigned char key[SE_POOL_KEY_LEN];
+};
+
+/* A session for c: an idle pooled one, or a new one (connect, TLS, EHLO,
+ * AUTH).  On failure err says why and *out is NULL. */
+scalr_email_code se_client_session(scalr_email_client *c, se_session **out,
+                                   scalr_email_error *err);
+
+/* One transaction on ss.  *handed is set to 1 once the message was handed
+ * over (scalr_email.h, "Never sent twice"): it must not be sent again. */
+scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
+                                    const se_composed *comp, scalr_email_error *err,
+                                    int *handed);
+
+/* Back to the pool (or closed with QUIT when pooling is off or the
+ * session is not reusable).  NULL is fine. */
+void se_client_release(scalr_email_client *c, se_session *ss);
+
+/* A reused connection found dead, a lost connection or a 421: worth
+ * another try on a fresh connection when not handed over. */
+int se_client_conn_failure(const scalr_email_error *e);
+
+#endif
