@@ -382,7 +382,7 @@ fail:
     }
     /* A clean refusal (535, no STARTTLS...) still says goodbye; the engine
      * sends nothing when the stream is out of step. */
-    se_session_close(ss, to < 5000 ? to : 5000);
+    se_session_close(ss, to < 5000 ? to : 5000, 1);
     return rc;
 }
 
@@ -408,7 +408,7 @@ void se_client_release(scalr_email_client *c, se_session *ss)
     if (c->pool_size > 0)
         se_pool_put(ss, c->pool_size);
     else
-        se_session_close(ss, to < 5000 ? to : 5000);
+        se_session_close(ss, to < 5000 ? to : 5000, 1);
 }
 
 int se_client_conn_failure(const scalr_email_error *e)
@@ -517,7 +517,7 @@ scalr_email_code scalr_email_client_check(scalr_email_client *c, scalr_email_rep
                      sizeof rep->tls_cipher, rep->cert_subject, sizeof rep->cert_subject,
                      &rep->cert_verified);
     unsigned to = c->s.timeout_ms;
-    se_session_close(ss, to < 5000 ? to : 5000); /* a check never pools */
+    se_session_close(ss, to < 5000 ? to : 5000, 1); /* a check never pools */
     return SCALR_EMAIL_OK;
 }
 

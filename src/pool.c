@@ -56,7 +56,7 @@ static void after_fork_child(void)
     pthread_mutex_unlock(&lock);
     while (s) {
         se_session *next = s->next;
-        se_session_close(s, 0); /* pid differs: dropped silently */
+        se_session_close(s, 0, 0); /* pid differs: dropped silently */
         s = next;
     }
 }
@@ -142,11 +142,11 @@ se_session *se_pool_get(const unsigned char key[SE_POOL_KEY_LEN], unsigned idle_
     pthread_mutex_unlock(&lock);
     while (dead) {
         se_session *next = dead->next;
-        se_session_close(dead, 1000);
+        se_session_close(dead, 1000, 0); /* QUIT, no waiting: a send is waiting */
         dead = next;
     }
     if (found && !alive(found)) {
-        se_session_close(found, 0);
+        se_session_close(found, 0, 0);
         found = NULL;
     }
     if (found) {
@@ -162,7 +162,7 @@ void se_pool_put(se_session *s, int max_idle)
         return;
     pthread_once(&atfork_once, register_atfork);
     if (max_idle <= 0 || s->pid != getpid() || !se_smtp_reusable(s->eng)) {
-        se_session_close(s, 5000);
+        se_session_close(s, 5000, 1);
         return;
     }
     int n = 0;
@@ -179,10 +179,10 @@ void se_pool_put(se_session *s, int max_idle)
     }
     pthread_mutex_unlock(&lock);
     if (!keep)
-        se_session_close(s, 5000);
+        se_session_close(s, 1000, 0);
 }
 
-void se_session_close(se_session *s, unsigned quit_ms)
+void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
 {
     if (!s)
         return;
@@ -193,7 +193,10 @@ void se_session_close(se_session *s, unsigned quit_ms)
         free(s);
         return;
     }
-    if (quit_ms && s->eng && s->conn) {
+    /* Only a session in step says goodbye: an idle one, or one that failed
+     * cleanly (the engine decides); never flush a half-written command. */
+    if (quit_ms && s->eng && s->conn &&
+        (se_smtp_reusable(s->eng) || se_smtp_step(s->eng) == SE_SMTP_FAILED)) {
         se_smtp_quit(s->eng);
         char buf[512];
         scalr_email_error e;
@@ -205,7 +208,7 @@ void se_session_close(se_session *s, unsigned quit_ms)
                 if (se_conn_write(s->conn, p, n, quit_ms, "QUIT", &e) != SCALR_EMAIL_OK)
                     break;
                 se_smtp_sent(s->eng, n);
-            } else if (w == SE_SMTP_READ) {
+            } else if (w == SE_SMTP_READ && wait_reply) {
                 size_t got = 0;
                 if (se_conn_read(s->conn, buf, sizeof buf, &got, quit_ms, "QUIT", &e) !=
                     SCALR_EMAIL_OK)
@@ -232,7 +235,7 @@ void se_pool_close_idle(void)
     pthread_mutex_unlock(&lock);
     while (s) {
         se_session *next = s->next;
-        se_session_close(s, 1000);
+        se_session_close(s, 1000, 1);
         s = next;
     }
 }

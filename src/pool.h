@@ -42,13 +42,15 @@ se_session *se_pool_get(const unsigned char key[SE_POOL_KEY_LEN], unsigned idle_
 
 /* Give back a session after a transaction.  Kept when it is reusable and
  * fewer than max_idle are idle for its key; otherwise closed (QUIT when
- * the stream is in step). */
+ * the stream is in step; its reply awaited only when max_idle is 0, the
+ * no-pool mode that says goodbye like a one-shot client). */
 void se_pool_put(se_session *s, int max_idle);
 
-/* Close a session: QUIT (written, reply awaited at most quit_ms) when the
- * stream is in step, else just close.  Sessions of another process are
- * dropped silently.  NULL is fine. */
-void se_session_close(se_session *s, unsigned quit_ms);
+/* Close a session: QUIT when quit_ms > 0 and the stream is in step (each
+ * write, and the wait for the reply when wait_reply, bounded by quit_ms),
+ * else just close.  Sessions of another process are dropped silently
+ * (no byte written, no TLS close_notify).  NULL is fine. */
+void se_session_close(se_session *s, unsigned quit_ms, int wait_reply);
 
 /* Close every idle session of this process. */
 void se_pool_close_idle(void);
