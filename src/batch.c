@@ -77,7 +77,7 @@ static scalr_email_code send_one(batch *b, se_session **ss, const scalr_email_me
 {
     se_composed comp;
     memset(&comp, 0, sizeof comp);
-    scalr_email_code rc = se_compose(m, b->c->s.from, NULL, &comp, e);
+    scalr_email_code rc = se_compose(m, b->c->s.from, &se_client_compose_opts, &comp, e);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     snprintf(e->message_id, sizeof e->message_id, "%s", comp.message_id);

@@ -32,6 +32,9 @@ static int has_ctl(const char *s)
     return 0;
 }
 
+/* Attachment files larger than this are streamed (read while sending). */
+const se_compose_opts se_client_compose_opts = {.defer_over = 64 * 1024};
+
 #define DEFAULT_POOL_SIZE 2
 #define DEFAULT_POOL_IDLE_MS 5000 /* SES drops idle clients after about 10 s */
 
@@ -432,13 +435,21 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
     unsigned flights = 0;
     scalr_email_code rc;
     *handed = 0;
-    if (se_smtp_mail(ss->eng, &env, comp->data.data, comp->data.len) < 0) {
+    /* Attachments read while sending: the reader restarts for every try. */
+    se_reader rd = {0};
+    se_reader_init(&rd, comp);
+    const se_smtp_source src = {.next = se_reader_next, .arg = &rd, .size = comp->size};
+    int started = comp->n_parts ? se_smtp_mail_source(ss->eng, &env, &src)
+                                : se_smtp_mail(ss->eng, &env, comp->data.data, comp->data.len);
+    if (started < 0) {
+        se_reader_free(&rd);
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
         se_smtp_abort(ss->eng, rc, "cannot start the transaction");
         return rc;
     }
     se_smtp_want end;
     rc = pump(c, ss, stage, c->s.timeout_ms, &flights, &end, err);
+    se_reader_free(&rd);
     *handed = se_smtp_handed_over(ss->eng);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
         rc = se_smtp_last_ok(ss->eng) ? SCALR_EMAIL_OK : se_smtp_error(ss->eng)->code;
@@ -490,7 +501,7 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
         err = &local;
     se_composed comp;
     memset(&comp, 0, sizeof comp);
-    scalr_email_code rc = se_compose(msg, c->s.from, NULL, &comp, err);
+    scalr_email_code rc = se_compose(msg, c->s.from, &se_client_compose_opts, &comp, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);

@@ -18,6 +18,9 @@ struct scalr_email_client {
     unsigned char key[SE_POOL_KEY_LEN];
 };
 
+/* How sends compose: big attachment files are streamed. */
+extern const se_compose_opts se_client_compose_opts;
+
 /* A session for c: an idle pooled one, or a new one (connect, TLS, EHLO,
  * AUTH).  On failure err says why and *out is NULL. */
 scalr_email_code se_client_session(scalr_email_client *c, se_session **out,

@@ -425,6 +425,8 @@ se_smtp_want se_smtp_step(se_smtp *s)
             return SE_SMTP_WRITE;
         if (s->state == ST_TLS)
             return SE_SMTP_TLS;
+        if (se_smtp_tx_fill(s)) /* the next piece of a message */
+            continue;
         if (s->state == ST_IDLE) {
             /* Reported once as IDLE, so a transaction's outcome is seen
              * first; on the next step unsolicited bytes break the session. */

@@ -99,6 +99,26 @@ void se_smtp_tls_started(se_smtp *s);
  * with se_smtp_last_ok() 0 and the session still reusable.  env is copied. */
 int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len);
 
+/* A message delivered in pieces (streaming: memory flat whatever its
+ * size).  next() gives the next piece of the message (CRLF line endings,
+ * not dot-stuffed) in *p and *n, valid until the next call; pieces add up to
+ * exactly `size` octets.  It returns 0, or -1 with err filled (an
+ * attachment changed or became unreadable): the engine then fails with
+ * that error without ever ending the data, so nothing is committed, and
+ * the driver must drop the connection.  With CHUNKING each piece goes as
+ * one BDAT (the last one LAST), so a message that fits one piece still
+ * costs one round trip; with DATA the dot-stuffing state is carried
+ * across pieces. */
+typedef struct se_smtp_source {
+    int (*next)(void *arg, const char **p, size_t *n, scalr_email_error *err);
+    void *arg;
+    size_t size;
+} se_smtp_source;
+
+/* se_smtp_mail with the message from src (copied; src->arg must stay
+ * valid until the engine is IDLE, DONE or FAILED again). */
+int se_smtp_mail_source(se_smtp *s, const se_smtp_envelope *env, const se_smtp_source *src);
+
 /* Send QUIT and wait for its reply (DONE; a server that just closes is fine).
  * Also allowed in FAILED after a clean refusal (greeting 554, EHLO 5xx,
  * STARTTLS missing/refused, AUTH 535...): QUIT is sent and the engine ends

@@ -300,8 +300,96 @@ class Batch(Base):
         self.assertEqual(p.returncode, 64)
 
 
-class Result(unittest.TextTestResult):
-    pass
+BIG = 50 * 1024 * 1024
+
+
+def big_file():
+    path = os.path.join(TMP, "big.bin")
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(os.urandom(BIG))
+    return path
+
+
+def attachment_of(raw):
+    import email
+    m = email.message_from_bytes(raw)
+    for part in m.walk():
+        if part.get_filename():
+            return part.get_payload(decode=True)
+    return None
+
+
+def send_big(test, env):
+    path = big_file()
+    p = subprocess.run(["/usr/bin/time", "-v", BIN, "send", "--to", "r@example.com",
+                        "--subject", "big", "--body", "attached", "--attach", path],
+                       env=env, capture_output=True, text=True, timeout=600)
+    test.assertEqual(p.returncode, 0, p.stderr[-2000:])
+    rss = [int(l.split()[-1]) for l in p.stderr.splitlines() if "Maximum resident" in l][0]
+    with open(path, "rb") as f:
+        want = f.read()
+    return rss, want
+
+
+class Streaming(Base):
+    server_args = {"chunking": True}
+
+    def test_stream_50mb_chunking_byte_exact_low_rss(self):
+        rss, want = send_big(self, env_for(self.srv, SMTP_TIMEOUT=60))
+        self.assertEqual(len(self.srv.messages), 1)
+        self.assertTrue(attachment_of(self.srv.messages[0][3]) == want)
+        self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
+        bdats = [l for n, l in self.srv.commands if l.startswith("BDAT")]
+        self.assertGreater(len(bdats), 100)  # sent in pieces
+        self.assertTrue(bdats[-1].endswith("LAST"))
+
+
+class StreamingAiosmtpd(unittest.TestCase):
+    """The DATA path against aiosmtpd (no CHUNKING)."""
+
+    def setUp(self):
+        from aiosmtpd.controller import Controller
+
+        class Handler:
+            def __init__(self):
+                self.envelopes = []
+
+            async def handle_DATA(self, server, session, envelope):
+                self.envelopes.append(envelope)
+                return "250 2.0.0 Ok"
+
+        import socket
+        with socket.socket() as probe:  # a free port (Controller needs a number)
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.handler = Handler()
+        self.ctl = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                              server_kwargs={"data_size_limit": 200 * 1024 * 1024})
+        self.ctl.start()
+
+    def tearDown(self):
+        self.ctl.stop()
+
+    def env(self, **extra):
+        class P:
+            port = self.port
+        return env_for(P, **extra)
+
+    def test_stream_50mb_data_byte_exact_low_rss(self):
+        rss, want = send_big(self, self.env(SMTP_TIMEOUT=120))
+        self.assertEqual(len(self.handler.envelopes), 1)
+        self.assertTrue(attachment_of(self.handler.envelopes[0].original_content) == want)
+        self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
+
+    def test_pool_aiosmtpd_warm_sends_and_threads(self):
+        p = subprocess.run([DRIVER, "threads", "8", "5"], env=self.env(), capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        subjects = sorted(e.original_content.split(b"Subject: ")[1].split(b"\r\n")[0]
+                          for e in self.handler.envelopes)
+        self.assertEqual(subjects, sorted(("t%d-m%d" % (t, m)).encode()
+                                          for t in range(8) for m in range(5)))
 
 
 def main():

@@ -225,10 +225,17 @@ class Session:
             self.reply("354 go ahead")
             self.flush()
             self.replied = True
-            while b"\r\n.\r\n" not in b"\r\n" + self.buf:
+            whole = bytearray(b"\r\n" + self.buf)
+            start = 0
+            while True:
+                idx = whole.find(b"\r\n.\r\n", start)
+                if idx >= 0:
+                    break
+                start = max(0, len(whole) - 4)
+                self.buf = b""
                 self.recv_more()
-            whole = b"\r\n" + self.buf
-            idx = whole.index(b"\r\n.\r\n")
+                whole += self.buf
+            whole = bytes(whole)
             body, self.buf = whole[2:idx + 2], whole[idx + 5:]
             lines = body.split(b"\r\n")[:-1]
             payload = b"".join((l[1:] if l.startswith(b".") else l) + b"\r\n" for l in lines)
