@@ -357,7 +357,18 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
         note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
     }
     se_smtp_want end;
-    rc = pump(c, ss, stage, to, NULL, &end, err);
+    unsigned flights = 0;
+    rc = pump(c, ss, stage, to, &flights, &end, err);
+    if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
+        /* Round trips as a latency budget: TCP connect, waiting for the
+         * greeting, every wait after a write, and the TLS handshake (one
+         * round trip with TLS 1.3, two before). */
+        char v[32] = "";
+        if (s->tls != SCALR_EMAIL_TLS_NONE)
+            se_conn_tls_info(ss->conn, v, sizeof v, NULL, 0, NULL, 0, NULL);
+        unsigned hs = !v[0] ? 0 : strcmp(v, "TLSv1.3") == 0 ? 1 : 2;
+        note(c, "session ready after %u round trips", 2 + flights + hs);
+    }
     if (rc == SCALR_EMAIL_OK && end != SE_SMTP_IDLE)
         rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, stage, "session ended before it was ready");
     if (rc != SCALR_EMAIL_OK)

@@ -300,6 +300,53 @@ class Batch(Base):
         self.assertEqual(p.returncode, 64)
 
 
+def tls_context():
+    """A throw-away self-signed certificate for 127.0.0.1; the client
+    trusts it through SSL_CERT_FILE."""
+    import ssl
+    cert, key = os.path.join(TMP, "cert.pem"), os.path.join(TMP, "key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx, cert
+
+
+class ColdTls(unittest.TestCase):
+    """A cold send over STARTTLS with AUTH: at most 8 round trips."""
+
+    def test_pool_rtt_cold_starttls_auth_at_most_8(self):
+        ctx, cert = tls_context()
+        srv = Server(chunking=True, tls=ctx)
+        try:
+            env = env_for(srv, SMTP_USE_TLS="true", SMTP_USERNAME="u", SMTP_PASSWORD="secret-pw",
+                          SSL_CERT_FILE=cert)
+            p = subprocess.run([BIN, "send", "-v", "--to", "r@example.com", "--subject", "cold",
+                                "--body", "hi"], env=env, capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("secret-pw", p.stderr)
+            # Server side: EHLO, STARTTLS, EHLO, AUTH, then MAIL..BDAT LAST in one.
+            self.assertEqual(srv.session_flights, [5])
+            self.assertEqual(srv.tx_flights, [1])
+            # Client side: its own count, TCP connect, greeting and handshake included.
+            notes = [l for l in p.stderr.splitlines() if "round trip" in l]
+            session = [l for l in notes if l.startswith("*: session ready")]
+            msg = [l for l in notes if "for this message" in l]
+            self.assertEqual(len(session), 1, p.stderr)
+            n_session = int(session[0].split("after ")[1].split()[0])
+            n_msg = int(msg[0].split()[1])
+            total = n_session + n_msg
+            self.assertEqual(n_msg, 1)
+            self.assertLessEqual(total, 8, p.stderr)
+            # 2 (TCP connect, greeting) + 5 flights + 1 TLS 1.3 handshake: exactly 8
+            self.assertEqual(2 + srv.session_flights[0] + 1, total)
+        finally:
+            srv.stop()
+
+
 BIG = 50 * 1024 * 1024
 
 

@@ -12,9 +12,11 @@ import time
 
 
 class Server:
-    def __init__(self, pipelining=True, chunking=False, grace=0.01):
+    def __init__(self, pipelining=True, chunking=False, grace=0.01, tls=None):
         self.pipelining = pipelining
         self.chunking = chunking
+        self.tls = tls              # an ssl.SSLContext: offer STARTTLS and AUTH
+        self.session_flights = []   # client flights per connection, at its first commit
         self.grace = grace
         self.lock = threading.Lock()
         self.connections = 0
@@ -94,6 +96,7 @@ class Session:
         self.buf = b""
         self.out = []
         self.flights = 0
+        self.tls_on = False
         self.reset()
 
     def reset(self):
@@ -127,7 +130,8 @@ class Session:
 
     def recv_more(self):
         if self.out:
-            r, _, _ = select.select([self.c], [], [], self.srv.grace)
+            pending = getattr(self.c, "pending", lambda: 0)()
+            r = pending or select.select([self.c], [], [], self.srv.grace)[0]
             if not r:
                 self.flush()
                 self.replied = True
@@ -173,6 +177,7 @@ class Session:
         with self.srv.lock:
             self.srv.messages.append((self.n, self.mail_from, list(self.rcpts), payload))
             self.srv.tx_flights.append(self.flights - self.tx_start + 1)
+            self.srv.session_flights.append(self.flights)
         self.reply("250 2.0.0 Ok: queued as M%d" % len(self.srv.messages))
         return True
 
@@ -184,6 +189,10 @@ class Session:
                 caps.append("250-PIPELINING")
             if self.srv.chunking:
                 caps.append("250-CHUNKING")
+            if self.srv.tls and not self.tls_on:
+                caps.append("250-STARTTLS")
+            if self.srv.tls and self.tls_on:
+                caps.append("250-AUTH PLAIN LOGIN")
             caps.append("250 SMTPUTF8")
             for c in caps:
                 self.reply(c)
@@ -258,6 +267,15 @@ class Session:
             ok = self.commit(b"".join(self.chunks))
             self.reset()
             return ok
+        elif u == "STARTTLS" and self.srv.tls and not self.tls_on:
+            self.reply("220 2.0.0 go ahead")
+            self.flush()
+            self.c = self.srv.tls.wrap_socket(self.c, server_side=True)
+            self.tls_on = True
+            self.buf = b""
+            self.replied = True
+        elif u.startswith("AUTH PLAIN ") and self.tls_on:
+            self.reply("235 2.7.0 Authentication successful")
         elif u == "RSET":
             self.reset()
             self.reply("250 2.0.0 Ok")
