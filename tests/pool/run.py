@@ -348,6 +348,8 @@ class ColdTls(unittest.TestCase):
 
 
 BIG = 50 * 1024 * 1024
+# AddressSanitizer's shadow memory makes RSS meaningless there.
+SANITIZED = "san" in os.path.basename(os.path.dirname(BIN))
 
 
 def big_file():
@@ -386,7 +388,8 @@ class Streaming(Base):
         rss, want = send_big(self, env_for(self.srv, SMTP_TIMEOUT=60))
         self.assertEqual(len(self.srv.messages), 1)
         self.assertTrue(attachment_of(self.srv.messages[0][3]) == want)
-        self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
+        if not SANITIZED:
+            self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
         bdats = [l for n, l in self.srv.commands if l.startswith("BDAT")]
         self.assertGreater(len(bdats), 100)  # sent in pieces
         self.assertTrue(bdats[-1].endswith("LAST"))
@@ -427,7 +430,8 @@ class StreamingAiosmtpd(unittest.TestCase):
         rss, want = send_big(self, self.env(SMTP_TIMEOUT=120))
         self.assertEqual(len(self.handler.envelopes), 1)
         self.assertTrue(attachment_of(self.handler.envelopes[0].original_content) == want)
-        self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
+        if not SANITIZED:
+            self.assertLess(rss, 16 * 1024, "peak RSS %d KiB" % rss)
 
     def test_pool_aiosmtpd_warm_sends_and_threads(self):
         p = subprocess.run([DRIVER, "threads", "8", "5"], env=self.env(), capture_output=True,
