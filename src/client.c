@@ -246,14 +246,21 @@ static const char *tls_mode_name(scalr_email_tls t)
  * server after writing: round trips. */
 static scalr_email_code pump(const scalr_email_client *c, se_session *ss, char *stage,
                              unsigned to, unsigned *flights, se_smtp_want *end,
-                             scalr_email_error *err)
+                             const se_pipeline *pl, scalr_email_error *err)
 {
     char buf[16384];
     int wrote = 0;
     scalr_email_code rc;
     for (;;) {
         se_smtp_want w = se_smtp_step(ss->eng);
+        int done_ok;
+        scalr_email_error done;
+        if (pl && se_smtp_take_done(ss->eng, &done_ok, &done))
+            pl->done(pl->arg, done_ok, &done);
         if (w == SE_SMTP_WRITE) {
+            /* A batch's next message joins this flight when it may. */
+            if (pl && se_smtp_can_queue(ss->eng))
+                pl->queue(pl->arg, ss->eng);
             size_t n;
             const char *p = se_smtp_out(ss->eng, &n);
             rc = se_conn_write(ss->conn, p, n, to, stage, err);
@@ -358,7 +365,7 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
     }
     se_smtp_want end;
     unsigned flights = 0;
-    rc = pump(c, ss, stage, to, &flights, &end, err);
+    rc = pump(c, ss, stage, to, &flights, &end, NULL, err);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
         /* Round trips as a latency budget: TCP connect, waiting for the
          * greeting, every wait after a write, and the TLS handshake (one
@@ -433,7 +440,7 @@ int se_client_conn_failure(const scalr_email_error *e)
 
 scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
                                     const se_composed *comp, scalr_email_error *err,
-                                    int *handed)
+                                    int *handed, const se_pipeline *pl)
 {
     const se_smtp_envelope env = {
         .mail_from = comp->mail_from,
@@ -459,7 +466,7 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
         return rc;
     }
     se_smtp_want end;
-    rc = pump(c, ss, stage, c->s.timeout_ms, &flights, &end, err);
+    rc = pump(c, ss, stage, c->s.timeout_ms, &flights, &end, pl, err);
     se_reader_free(&rd);
     *handed = se_smtp_handed_over(ss->eng);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
@@ -488,7 +495,7 @@ static scalr_email_code send_composed(scalr_email_client *c, const se_composed *
         if (rc != SCALR_EMAIL_OK)
             return rc;
         int handed = 0, reused = ss->reused;
-        rc = se_client_transact(c, ss, comp, err, &handed);
+        rc = se_client_transact(c, ss, comp, err, &handed, NULL);
         se_client_release(c, ss);
         if (rc != SCALR_EMAIL_OK && reused && !handed && attempt == 0 && err &&
             se_client_conn_failure(err)) {

@@ -26,11 +26,21 @@ extern const se_compose_opts se_client_compose_opts;
 scalr_email_code se_client_session(scalr_email_client *c, se_session **out,
                                    scalr_email_error *err);
 
-/* One transaction on ss.  *handed is set to 1 once the message was handed
+/* Batches: queue(arg, eng) is called when the next message may join the
+ * flight (se_smtp_can_queue); done(arg, ok, e) when a transaction ends
+ * while the one queued behind it goes on. */
+typedef struct se_pipeline {
+    void (*queue)(void *arg, se_smtp *eng);
+    void (*done)(void *arg, int ok, const scalr_email_error *e);
+    void *arg;
+} se_pipeline;
+
+/* One transaction on ss (with pl, more may follow it; the outcome then is
+ * that of the last).  *handed is set to 1 once the message was handed
  * over (scalr_email.h, "Never sent twice"): it must not be sent again. */
 scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
                                     const se_composed *comp, scalr_email_error *err,
-                                    int *handed);
+                                    int *handed, const se_pipeline *pl);
 
 /* Back to the pool (or closed with QUIT when pooling is off or the
  * session is not reusable).  NULL is fine. */

@@ -119,6 +119,24 @@ typedef struct se_smtp_source {
  * valid until the engine is IDLE, DONE or FAILED again). */
 int se_smtp_mail_source(se_smtp *s, const se_smtp_envelope *env, const se_smtp_source *src);
 
+/* Batches (RFC 2920 3.1): while a transaction's end of data is queued but
+ * not yet answered, the next message's MAIL, RCPT... and DATA may follow
+ * it in the same flight, so a server without CHUNKING still costs about
+ * one round trip per message.  se_smtp_can_queue() is 1 exactly then (DATA
+ * path, PIPELINING, nothing queued yet): call it before writing
+ * se_smtp_out() so both go in one write.  se_smtp_mail_next() queues msg
+ * (kept by the caller until that transaction ends); 0 queued, 1 refused
+ * before anything was sent (*why filled: EINVAL, ETOOBIG, EUNSUPPORTED),
+ * -1 not possible now or out of memory.  The queued message's content is
+ * only sent after its own 354, so if the session fails before the first
+ * transaction ends, the queued one was not handed over.  When the first
+ * ends, the engine goes on with the queued one and se_smtp_take_done()
+ * returns 1 once with the first's outcome. */
+int se_smtp_can_queue(const se_smtp *s);
+int se_smtp_mail_next(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len,
+                      scalr_email_error *why);
+int se_smtp_take_done(se_smtp *s, int *ok, scalr_email_error *e);
+
 /* Send QUIT and wait for its reply (DONE; a server that just closes is fine).
  * Also allowed in FAILED after a clean refusal (greeting 554, EHLO 5xx,
  * STARTTLS missing/refused, AUTH 535...): QUIT is sent and the engine ends

@@ -75,7 +75,7 @@ struct se_smtp {
     int authenticated;
 
     /* transaction */
-    struct {
+    struct se_tx {
         char *from;
         char **rcpt;
         size_t n_rcpt;
@@ -96,7 +96,10 @@ struct se_smtp {
         size_t replied; /* front replies read                       */
         int failed;     /* saved holds the first MAIL/RCPT failure   */
         scalr_email_error saved;
-    } tx;
+    } tx, next; /* next: queued behind tx's end of data (se_smtp_mail_next) */
+    int has_next;
+    int done_ready, done_ok;  /* a transaction finished while another was queued */
+    scalr_email_error done_err;
     int last_ok;
     int handed; /* the message's content was queued for writing (see engine.h) */
 

@@ -91,15 +91,22 @@ static int addr_ok(const char *a, int utf8, int may_be_empty)
     return 1;
 }
 
+static void tx_free(struct se_tx *t)
+{
+    if (t->rcpt) {
+        for (size_t i = 0; i < t->n_rcpt; i++)
+            free(t->rcpt[i]);
+        free(t->rcpt);
+    }
+    free(t->from);
+    memset(t, 0, sizeof *t);
+}
+
 void se_smtp_tx_clear(se_smtp *s)
 {
-    if (s->tx.rcpt) {
-        for (size_t i = 0; i < s->tx.n_rcpt; i++)
-            free(s->tx.rcpt[i]);
-        free(s->tx.rcpt);
-    }
-    free(s->tx.from);
-    memset(&s->tx, 0, sizeof s->tx);
+    tx_free(&s->tx);
+    tx_free(&s->next);
+    s->has_next = 0;
 }
 
 const char *se_smtp_tx_stage(const se_smtp *s)
@@ -182,6 +189,7 @@ static int put_piece(se_smtp *s, int bdat)
         memcpy(s->out.data + s->out.len, ".\r\n", 3);
         s->out.len += 3;
         s->tx.phase = PH_DOT;
+        s->pending++; /* its reply, like a command's */
     }
     s->out.data[s->out.len] = '\0';
     s->tx.all_sent = last;
@@ -376,6 +384,70 @@ int se_smtp_mail_source(se_smtp *s, const se_smtp_envelope *env, const se_smtp_s
     return start_tx(s, env, src, src->size, NULL, 0);
 }
 
+int se_smtp_can_queue(const se_smtp *s)
+{
+    return s && s->state == ST_TX && s->tx.phase == PH_DOT && s->tx.final == FIN_DATA &&
+           s->tx.pipelining && !s->has_next && !(s->caps & SE_CAP_CHUNKING);
+}
+
+int se_smtp_mail_next(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len,
+                      scalr_email_error *why)
+{
+    if (!se_smtp_can_queue(s))
+        return -1;
+    /* Build the queued transaction in s->tx, so the helpers apply, with
+     * the current one and its outcome so far set aside. */
+    struct se_tx cur = s->tx;
+    scalr_email_error cur_err = s->err;
+    memset(&s->tx, 0, sizeof s->tx);
+    se_error_clear(&s->err);
+    s->tx.size = msg ? canon_size(msg, len, 1) : 0;
+    int rc = 0;
+    if (preflight(s, env, msg, len) < 0) {
+        if (why)
+            *why = s->err;
+        rc = 1;
+    } else if (copy_envelope(s, env) < 0) {
+        rc = -1;
+    } else {
+        s->tx.src = (se_smtp_source){.next = whole_next, .arg = s, .size = msg ? len : 0};
+        s->tx.msg = msg ? msg : "";
+        s->tx.len = len;
+        s->tx.bol = 1;
+        s->tx.smtputf8 = env->needs_smtputf8;
+        s->tx.is8bit = env->is_8bit;
+        s->tx.pipelining = 1;
+        s->tx.final = FIN_DATA;
+        s->tx.phase = PH_FRONT;
+        /* RFC 2920 3.1: they follow the end of data in the same flight. */
+        for (size_t k = 0; k <= env->n_rcpt + 1 && s->state == ST_TX; k++)
+            send_front(s, k);
+        if (s->state != ST_TX)
+            rc = -1; /* a command could not be written: the session failed */
+    }
+    if (rc == 0) {
+        s->next = s->tx;
+        s->has_next = 1;
+    } else {
+        tx_free(&s->tx);
+    }
+    s->tx = cur;
+    if (s->state == ST_TX)
+        s->err = cur_err;
+    return rc;
+}
+
+int se_smtp_take_done(se_smtp *s, int *ok, scalr_email_error *e)
+{
+    if (!s->done_ready)
+        return 0;
+    s->done_ready = 0;
+    *ok = s->done_ok;
+    if (e)
+        *e = s->done_err;
+    return 1;
+}
+
 static scalr_email_code code_for(const se_reply *r)
 {
     if (r->code / 100 == 4)
@@ -431,11 +503,30 @@ void se_smtp_rset_reply(se_smtp *s, const se_reply *r)
     }
 }
 
+/* A transaction is over: IDLE, or on with the one queued behind it. */
+static void finish(se_smtp *s)
+{
+    if (!s->has_next) {
+        se_smtp_go_idle(s);
+        return;
+    }
+    s->done_ready = 1;
+    s->done_ok = s->last_ok;
+    s->done_err = s->err;
+    tx_free(&s->tx);
+    s->tx = s->next;
+    memset(&s->next, 0, sizeof s->next);
+    s->has_next = 0;
+    s->last_ok = 0;
+    s->handed = 0;
+    se_error_clear(&s->err);
+}
+
 static void success(se_smtp *s, const se_reply *r)
 {
     se_smtp_error_reply(&s->err, SCALR_EMAIL_OK, "", r, "message accepted");
     s->last_ok = 1;
-    se_smtp_go_idle(s);
+    finish(s);
 }
 
 static void unexpected(se_smtp *s, const se_reply *r, const char *stage)
@@ -504,7 +595,7 @@ void se_smtp_tx_reply(se_smtp *s, const se_reply *r)
             } else { /* after end of data the transaction is over */
                 s->err = s->tx.saved;
                 s->last_ok = 0;
-                se_smtp_go_idle(s);
+                finish(s);
             }
         } else {
             unexpected(s, r, "DATA");

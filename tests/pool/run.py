@@ -280,6 +280,31 @@ class Batch(Base):
         self.assertEqual(len(self.srv.messages), 40)
         self.assertEqual(self.srv.connections, 4)
 
+    def test_batch_next_message_follows_end_of_data(self):
+        # PIPELINING without CHUNKING: after the first, each message costs one
+        # flight (its body, its end of data and the next MAIL/RCPT/DATA).
+        rc, res, err = self.batch([msg("a@example.com", "q%d" % i) for i in range(10)])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(self.srv.messages), 10)
+        self.assertEqual(self.srv.connections, 1)
+        self.assertEqual(self.srv.session_flights[-1], 1 + 1 + 10)  # EHLO, MAIL, 10 bodies
+        for i in range(10):
+            self.assertEqual(self.count_tag("q%d" % i, "messages"), 1)
+
+    def test_batch_queued_message_resent_only_when_not_handed_over(self):
+        # Message 2 is stored but its final reply never comes; message 3 was
+        # queued behind it (MAIL, RCPT, DATA only): 3 is sent again elsewhere,
+        # 2 is not.
+        self.srv.faults[2] = "before_final"
+        rc, res, err = self.batch([msg("a@example.com", "w%d" % i) for i in range(4)])
+        self.assertEqual(rc, 74, err)
+        self.assertEqual([r["ok"] for r in res], [True, False, True, True])
+        self.assertEqual(res[1]["code"], "EIO")
+        for i in range(4):
+            self.assertEqual(self.count_tag("w%d" % i, "messages"), 1)
+            self.assertEqual(self.count_tag("w%d" % i, "payloads"), 1)
+        self.assertEqual(self.srv.connections, 2)
+
     def test_batch_rate_limit(self):
         t0 = time.monotonic()
         rc, res, err = self.batch([msg("a@example.com", "r%d" % i) for i in range(6)],

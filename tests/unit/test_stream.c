@@ -286,3 +286,90 @@ TEST(stream_source_shorter_than_announced_fails)
     CHECK_INT(se_smtp_error(s)->code, SCALR_EMAIL_EFILE);
     se_smtp_free(s);
 }
+
+/* ---- batches: the next message follows the previous end of data ---- */
+
+TEST(batch_engine_next_message_joins_the_flight)
+{
+    se_smtp *s = idle_engine("250-x\r\n250 PIPELINING\r\n");
+    CHECK_INT(se_smtp_mail(s, &env1, "one\r\n", 5), 0);
+    char out[1024] = "";
+    CHECK_INT(flight(s, out, sizeof out), SE_SMTP_READ);
+    CHECK(!se_smtp_can_queue(s));
+    se_smtp_feed(s, "250 a\r\n250 b\r\n354 go\r\n", 22);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_WRITE);
+    CHECK(se_smtp_can_queue(s));
+    static const char *const rcpt2[] = {"c@example.com"};
+    const se_smtp_envelope env2 = {.mail_from = "a@example.com", .rcpt = rcpt2, .n_rcpt = 1};
+    scalr_email_error why;
+    CHECK_INT(se_smtp_mail_next(s, &env2, "two\r\n", 5, &why), 0);
+    CHECK(!se_smtp_can_queue(s)); /* one at a time */
+    out[0] = '\0';
+    CHECK_INT(flight(s, out, sizeof out), SE_SMTP_READ);
+    CHECK_STR(out, "one\r\n.\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n");
+    /* the first's final reply and the second's front replies in one read */
+    const char *r = "250 2.0.0 first\r\n250 a\r\n250 b\r\n354 go\r\n";
+    se_smtp_feed(s, r, strlen(r));
+    out[0] = '\0';
+    CHECK_INT(flight(s, out, sizeof out), SE_SMTP_READ);
+    CHECK_STR(out, "two\r\n.\r\n");
+    int ok = 0;
+    scalr_email_error e;
+    CHECK_INT(se_smtp_take_done(s, &ok, &e), 1);
+    CHECK_INT(ok, 1);
+    CHECK_STR(e.server_text, "first");
+    CHECK_INT(se_smtp_take_done(s, &ok, &e), 0);
+    CHECK(se_smtp_handed_over(s)); /* the second's content was written */
+    se_smtp_feed(s, "550 5.7.1 second refused\r\n", 26);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_IDLE);
+    CHECK(!se_smtp_last_ok(s));
+    CHECK_INT(se_smtp_error(s)->smtp_code, 550);
+    CHECK(se_smtp_reusable(s));
+    se_smtp_free(s);
+}
+
+TEST(batch_engine_session_lost_before_queued_content)
+{
+    se_smtp *s = idle_engine("250-x\r\n250 PIPELINING\r\n");
+    CHECK_INT(se_smtp_mail(s, &env1, "one\r\n", 5), 0);
+    char out[1024] = "";
+    flight(s, out, sizeof out);
+    se_smtp_feed(s, "250 a\r\n250 b\r\n354 go\r\n", 22);
+    se_smtp_step(s);
+    CHECK_INT(se_smtp_mail_next(s, &env1, "two\r\n", 5, NULL), 0);
+    out[0] = '\0';
+    flight(s, out, sizeof out);
+    /* 421 instead of the first's final reply: the whole session ends; the
+     * first was handed over, the queued one's content never left */
+    se_smtp_feed(s, "421 4.3.2 bye\r\n", 15);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_FAILED);
+    CHECK(se_smtp_handed_over(s));
+    int ok;
+    CHECK_INT(se_smtp_take_done(s, &ok, NULL), 0);
+    CHECK(strstr(out, "two") == NULL);
+    se_smtp_free(s);
+}
+
+TEST(batch_engine_next_refused_before_sending)
+{
+    se_smtp *s = idle_engine("250-x\r\n250 PIPELINING\r\n");
+    CHECK_INT(se_smtp_mail(s, &env1, "one\r\n", 5), 0);
+    char out[1024] = "";
+    flight(s, out, sizeof out);
+    se_smtp_feed(s, "250 a\r\n250 b\r\n354 go\r\n", 22);
+    se_smtp_step(s);
+    static const char *const utf[] = {"z\xc3\xbc@example.com"};
+    const se_smtp_envelope env2 = {.mail_from = "a@example.com", .rcpt = utf, .n_rcpt = 1,
+                                   .needs_smtputf8 = 1};
+    scalr_email_error why;
+    CHECK_INT(se_smtp_mail_next(s, &env2, "two\r\n", 5, &why), 1);
+    CHECK_INT(why.code, SCALR_EMAIL_EUNSUPPORTED);
+    CHECK(se_smtp_can_queue(s)); /* nothing was queued */
+    out[0] = '\0';
+    flight(s, out, sizeof out);
+    CHECK_STR(out, "one\r\n.\r\n");
+    se_smtp_feed(s, "250 ok\r\n", 8);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_IDLE);
+    CHECK(se_smtp_last_ok(s));
+    se_smtp_free(s);
+}
