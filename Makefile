@@ -14,7 +14,7 @@ CPPFLAGS += -Iinclude -Isrc -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 SSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
 SSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CPPFLAGS += $(SSL_CFLAGS)
-LDLIBS   += $(SSL_LIBS) -lpthread
+LDLIBS   += $(SSL_LIBS) -lidn2 -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -23,7 +23,7 @@ endif
 
 # The inbox (`scalr-email inbox`) and its unit tests need SQLite,
 # libmicrohttpd and jansson; INBOX=0 builds the library and command without it.
-INBOX    ?= 0
+INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
                tests/unit/test_mimeparse.c
 # send-batch reads JSON Lines: the command links jansson, the library does not.
@@ -48,7 +48,7 @@ SHARED := $(BUILD)/libscalr-email.so.$(VERSION)
 
 all: $(STATIC) $(SHARED) $(BUILD)/scalr-email $(BUILD)/scalr-email.pc $(BUILD)/unit-tests
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 

@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/deps.sh || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
+bash scripts/deps.sh chromium || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
@@ -44,6 +44,10 @@ build() {
 if build; then
     run unit build/unit-tests
     SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
+    SCALR_EMAIL=build/scalr-email run inbox-web bash tests/inbox/web/run.sh
+    run python bash python/tests/run.sh
 else
     echo "build failed"
     failed=$((failed + 1))
@@ -54,6 +58,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if build SAN=1 BUILD=build-san; then
     run unit-san build-san/unit-tests
     SCALR_EMAIL_BIN=build-san/scalr-email run integration-san /usr/bin/python3 tests/integration/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py
 else
     echo "sanitizer build failed"
     failed=$((failed + 1))

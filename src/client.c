@@ -244,8 +244,8 @@ static const char *tls_mode_name(scalr_email_tls t)
  * (DONE) or failed.  I/O errors abort the engine, so the session is never
  * reused after them.  *flights counts the times the driver waited for the
  * server after writing: round trips. */
-static scalr_email_code pump(const scalr_email_client *c, se_session *ss, char *stage,
-                             unsigned to, unsigned *flights, se_smtp_want *end,
+static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsigned to,
+                             unsigned *flights, se_smtp_want *end,
                              const se_pipeline *pl, scalr_email_error *err)
 {
     char buf[16384];
@@ -263,7 +263,7 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, char *
                 pl->queue(pl->arg, ss->eng);
             size_t n;
             const char *p = se_smtp_out(ss->eng, &n);
-            rc = se_conn_write(ss->conn, p, n, to, stage, err);
+            rc = se_conn_write(ss->conn, p, n, to, se_smtp_stage(ss->eng), err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             se_smtp_sent(ss->eng, n);
@@ -273,17 +273,27 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, char *
                 (*flights)++;
             wrote = 0;
             size_t got = 0;
-            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, to, stage, err);
+            const char *st = se_smtp_stage(ss->eng);
+            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, to, st, err);
+            if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") &&
+                c->s.tls != SCALR_EMAIL_TLS_IMPLICIT && err) {
+                /* The classic mismatch: a plain client on an implicit-TLS
+                 * port waits for a greeting that never comes. */
+                size_t l = strlen(err->message);
+                snprintf(err->message + l, sizeof err->message - l,
+                         "; no SMTP greeting: if port %u expects TLS from the first byte "
+                         "(usually 465), set SMTP_USE_SSL=true",
+                         c->s.port);
+            }
             if (rc != SCALR_EMAIL_OK)
                 break;
             if (got == 0)
                 se_smtp_eof(ss->eng);
             else if (se_smtp_feed(ss->eng, buf, got) < 0) {
-                rc = se_fail(err, SCALR_EMAIL_ENOMEM, stage, "out of memory");
+                rc = se_fail(err, SCALR_EMAIL_ENOMEM, se_smtp_stage(ss->eng), "out of memory");
                 break;
             }
         } else if (w == SE_SMTP_TLS) {
-            snprintf(stage, 16, "TLS");
             rc = se_conn_start_tls(ss->conn, c->s.host, c->ca_file, to, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
@@ -292,7 +302,6 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, char *
             se_conn_tls_info(ss->conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
             note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
             se_smtp_tls_started(ss->eng);
-            snprintf(stage, 16, "EHLO");
         } else {
             *end = w;
             if (w != SE_SMTP_FAILED)
@@ -317,7 +326,6 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
 {
     const se_settings *s = &c->s;
     unsigned to = s->timeout_ms;
-    char stage[16] = "CONNECT";
     *out = NULL;
     se_session *ss = calloc(1, sizeof *ss);
     if (!ss)
@@ -365,7 +373,7 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
     }
     se_smtp_want end;
     unsigned flights = 0;
-    rc = pump(c, ss, stage, to, &flights, &end, NULL, err);
+    rc = pump(c, ss, to, &flights, &end, NULL, err);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
         /* Round trips as a latency budget: TCP connect, waiting for the
          * greeting, every wait after a write, and the TLS handshake (one
@@ -377,7 +385,8 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
         note(c, "session ready after %u round trips", 2 + flights + hs);
     }
     if (rc == SCALR_EMAIL_OK && end != SE_SMTP_IDLE)
-        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, stage, "session ended before it was ready");
+        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, se_smtp_stage(ss->eng),
+                     "session ended before it was ready");
     if (rc != SCALR_EMAIL_OK)
         goto fail;
     if (rep) {
@@ -449,7 +458,6 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
         .needs_smtputf8 = comp->needs_smtputf8,
         .is_8bit = comp->is_8bit,
     };
-    char stage[16] = "MAIL";
     unsigned flights = 0;
     scalr_email_code rc;
     *handed = 0;
@@ -466,7 +474,7 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
         return rc;
     }
     se_smtp_want end;
-    rc = pump(c, ss, stage, c->s.timeout_ms, &flights, &end, pl, err);
+    rc = pump(c, ss, c->s.timeout_ms, &flights, &end, pl, err);
     se_reader_free(&rd);
     *handed = se_smtp_handed_over(ss->eng);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
@@ -477,7 +485,7 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
         if (rc == SCALR_EMAIL_OK && err)
             snprintf(err->message, sizeof err->message, "sent %s", comp->message_id);
     } else if (rc == SCALR_EMAIL_OK) {
-        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, stage, "session ended during the transaction");
+        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
     }
     note(c, "%u round trip%s for this message", flights, flights == 1 ? "" : "s");
     return rc;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idn2.h>
+
 #include "mime/encode.h"
 
 /* RFC 5321 4.5.3.1.1-3 and RFC 5321 errata: size limits in octets. */
@@ -194,6 +196,37 @@ static int check_unquoted_display(const char *s, size_t n, char *why, size_t why
     return 0;
 }
 
+/* RFC 6531 3.2 / RFC 5890: an internationalized domain travels as A-labels
+ * (xn--...), so only a non-ASCII local part needs SMTPUTF8.  libidn2 does
+ * IDNA2008 with UTS #46 mapping. */
+static int domain_to_alabels(char **addr, char *why, size_t whylen)
+{
+    char *at = strrchr(*addr, '@');
+    if (!at || !se_address_needs_utf8(at + 1))
+        return 0;
+    char *ascii = NULL;
+    int rc = idn2_to_ascii_8z(at + 1, &ascii, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+    if (rc != IDN2_OK)
+        return why_set(why, whylen, "invalid internationalized domain: %s", idn2_strerror(rc));
+    size_t ln = (size_t)(at - *addr), dn = strlen(ascii);
+    if (dn > DOMAIN_MAX || ln + 1 + dn > ADDR_MAX) {
+        idn2_free(ascii);
+        return why_set(why, whylen, "address longer than %d octets once the domain is encoded",
+                       ADDR_MAX);
+    }
+    char *out = malloc(ln + 1 + dn + 1);
+    if (!out) {
+        idn2_free(ascii);
+        return why_set(why, whylen, "out of memory");
+    }
+    memcpy(out, *addr, ln + 1);
+    memcpy(out + ln + 1, ascii, dn + 1);
+    idn2_free(ascii);
+    free(*addr);
+    *addr = out;
+    return 0;
+}
+
 int se_address_parse(const char *in, se_address *out, char *why, size_t whylen)
 {
     *out = (se_address){0};
@@ -245,7 +278,13 @@ int se_address_parse(const char *in, se_address *out, char *why, size_t whylen)
             if (check_addr_spec(s, n, why, whylen) < 0)
                 return -1;
             out->addr = dup_range(s, n);
-            return out->addr ? 0 : why_set(why, whylen, "out of memory");
+            if (!out->addr)
+                return why_set(why, whylen, "out of memory");
+            if (domain_to_alabels(&out->addr, why, whylen) < 0) {
+                se_address_free(out);
+                return -1;
+            }
+            return 0;
         }
         /* name-addr: [display-name] "<" addr-spec ">" */
         const char *dstart = s;
@@ -281,6 +320,10 @@ int se_address_parse(const char *in, se_address *out, char *why, size_t whylen)
         return why_set(why, whylen, "out of memory");
     }
     out->display = display;
+    if (domain_to_alabels(&out->addr, why, whylen) < 0) {
+        se_address_free(out);
+        return -1;
+    }
     return 0;
 }
 

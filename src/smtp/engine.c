@@ -173,6 +173,12 @@ static const char *stage_of(const se_smtp *s)
     }
 }
 
+const char *se_smtp_stage(const se_smtp *s)
+{
+    const char *st = stage_of(s);
+    return *st ? st : "SMTP";
+}
+
 /* The one place commands are written.  `shown` replaces the line in the
  * trace when it carries credentials. */
 int se_smtp_cmd(se_smtp *s, const char *shown, const char *fmt, ...)

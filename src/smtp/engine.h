@@ -167,6 +167,10 @@ const char *se_smtp_greeting(const se_smtp *s);     /* 220 text        */
 const char *se_smtp_extensions(const se_smtp *s);   /* EHLO keywords, space-separated */
 const char *se_smtp_auth_used(const se_smtp *s);    /* "PLAIN", "LOGIN", or "" */
 int se_smtp_authenticated(const se_smtp *s);
+/* The step the session is at, for errors the driver reports ("CONNECT" while
+ * waiting for the greeting, "EHLO", "TLS", "AUTH", "MAIL", "RCPT", "DATA",
+ * "QUIT"). */
+const char *se_smtp_stage(const se_smtp *s);
 /* 1 while it is safe to start another transaction on this session
  * (IDLE, nothing half-done, no error that desynchronised the stream). */
 int se_smtp_reusable(const se_smtp *s);

@@ -47,8 +47,9 @@ TEST(addr_accepts_forms)
     accepts("!#$%&'*+-/=?^_`{|}~@example.com", NULL, "!#$%&'*+-/=?^_`{|}~@example.com");
     accepts("root@localhost", NULL, "root@localhost");
     /* RFC 6531: UTF-8 local part and IDN domain. */
+    /* RFC 6531: the local part stays UTF-8, the domain becomes A-labels. */
     accepts("\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a", NULL,
-            "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a");
+            "\xe7\x94\xa8\xe6\x88\xb7@xn--fsqu00a.xn--4rr70v");
 }
 
 TEST(addr_refuses_injection)
@@ -159,4 +160,18 @@ TEST(addr_helpers)
     CHECK_STR(se_address_domain("user@example.com"), "example.com");
     CHECK_STR(se_address_domain("nodomain"), "");
     se_address_free(NULL);
+}
+
+/* An IDN domain needs no SMTPUTF8: it is sent as A-labels (RFC 5890). */
+TEST(addr_idn_domain_to_alabels)
+{
+    accepts("user@b\xc3\xbc" "cher.example", NULL, "user@xn--bcher-kva.example");
+    accepts("Z <user@B\xc3\x9c" "CHER.example>", "Z", "user@xn--bcher-kva.example");
+    se_address a;
+    char why[160];
+    CHECK_INT(se_address_parse("user@b\xc3\xbc" "cher.example", &a, why, sizeof why), 0);
+    CHECK_INT(se_address_needs_utf8(a.addr), 0);
+    se_address_free(&a);
+    refuses("user@xn--a.example\xc3\xbc", "invalid internationalized domain: domain label has "
+            "character forbidden in non-transitional mode (TR46)");
 }

@@ -1,0 +1,222 @@
+"""Send transactional email through the platform's SMTP provider.
+
+    from scalr_email import send
+    send(
+        to="user@example.com",
+        subject="Your invoice is ready",
+        body="Plain-text body here.",
+        body_html="<p>HTML body here.</p>",  # optional
+    )
+
+Configuration comes from the SMTP_* environment variables, read at every
+call (the ones Authentik reads): SMTP_HOST, SMTP_PORT, SMTP_USERNAME,
+SMTP_PASSWORD, SMTP_FROM, SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT,
+SMTP_HELO_NAME.  With SMTP_HOST empty every send() raises NotConfiguredError.
+
+The work is done by libscalr-email (C): TLS is verified, credentials never
+cross an unencrypted connection to a remote host, every wait is bounded by
+SMTP_TIMEOUT (default 30 s), and the GIL is released while it talks to the
+server, so other threads keep running.  send_async() is the asyncio form.
+
+Failures raise a subclass of EmailError; see scalr_email.errors for which
+library code maps to which class.
+"""
+
+import asyncio
+import functools
+import os
+from collections.abc import Mapping
+from typing import Iterable, Optional, Sequence, Tuple, Union
+
+from . import _native
+from .errors import (AuthenticationError, ConfigurationError, EmailError, InvalidMessageError,
+                     NotConfiguredError, PermanentError, ProtocolError, TLSError, TransientError,
+                     error_from_result)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "send",
+    "send_async",
+    "compose",
+    "EmailError",
+    "NotConfiguredError",
+    "ConfigurationError",
+    "InvalidMessageError",
+    "PermanentError",
+    "TransientError",
+    "AuthenticationError",
+    "TLSError",
+    "ProtocolError",
+]
+
+StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
+Addresses = Union[str, Sequence[str]]
+Headers = Union[Mapping, Iterable[Tuple[str, str]]]
+# A path, or (filename, data) / (filename, data, content_type).
+Attachment = Union[StrPath, Tuple[str, bytes], Tuple[str, bytes, Optional[str]]]
+
+
+def _addresses(value: Optional[Addresses], field: str) -> Optional[Tuple[str, ...]]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (bytes, bytearray, Mapping)):
+        raise TypeError(f"{field} must be a str or a list of str, not {type(value).__name__}")
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(
+            f"{field} must be a str or a list of str, not {type(value).__name__}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{field} must contain str, not {type(item).__name__}")
+    return items
+
+
+def _text(value: Optional[str], field: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{field} must be str or None, not {type(value).__name__}")
+    return value
+
+
+def _headers(value: Optional[Headers]) -> Optional[Tuple[Tuple[str, str], ...]]:
+    if value is None:
+        return None
+    pairs = value.items() if isinstance(value, Mapping) else value
+    out = []
+    try:
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError
+            name, val = pair
+            if not isinstance(name, str) or not isinstance(val, str):
+                raise TypeError
+            out.append((name, val))
+    except (TypeError, ValueError):
+        raise TypeError("headers must be a dict of str to str, or a list of (str, str) "
+                        "pairs") from None
+    return tuple(out)
+
+
+def _attachment(item: Attachment) -> Tuple[Optional[bytes], Optional[bytes], Optional[str],
+                                           Optional[str]]:
+    if isinstance(item, (str, bytes, os.PathLike)):
+        return (os.fsencode(item), None, None, None)
+    if isinstance(item, (tuple, list)) and len(item) in (2, 3):
+        filename, data = item[0], item[1]
+        ctype = item[2] if len(item) == 3 else None
+        if not isinstance(filename, str):
+            raise TypeError("an attachment's filename must be str")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("an attachment's data must be bytes")
+        if ctype is not None and not isinstance(ctype, str):
+            raise TypeError("an attachment's content type must be str or None")
+        return (None, bytes(data), filename, ctype)
+    raise TypeError("each attachment must be a path or a (filename, bytes[, content_type]) "
+                    "tuple")
+
+
+def _attachments(value: Optional[Iterable[Attachment]]) -> Optional[tuple]:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, os.PathLike)) or (
+            isinstance(value, tuple) and len(value) in (2, 3) and isinstance(value[0], str)
+            and isinstance(value[1], (bytes, bytearray, memoryview))):
+        raise TypeError("attachments must be a list (of paths or (filename, bytes, "
+                        "content_type) tuples)")
+    return tuple(_attachment(a) for a in value)
+
+
+def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments):
+    """Check types and snapshot every argument into the immutable form
+    scalr_email._native takes."""
+    return (_addresses(to, "to"), _text(subject, "subject"), _text(body, "body"),
+            _text(body_html, "body_html"), _text(sender, "sender"), _addresses(cc, "cc"),
+            _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), _headers(headers),
+            _attachments(attachments))
+
+
+def _finish(res) -> str:
+    if res[0] == "OK":
+        return res[7]
+    raise error_from_result(res)
+
+
+def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+         sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
+         bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
+         headers: Optional[Headers] = None,
+         attachments: Optional[Iterable[Attachment]] = None) -> str:
+    """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
+
+    to          "user@example.com", "Name <user@example.com>", or a list of them.
+    subject     the subject line; any Unicode (encoded per RFC 2047).
+    body        the text/plain body.
+    body_html   optional text/html alternative (sent as multipart/alternative).
+    sender      optional From: for this message; overrides SMTP_FROM.
+    cc, bcc     like `to`; bcc recipients get the mail but appear in no header.
+    reply_to    optional Reply-To: address.
+    headers     extra header fields: a dict, or a list of (name, value) pairs.
+    attachments a list of paths (str or os.PathLike, read when sending), or
+                (filename, data_bytes, content_type_or_None) tuples.
+
+    Configuration: SMTP_* environment variables, read at each call.
+
+    Blocks until the server accepted the message for every recipient (or
+    refused it), at most a few times SMTP_TIMEOUT; the GIL is released
+    meanwhile.  Delivery is all or nothing: if one recipient is refused the
+    message goes to nobody.
+
+    Raises (all subclasses of EmailError):
+      NotConfiguredError   SMTP_HOST empty, or no sender (ConfigurationError
+                           for invalid SMTP_* values is a subclass);
+      InvalidMessageError  bad input (also a ValueError); nothing was sent;
+      PermanentError       5xx rejection, too big, needs SMTPUTF8;
+      TransientError       4xx, connection refused, timeout: retry later;
+      AuthenticationError  credentials refused, or would go unencrypted;
+      TLSError             STARTTLS missing, handshake or certificate failure;
+      ProtocolError        the server broke SMTP or hung up.
+    TypeError for arguments of the wrong type.
+    """
+    args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
+                    attachments)
+    return _finish(_native.send(*args))
+
+
+async def send_async(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+                     sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
+                     bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
+                     headers: Optional[Headers] = None,
+                     attachments: Optional[Iterable[Attachment]] = None) -> str:
+    """Awaitable send(): same arguments, result and exceptions.
+
+    The arguments are checked and copied at once; the blocking send then
+    runs in the event loop's default executor (loop.run_in_executor), so the
+    loop keeps serving other tasks while the server is talked to.
+    """
+    args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
+                    attachments)
+    loop = asyncio.get_running_loop()
+    res = await loop.run_in_executor(None, functools.partial(_native.send, *args))
+    return _finish(res)
+
+
+def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+            sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
+            bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
+            headers: Optional[Headers] = None,
+            attachments: Optional[Iterable[Attachment]] = None) -> bytes:
+    """Return the exact bytes send() would transmit (CRLF line endings, not
+    dot-stuffed), without connecting anywhere.  Same arguments as send();
+    the From: is `sender`, else SMTP_FROM (NotConfiguredError when neither
+    is set).  Useful for previews and tests.  Raises InvalidMessageError for
+    bad input."""
+    args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
+                    attachments)
+    res, data = _native.compose(*args, default_from=os.environ.get("SMTP_FROM") or None)
+    if res[0] != "OK":
+        raise error_from_result(res)
+    return data
+

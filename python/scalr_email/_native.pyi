@@ -1,0 +1,21 @@
+# Internal C layer (python/src/_scalr_email.c); use the scalr_email API instead.
+from typing import Optional, Tuple
+
+LIBRARY_VERSION: str
+
+# (code, smtp_code, enhanced, stage, recipient, server_text, message, message_id)
+_Result = Tuple[str, int, str, str, str, str, str, str]
+_Att = Tuple[Optional[bytes], Optional[bytes], Optional[str], Optional[str]]
+
+def send(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
+         body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
+         bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
+         headers: Optional[Tuple[Tuple[str, str], ...]],
+         attachments: Optional[Tuple[_Att, ...]], *, check_body_nul: bool = ...) -> _Result: ...
+def compose(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
+            body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
+            bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
+            headers: Optional[Tuple[Tuple[str, str], ...]],
+            attachments: Optional[Tuple[_Att, ...]], *,
+            default_from: Optional[str] = ...) -> Tuple[_Result, Optional[bytes]]: ...
+def strerror(code: str) -> str: ...

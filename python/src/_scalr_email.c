@@ -1,0 +1,446 @@
+/*
+ * _scalr_email.c - scalr_email._native, the thin C layer under the Python
+ * package.  scalr_email/__init__.py normalises the arguments (lists become
+ * tuples, paths become bytes, bytearrays become bytes) and turns the result
+ * tuple into a return value or an exception; this file only converts the
+ * normalised objects into a scalr_email_message and calls the library.
+ *
+ * Everything is converted while the GIL is held.  The C strings point into
+ * the str/bytes objects of the argument tuples, which the caller keeps
+ * alive (and which are immutable) for the whole call; then the GIL is
+ * released for the network part of the send only.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "scalr_email.h"
+
+/* Names of scalr_email_code as Python sees them (EmailError.code). */
+static const char *code_name(scalr_email_code code)
+{
+    switch (code) {
+    case SCALR_EMAIL_OK: return "OK";
+    case SCALR_EMAIL_ENOTCONFIGURED: return "ENOTCONFIGURED";
+    case SCALR_EMAIL_ECONFIG: return "ECONFIG";
+    case SCALR_EMAIL_EINVAL: return "EINVAL";
+    case SCALR_EMAIL_EFILE: return "EFILE";
+    case SCALR_EMAIL_EREJECTED: return "EREJECTED";
+    case SCALR_EMAIL_ETRANSIENT: return "ETRANSIENT";
+    case SCALR_EMAIL_ETOOBIG: return "ETOOBIG";
+    case SCALR_EMAIL_EUNSUPPORTED: return "EUNSUPPORTED";
+    case SCALR_EMAIL_ECONNECT: return "ECONNECT";
+    case SCALR_EMAIL_ETLS: return "ETLS";
+    case SCALR_EMAIL_EINSECURE: return "EINSECURE";
+    case SCALR_EMAIL_EAUTH: return "EAUTH";
+    case SCALR_EMAIL_ETIMEOUT: return "ETIMEOUT";
+    case SCALR_EMAIL_EPROTOCOL: return "EPROTOCOL";
+    case SCALR_EMAIL_EIO: return "EIO";
+    case SCALR_EMAIL_ENOMEM: return "ENOMEM";
+    }
+    return "EUNKNOWN";
+}
+
+/* The C arrays built from the arguments.  Free with message_free. */
+typedef struct conv {
+    scalr_email_message msg;
+    const char **to, **cc, **bcc;
+    scalr_email_header *headers;
+    scalr_email_attachment *attachments;
+    int check_body_nul; /* 0 only in tests of the library's own NUL check */
+} conv;
+
+static void conv_free(conv *c)
+{
+    free(c->to);
+    free(c->cc);
+    free(c->bcc);
+    free(c->headers);
+    free(c->attachments);
+    memset(c, 0, sizeof *c);
+}
+
+/*
+ * An input the library cannot take (a NUL inside a string): fill err as the
+ * library would for EINVAL, so Python raises InvalidMessageError.
+ */
+static int refuse(scalr_email_error *err, const char *field)
+{
+    memset(err, 0, sizeof *err);
+    err->code = SCALR_EMAIL_EINVAL;
+    snprintf(err->stage, sizeof err->stage, "COMPOSE");
+    snprintf(err->message, sizeof err->message, "%s contains a NUL character", field);
+    return -1;
+}
+
+/*
+ * str (or None when allowed) -> UTF-8 pointer owned by the object.
+ * Returns 0, -1 with err filled (EINVAL), or -2 with a Python exception set.
+ */
+static int text(PyObject *o, const char *field, int nul_ok, const char **out, size_t *len,
+                scalr_email_error *err)
+{
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (o == Py_None)
+        return 0;
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be str, not %.80s", field, Py_TYPE(o)->tp_name);
+        return -2;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (!s) {
+        /* Lone surrogates cannot be UTF-8: a bad input, not a crash. */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -2;
+        PyErr_Clear();
+        memset(err, 0, sizeof *err);
+        err->code = SCALR_EMAIL_EINVAL;
+        snprintf(err->stage, sizeof err->stage, "COMPOSE");
+        snprintf(err->message, sizeof err->message, "%s is not valid Unicode (lone surrogate)",
+                 field);
+        return -1;
+    }
+    if (!nul_ok && memchr(s, '\0', (size_t)n))
+        return refuse(err, field);
+    *out = s;
+    if (len)
+        *len = (size_t)n;
+    return 0;
+}
+
+/* bytes (or None) -> pointer owned by the object. */
+static int bytes(PyObject *o, const char *field, int nul_ok, const char **out, size_t *len,
+                 scalr_email_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (o == Py_None)
+        return 0;
+    if (!PyBytes_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be bytes, not %.80s", field, Py_TYPE(o)->tp_name);
+        return -2;
+    }
+    const char *s = PyBytes_AS_STRING(o);
+    size_t n = (size_t)PyBytes_GET_SIZE(o);
+    if (!nul_ok && memchr(s, '\0', n))
+        return refuse(err, field);
+    *out = s;
+    *len = n;
+    return 0;
+}
+
+/* tuple of str (or None) -> NULL-terminated array, or NULL for None. */
+static int str_list(PyObject *o, const char *field, const char ***out, scalr_email_error *err)
+{
+    *out = NULL;
+    if (o == Py_None)
+        return 0;
+    if (!PyTuple_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple", field);
+        return -2;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(o);
+    const char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    *out = v;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int rc = text(PyTuple_GET_ITEM(o, i), field, 0, &v[i], NULL, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* tuple of (name, value) -> array ending with a NULL name. */
+static int header_list(PyObject *o, conv *c, scalr_email_error *err)
+{
+    if (o == Py_None)
+        return 0;
+    if (!PyTuple_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "headers must be a tuple");
+        return -2;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(o);
+    c->headers = calloc((size_t)n + 1, sizeof *c->headers);
+    if (!c->headers) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(o, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
+            return -2;
+        }
+        int rc = text(PyTuple_GET_ITEM(pair, 0), "header name", 0, &c->headers[i].name, NULL,
+                      err);
+        if (!rc)
+            rc = text(PyTuple_GET_ITEM(pair, 1), "header value", 0, &c->headers[i].value,
+                      NULL, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* tuple of (path bytes|None, data bytes|None, filename|None, content_type|None). */
+static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
+{
+    if (o == Py_None)
+        return 0;
+    if (!PyTuple_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "attachments must be a tuple");
+        return -2;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(o);
+    c->attachments = calloc((size_t)n + 1, sizeof *c->attachments);
+    if (!c->attachments) {
+        PyErr_NoMemory();
+        return -2;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyTuple_GET_ITEM(o, i);
+        if (!PyTuple_Check(a) || PyTuple_GET_SIZE(a) != 4) {
+            PyErr_SetString(PyExc_TypeError,
+                            "each attachment must be (path, data, filename, content_type)");
+            return -2;
+        }
+        scalr_email_attachment *at = &c->attachments[i];
+        const char *data;
+        size_t size, ignored;
+        int rc = bytes(PyTuple_GET_ITEM(a, 0), "attachment path", 0, &at->path, &ignored, err);
+        if (!rc)
+            rc = bytes(PyTuple_GET_ITEM(a, 1), "attachment data", 1, &data, &size, err);
+        if (!rc)
+            rc = text(PyTuple_GET_ITEM(a, 2), "attachment filename", 0, &at->filename, NULL,
+                      err);
+        if (!rc)
+            rc = text(PyTuple_GET_ITEM(a, 3), "attachment content type", 0, &at->content_type,
+                      NULL, err);
+        if (rc)
+            return rc;
+        at->data = data;
+        at->size = size;
+        if (!at->path && !at->data) {
+            PyErr_SetString(PyExc_TypeError, "an attachment needs a path or data");
+            return -2;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Fill c from the ten normalised arguments.  0: ready; -1: err says why
+ * (EINVAL); -2: a Python exception is set.
+ */
+static int convert(PyObject *const *a, conv *c, scalr_email_error *err)
+{
+    scalr_email_message *m = &c->msg;
+    size_t body_len, html_len;
+    int rc;
+    if ((rc = str_list(a[0], "to", &c->to, err)) ||
+        (rc = text(a[1], "subject", 0, &m->subject, NULL, err)) ||
+        (rc = text(a[2], "body", !c->check_body_nul, &m->body, &body_len, err)) ||
+        (rc = text(a[3], "body_html", !c->check_body_nul, &m->body_html, &html_len, err)) ||
+        (rc = text(a[4], "sender", 0, &m->sender, NULL, err)) ||
+        (rc = str_list(a[5], "cc", &c->cc, err)) ||
+        (rc = str_list(a[6], "bcc", &c->bcc, err)) ||
+        (rc = text(a[7], "reply_to", 0, &m->reply_to, NULL, err)) ||
+        (rc = header_list(a[8], c, err)) || (rc = attachment_list(a[9], c, err)))
+        return rc;
+    m->to = c->to;
+    m->cc = c->cc;
+    m->bcc = c->bcc;
+    m->headers = c->headers;
+    m->attachments = c->attachments;
+    /* Lengths let the library see (and refuse) a NUL we let through. */
+    m->body_len = body_len;
+    m->body_html_len = html_len;
+    return 0;
+}
+
+static PyObject *decode(const char *s)
+{
+    /* Server text may be any bytes; truncation may split a character. */
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strnlen(s, 1024), "replace");
+}
+
+/* (code, smtp_code, enhanced, stage, recipient, server_text, message, message_id) */
+static PyObject *result(scalr_email_code rc, const scalr_email_error *e)
+{
+    return Py_BuildValue("(siNNNNNN)", code_name(rc), e->smtp_code, decode(e->enhanced),
+                         decode(e->stage), decode(e->recipient), decode(e->server_text),
+                         decode(e->message), decode(e->message_id));
+}
+
+static const char *const arg_names[] = {"to",  "subject", "body",    "body_html",   "sender",
+                                        "cc",  "bcc",     "reply_to", "headers",    "attachments"};
+#define N_ARGS 10
+
+/* Parse the ten arguments (positional or keyword) plus one extra keyword. */
+static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra,
+                 PyObject **a, PyObject **extra_val)
+{
+    char *names[N_ARGS + 2];
+    for (int i = 0; i < N_ARGS; i++)
+        names[i] = (char *)arg_names[i];
+    names[N_ARGS] = (char *)extra;
+    names[N_ARGS + 1] = NULL;
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|$O:%s", fn);
+    return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, &a[0], &a[1], &a[2], &a[3], &a[4],
+                                       &a[5], &a[6], &a[7], &a[8], &a[9], extra_val);
+}
+
+PyDoc_STRVAR(send_doc,
+"send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+"     *, check_body_nul=True) -> tuple\n\n"
+"Internal: send one message configured from the SMTP_* environment variables.\n"
+"Arguments must already be normalised by scalr_email.send().  Returns\n"
+"(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
+"code is 'OK' on success.  The GIL is released while the library talks to the server.");
+
+static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    PyObject *a[N_ARGS];
+    PyObject *check = Py_True;
+    if (!parse(args, kw, "send", "check_body_nul", a, &check))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = PyObject_IsTrue(check);
+    if (c.check_body_nul < 0)
+        return NULL;
+
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_code rc;
+    int cr = convert(a, &c, &err);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return result(err.code, &err);
+    }
+
+    /* The environment is read with the GIL held, so that a Python thread
+     * changing os.environ cannot race with getenv(); only the conversation
+     * with the server runs without it. */
+    scalr_email_client *client = NULL;
+    rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = scalr_email_client_send(client, &c.msg, &err);
+        Py_END_ALLOW_THREADS
+        scalr_email_client_free(client);
+    }
+    conv_free(&c);
+    return result(rc, &err);
+}
+
+PyDoc_STRVAR(compose_doc,
+"compose(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+"        *, default_from=None) -> tuple\n\n"
+"Internal: compose the message bytes without sending.  Returns\n"
+"(result_tuple, data) where data is bytes, or None on failure.");
+
+static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    PyObject *a[N_ARGS];
+    PyObject *from_obj = Py_None;
+    if (!parse(args, kw, "compose", "default_from", a, &from_obj))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = 1;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *from = NULL;
+    int cr = convert(a, &c, &err);
+    if (!cr)
+        cr = text(from_obj, "default_from", 0, &from, NULL, &err);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return Py_BuildValue("(NO)", result(err.code, &err), Py_None);
+    }
+    char *out = NULL;
+    size_t out_len = 0;
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS /* attachments may be read from disk */
+    rc = scalr_email_compose(&c.msg, from, &out, &out_len, &err);
+    Py_END_ALLOW_THREADS
+    conv_free(&c);
+    PyObject *data = Py_None;
+    Py_INCREF(data);
+    if (rc == SCALR_EMAIL_OK) {
+        Py_DECREF(data);
+        data = PyBytes_FromStringAndSize(out, (Py_ssize_t)out_len);
+        free(out);
+        if (!data)
+            return NULL;
+    }
+    return Py_BuildValue("(NN)", result(rc, &err), data);
+}
+
+PyDoc_STRVAR(strerror_doc, "strerror(code: str) -> str\n\n"
+                           "The library's short description of a code name ('EREJECTED').");
+
+static PyObject *native_strerror(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    for (int i = SCALR_EMAIL_OK; i <= SCALR_EMAIL_ENOMEM; i++) {
+        if (!strcmp(name, code_name((scalr_email_code)i)))
+            return PyUnicode_FromString(scalr_email_strerror((scalr_email_code)i));
+    }
+    PyErr_Format(PyExc_ValueError, "unknown code %R", arg);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"send", (PyCFunction)(void (*)(void))native_send, METH_VARARGS | METH_KEYWORDS, send_doc},
+    {"compose", (PyCFunction)(void (*)(void))native_compose, METH_VARARGS | METH_KEYWORDS,
+     compose_doc},
+    {"strerror", native_strerror, METH_O, strerror_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    "scalr_email._native",
+    "Internal C layer of scalr_email over libscalr-email; use scalr_email instead.",
+    0,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddStringConstant(m, "LIBRARY_VERSION", SCALR_EMAIL_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
