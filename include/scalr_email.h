@@ -96,7 +96,9 @@ typedef struct scalr_email_header {
 /* An attachment.  Arrays of them end with an entry whose path and data are
  * both NULL.  Either `path` (read when sending) or `data`/`size`. */
 typedef struct scalr_email_attachment {
-    const char *path;        /* file to attach                              */
+    const char *path;        /* file to attach; a large one is read, encoded
+                                and sent in blocks (memory stays flat) and
+                                must not change meanwhile (else EFILE)      */
     const void *data;        /* or bytes in memory ...                      */
     size_t size;             /* ... and their length                        */
     const char *filename;    /* name shown; default: basename of path       */
@@ -233,7 +235,10 @@ typedef struct scalr_email_batch_opts {
     void *on_result_arg;
 } scalr_email_batch_opts;
 
-/* Send n messages over up to opts->connections pooled connections.  One
+/* Send n messages over up to opts->connections pooled connections.  On
+ * each connection the next message's MAIL, RCPT and DATA follow the
+ * previous message's end of data in the same write (PIPELINING), so even
+ * a server without CHUNKING costs about one round trip per message.  One
  * message's refusal does not stop the others.  A 421 or a connection
  * failure is retried with backoff (100 ms, doubling) on another connection,
  * up to max_tries, but only for a message not yet handed over (see above):
