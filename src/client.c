@@ -487,7 +487,8 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
     } else if (rc == SCALR_EMAIL_OK) {
         rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
     }
-    note(c, "%u round trip%s for this message", flights, flights == 1 ? "" : "s");
+    note(c, "%u round trip%s for %s", flights, flights == 1 ? "" : "s",
+         pl ? "these pipelined messages" : "this message");
     return rc;
 }
 
