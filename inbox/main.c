@@ -223,7 +223,6 @@ int inbox_main(int argc, char **argv)
         .max_conn = (unsigned)o.max_conn,
         .idle_timeout_s = (unsigned)o.idle,
         .store = st,
-        .inline_store = o.db == NULL,
     };
     if (ib_server_start(&srv, &sc, why, sizeof why) < 0) {
         fprintf(stderr, "scalr-email inbox: %s\n", why);

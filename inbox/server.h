@@ -10,18 +10,16 @@
 #include "store.h"
 
 typedef struct ib_server_conf {
-    const char *host;     /* "127.0.0.1", "::1", "localhost"            */
+    const char *host;     /* "127.0.0.1", "::1", "localhost"           */
     unsigned port;        /* 0: any free port                          */
     ib_smtpd_conf smtpd;  /* the sessions' settings (starttls is set
-                             here from tls_cert and tls_implicit)     */
+                             here from tls_cert and tls_implicit)      */
     const char *tls_cert; /* PEM chain and key, or NULL for no TLS     */
     const char *tls_key;
     int tls_implicit;        /* TLS from the first byte (RFC 8314)        */
     unsigned max_conn;       /* 421 4.3.2 above it                        */
     unsigned idle_timeout_s; /* 421 4.4.2 after this long without input   */
     ib_store *store;
-    int inline_store; /* the store is in memory: small messages are
-                         stored right in the event loop            */
 } ib_server_conf;
 
 typedef struct ib_server ib_server;

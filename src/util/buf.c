@@ -90,8 +90,11 @@ char *se_buf_steal(se_buf *b, size_t *len)
         se_buf_free(b);
         return NULL;
     }
-    if (!b->data && se_buf_reserve(b, 0) < 0)
-        return NULL;
+    if (!b->data) {
+        if (se_buf_reserve(b, 0) < 0)
+            return NULL;
+        b->data[0] = '\0';
+    }
     char *p = b->data;
     if (len)
         *len = b->len;

@@ -430,3 +430,16 @@ TEST(enc_mime_param_continuations)
               " name*1*=%E5%90%8D%E5%89%8D.pdf");
     se_buf_free(&b);
 }
+
+/* An empty buffer handed over is still a valid, empty C string. */
+TEST(buf_steal_empty_is_terminated)
+{
+    se_buf b = {0};
+    size_t len = 99;
+    char *p = se_buf_steal(&b, &len);
+    CHECK(p != NULL);
+    CHECK_INT(len, 0);
+    if (p)
+        CHECK_STR(p, "");
+    free(p);
+}
