@@ -26,6 +26,8 @@ endif
 INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
                tests/unit/test_mimeparse.c
+# send-batch reads JSON Lines: the command links jansson, the library does not.
+CLI_LIBS := -ljansson
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
@@ -62,7 +64,7 @@ $(SHARED): $(LIB_OBJ) src/libscalr-email.map
 	ln -sf libscalr-email.so.$(SOVER) $(BUILD)/libscalr-email.so
 
 $(BUILD)/scalr-email: $(CLI_OBJ) $(INBOX_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(INBOX_OBJ) $(STATIC) $(INBOX_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(INBOX_OBJ) $(STATIC) $(INBOX_LIBS) $(CLI_LIBS) $(LDLIBS)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(INBOX_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(INBOX_OBJ) $(STATIC) $(INBOX_LIBS) $(LDLIBS)

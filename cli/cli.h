@@ -11,6 +11,7 @@ int cli_report(const scalr_email_error *err);
 
 int cli_send(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_send_batch(int argc, char **argv);
 
 /* -v: print the conversation on stderr ("C: ...", "S: ...", "* ..."). */
 void cli_trace(void *arg, char dir, const char *line, size_t len);

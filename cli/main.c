@@ -15,10 +15,13 @@ static const char usage[] =
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
     "                        [--print] [-v]\n"
+    "       scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [-v] FILE\n"
     "       scalr-email check [--env-file PATH] [-v]\n"
     "       scalr-email --help | --version\n"
     "\n"
     "The body is read from standard input when neither --body nor --body-file is given.\n"
+    "send-batch reads one JSON message per line (FILE, or '-' for standard input) and prints\n"
+    "one JSON result per message.\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
     "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT and SMTP_HELO_NAME (see `man scalr-email`).\n";
 
@@ -42,7 +45,7 @@ void cli_trace(void *arg, char dir, const char *line, size_t len)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("missing command: send or check");
+        return cli_usage_error("missing command: send, send-batch or check");
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
@@ -54,6 +57,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "send"))
         return cli_send(argc - 1, argv + 1);
+    if (!strcmp(cmd, "send-batch"))
+        return cli_send_batch(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
 #ifdef SCALR_EMAIL_INBOX

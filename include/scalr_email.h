@@ -96,7 +96,9 @@ typedef struct scalr_email_header {
 /* An attachment.  Arrays of them end with an entry whose path and data are
  * both NULL.  Either `path` (read when sending) or `data`/`size`. */
 typedef struct scalr_email_attachment {
-    const char *path;        /* file to attach                              */
+    const char *path;        /* file to attach; a large one is read, encoded
+                                and sent in blocks (memory stays flat) and
+                                must not change meanwhile (else EFILE)      */
     const void *data;        /* or bytes in memory ...                      */
     size_t size;             /* ... and their length                        */
     const char *filename;    /* name shown; default: basename of path       */
@@ -148,6 +150,10 @@ typedef struct scalr_email_config {
                                 default paths (SSL_CERT_FILE, SSL_CERT_DIR) */
     scalr_email_trace_fn trace;
     void *trace_arg;
+    int pool_size;           /* idle connections kept per destination for
+                                reuse (see "Connection pool" below); 0: 2;
+                                -1: no pooling, one connection per message */
+    unsigned pool_idle_ms;   /* how long an idle connection is kept; 0: 5000 */
 } scalr_email_config;
 
 typedef struct scalr_email_client scalr_email_client;
@@ -161,7 +167,9 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out,
 
 /* Make a client from the SMTP_* environment variables: SMTP_HOST, SMTP_PORT,
  * SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_USE_TLS, SMTP_USE_SSL,
- * SMTP_TIMEOUT, SMTP_HELO_NAME.  When env_file is not NULL it is read as a
+ * SMTP_TIMEOUT, SMTP_HELO_NAME, SMTP_POOL_SIZE (idle connections kept per
+ * destination, 0 turns pooling off; default 2) and SMTP_POOL_IDLE (seconds
+ * an idle connection is kept, fractions allowed; default 5).  When env_file is not NULL it is read as a
  * dotenv file first; variables already in the environment win over it.
  * trace/trace_arg may be NULL. */
 scalr_email_code scalr_email_client_from_env(scalr_email_client **out,
@@ -173,15 +181,76 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out,
 void scalr_email_client_free(scalr_email_client *client);
 
 /* Send one message: validate and compose it (EINVAL, EFILE before any
- * connection), connect, authenticate, deliver to every recipient or to none,
- * QUIT.  Blocks for at most a few timeouts. */
+ * connection), take a pooled connection or connect and authenticate,
+ * deliver to every recipient or to none, and give the connection back to
+ * the pool (or QUIT when pooling is off).  Blocks for at most a few
+ * timeouts.
+ *
+ * Connection pool.  Process-wide and shared by every client and thread;
+ * connections are keyed by host, port, TLS mode, user (and password, CA
+ * file and EHLO name), so a connection is only reused for the same
+ * destination and identity.  At most pool_size idle connections are kept
+ * per key (threads that find none open their own), each for at most
+ * pool_idle_ms; expired ones are closed when next looked at and at exit
+ * (or by scalr_email_pool_close_idle).  A connection is discarded after any
+ * timeout, I/O, TLS or protocol error and is never handed out in the middle
+ * of a transaction.  Before reuse a zero-timeout poll() detects a server
+ * that has closed or spoken (421) meanwhile, costing no round trip.
+ *
+ * Never sent twice.  A message is "handed over" once the library has begun
+ * writing its content (the bytes after DATA's 354, or the BDAT payload)
+ * to the connection: from then on the server may have the whole message.
+ * If a reused connection turns out dead (the server closed it, or answered
+ * 421) BEFORE the message was handed over, the send is retried once on a
+ * fresh connection; after it was handed over it is never retried, and the
+ * error is returned (EIO, ETIMEOUT...): the caller cannot know whether it
+ * was delivered.
+ *
+ * fork().  A child never uses, closes politely or QUITs its parent's
+ * connections: they are dropped silently (the parent's keep working), and
+ * the child opens its own. */
 scalr_email_code scalr_email_client_send(scalr_email_client *client,
                                          const scalr_email_message *msg,
                                          scalr_email_error *err);
 
-/* The seed's send(): scalr_email_client_from_env() + send + free. */
+/* The seed's send(): scalr_email_client_from_env() + send + free.  The
+ * connection stays in the process-wide pool for the next call. */
 scalr_email_code scalr_email_send(const scalr_email_message *msg,
                                   scalr_email_error *err);
+
+/* QUIT and close every idle pooled connection of this process (also done
+ * automatically at exit).  Connections in use are not affected. */
+void scalr_email_pool_close_idle(void);
+
+/* Options of a batch; zero fields are defaults. */
+typedef struct scalr_email_batch_opts {
+    unsigned connections;    /* parallel connections (threads); 0: 1        */
+    double rate;             /* at most this many messages per second over
+                                all connections; 0: no limit                */
+    unsigned max_tries;      /* tries per message for a 421 or a lost
+                                connection before hand-over; 0: 3           */
+    /* Called once per message as soon as its outcome is known, from one of
+     * the batch's threads, never two at a time; index is into msgs. */
+    void (*on_result)(void *arg, size_t index, const scalr_email_error *result);
+    void *on_result_arg;
+} scalr_email_batch_opts;
+
+/* Send n messages over up to opts->connections pooled connections.  On
+ * each connection the next message's MAIL, RCPT and DATA follow the
+ * previous message's end of data in the same write (PIPELINING), so even
+ * a server without CHUNKING costs about one round trip per message.  One
+ * message's refusal does not stop the others.  A 421 or a connection
+ * failure is retried with backoff (100 ms, doubling) on another connection,
+ * up to max_tries, but only for a message not yet handed over (see above):
+ * no message is ever sent twice.  results (may be NULL) gets one outcome
+ * per message, as scalr_email_client_send would have filled err.  Returns
+ * OK when every message was accepted; otherwise the code of the first
+ * message (by index) that failed, with err saying how many failed. */
+scalr_email_code scalr_email_client_send_batch(scalr_email_client *client,
+                                               const scalr_email_message *msgs, size_t n,
+                                               const scalr_email_batch_opts *opts,
+                                               scalr_email_error *results,
+                                               scalr_email_error *err);
 
 /* Compose msg into the exact bytes that would be sent (CRLF line endings,
  * not dot-stuffed) without sending anything.  default_from is used when

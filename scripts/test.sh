@@ -44,6 +44,7 @@ build() {
 if build; then
     run unit build/unit-tests
     SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
+    SCALR_EMAIL_BIN=build/scalr-email run pool /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
@@ -58,6 +59,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if build SAN=1 BUILD=build-san; then
     run unit-san build-san/unit-tests
     SCALR_EMAIL_BIN=build-san/scalr-email run integration-san /usr/bin/python3 tests/integration/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run pool-san /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py
 else
     echo "sanitizer build failed"

@@ -1,6 +1,7 @@
 /* The glue: a client handle, and the driver loop that connects the SMTP
  * engine (src/smtp) to the transport (src/net) for one session. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,18 +10,13 @@
 
 #include <openssl/crypto.h>
 
+#include "client_int.h"
 #include "config.h"
 #include "error.h"
 #include "mime/compose.h"
 #include "net/conn.h"
 #include "smtp/engine.h"
 
-struct scalr_email_client {
-    se_settings s;
-    char *ca_file;
-    scalr_email_trace_fn trace;
-    void *trace_arg;
-};
 
 static char *dup_or_null(const char *s)
 {
@@ -34,6 +30,63 @@ static int has_ctl(const char *s)
         if ((unsigned char)*s < 0x20 || *s == 0x7f)
             return 1;
     return 0;
+}
+
+/* Attachment files larger than this are streamed (read while sending). */
+const se_compose_opts se_client_compose_opts = {.defer_over = 64 * 1024};
+
+#define DEFAULT_POOL_SIZE 2
+#define DEFAULT_POOL_IDLE_MS 5000 /* SES drops idle clients after about 10 s */
+
+static void make_key(scalr_email_client *c)
+{
+    se_pool_key(c->key, c->s.host, c->s.port, (int)c->s.tls, c->s.username, c->s.password,
+                c->ca_file, c->s.helo_name);
+}
+
+/* SMTP_POOL_SIZE: 0..1000; SMTP_POOL_IDLE: seconds, fractions allowed,
+ * 0..3600.  Unset: the defaults. */
+static scalr_email_code pool_from_env(scalr_email_client *c, const char *env_file,
+                                      scalr_email_error *err)
+{
+    char *v = NULL;
+    scalr_email_code rc;
+    c->pool_size = DEFAULT_POOL_SIZE;
+    c->pool_idle_ms = DEFAULT_POOL_IDLE_MS;
+    if ((rc = scalr_email_config_get(env_file, "SMTP_POOL_SIZE", &v, err)) != SCALR_EMAIL_OK)
+        return rc;
+    if (v) {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        int bad = errno || end == v || *end || n < 0 || n > 1000;
+        if (bad)
+            rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                         "SMTP_POOL_SIZE must be a number from 0 to 1000, got '%.40s'", v);
+        c->pool_size = (int)n;
+        free(v);
+        if (rc)
+            return rc;
+    }
+    v = NULL;
+    if ((rc = scalr_email_config_get(env_file, "SMTP_POOL_IDLE", &v, err)) != SCALR_EMAIL_OK)
+        return rc;
+    if (v) {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        int bad = errno || end == v || *end || !(d >= 0 && d <= 3600);
+        if (bad)
+            rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                         "SMTP_POOL_IDLE must be a number of seconds from 0 to 3600, got '%.40s'",
+                         v);
+        else
+            c->pool_idle_ms = (unsigned)(d * 1000 + 0.5);
+        free(v);
+        if (rc)
+            return rc;
+    }
+    return SCALR_EMAIL_OK;
 }
 
 void scalr_email_client_free(scalr_email_client *c)
@@ -92,12 +145,15 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     c->s.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
     c->trace = cfg->trace;
     c->trace_arg = cfg->trace_arg;
+    c->pool_size = cfg->pool_size < 0 ? 0 : cfg->pool_size ? cfg->pool_size : DEFAULT_POOL_SIZE;
+    c->pool_idle_ms = cfg->pool_idle_ms ? cfg->pool_idle_ms : DEFAULT_POOL_IDLE_MS;
     if (!c->s.host || (has_user && (!c->s.username || !c->s.password)) ||
         (cfg->from && *cfg->from && !c->s.from) || (cfg->ca_file && *cfg->ca_file && !c->ca_file) ||
         (cfg->helo_name && *cfg->helo_name && !c->s.helo_name)) {
         scalr_email_client_free(c);
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     }
+    make_key(c);
     *out = c;
     return SCALR_EMAIL_OK;
 }
@@ -120,6 +176,11 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     }
     c->trace = trace;
     c->trace_arg = trace_arg;
+    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK) {
+        scalr_email_client_free(c);
+        return rc;
+    }
+    make_key(c);
     *out = c;
     return SCALR_EMAIL_OK;
 }
@@ -179,188 +240,280 @@ static const char *tls_mode_name(scalr_email_tls t)
                                          : "STARTTLS";
 }
 
-/* One session: connect, run the engine to IDLE, send `comp` if given (else
- * just fill `rep`), QUIT.  The outcome of the message decides the result:
- * once the server has accepted it, a failing QUIT changes nothing. */
-static scalr_email_code run_session(scalr_email_client *c, const se_composed *comp,
-                                    scalr_email_report *rep, scalr_email_error *err)
+/* Run the engine until it wants a transaction (IDLE), has finished
+ * (DONE) or failed.  I/O errors abort the engine, so the session is never
+ * reused after them.  *flights counts the times the driver waited for the
+ * server after writing: round trips. */
+static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsigned to,
+                             unsigned *flights, se_smtp_want *end,
+                             const se_pipeline *pl, scalr_email_error *err)
 {
-    const se_settings *s = &c->s;
-    unsigned to = s->timeout_ms;
-    se_conn *conn = NULL;
-    se_smtp *eng = NULL;
-    scalr_email_code rc;
-
-    note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
-    rc = se_conn_open(&conn, s->host, s->port, to, err);
-    if (rc != SCALR_EMAIL_OK)
-        return rc;
-    int tls_on = 0;
-    if (s->tls == SCALR_EMAIL_TLS_IMPLICIT) {
-        rc = se_conn_start_tls(conn, s->host, c->ca_file, to, err);
-        if (rc != SCALR_EMAIL_OK)
-            goto out;
-        tls_on = 1;
-    }
-
-    char helo[300];
-    pick_helo(c, conn, helo, sizeof helo);
-    se_smtp_opts o = {
-        .helo_name = helo,
-        .tls = s->tls,
-        .username = s->username,
-        .password = s->password,
-        .peer_is_loopback = se_conn_peer_is_loopback(conn),
-        .trace = c->trace,
-        .trace_arg = c->trace_arg,
-    };
-    eng = se_smtp_new(&o);
-    if (!eng) {
-        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
-        goto out;
-    }
-    if (tls_on) {
-        se_smtp_tls_started(eng);
-        char v[32], ci[64], subj[256];
-        int ok;
-        se_conn_tls_info(conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
-        note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
-    }
-
-    int mail_started = 0, finished = 0, quitting = 0, failed = 0;
-    /* Waiting long for a goodbye helps nobody once the outcome is known. */
-    unsigned quit_to = to < 5000 ? to : 5000;
-    scalr_email_code result = SCALR_EMAIL_OK;
-    scalr_email_error result_err, fail_err;
-    se_error_clear(&result_err);
-    se_error_clear(&fail_err);
     char buf[16384];
-
+    int wrote = 0;
+    scalr_email_code rc;
     for (;;) {
-        se_smtp_want w = se_smtp_step(eng);
+        se_smtp_want w = se_smtp_step(ss->eng);
+        int done_ok;
+        scalr_email_error done;
+        if (pl && se_smtp_take_done(ss->eng, &done_ok, &done))
+            pl->done(pl->arg, done_ok, &done);
         if (w == SE_SMTP_WRITE) {
+            /* A batch's next message joins this flight when it may. */
+            if (pl && se_smtp_can_queue(ss->eng))
+                pl->queue(pl->arg, ss->eng);
             size_t n;
-            const char *p = se_smtp_out(eng, &n);
-            rc = se_conn_write(conn, p, n, quitting ? quit_to : to, se_smtp_stage(eng), err);
+            const char *p = se_smtp_out(ss->eng, &n);
+            rc = se_conn_write(ss->conn, p, n, to, se_smtp_stage(ss->eng), err);
             if (rc != SCALR_EMAIL_OK)
                 break;
-            se_smtp_sent(eng, n);
+            se_smtp_sent(ss->eng, n);
+            wrote = 1;
         } else if (w == SE_SMTP_READ) {
+            if (wrote && flights)
+                (*flights)++;
+            wrote = 0;
             size_t got = 0;
-            const char *st = se_smtp_stage(eng);
-            rc = se_conn_read(conn, buf, sizeof buf, &got, quitting ? quit_to : to, st, err);
-            if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") && !tls_on && err) {
+            const char *st = se_smtp_stage(ss->eng);
+            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, to, st, err);
+            if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") &&
+                c->s.tls != SCALR_EMAIL_TLS_IMPLICIT && err) {
                 /* The classic mismatch: a plain client on an implicit-TLS
                  * port waits for a greeting that never comes. */
                 size_t l = strlen(err->message);
                 snprintf(err->message + l, sizeof err->message - l,
                          "; no SMTP greeting: if port %u expects TLS from the first byte "
                          "(usually 465), set SMTP_USE_SSL=true",
-                         s->port);
+                         c->s.port);
             }
             if (rc != SCALR_EMAIL_OK)
                 break;
             if (got == 0)
-                se_smtp_eof(eng);
-            else if (se_smtp_feed(eng, buf, got) < 0) {
-                rc = se_fail(err, SCALR_EMAIL_ENOMEM, se_smtp_stage(eng), "out of memory");
+                se_smtp_eof(ss->eng);
+            else if (se_smtp_feed(ss->eng, buf, got) < 0) {
+                rc = se_fail(err, SCALR_EMAIL_ENOMEM, se_smtp_stage(ss->eng), "out of memory");
                 break;
             }
         } else if (w == SE_SMTP_TLS) {
-            rc = se_conn_start_tls(conn, s->host, c->ca_file, to, err);
+            rc = se_conn_start_tls(ss->conn, c->s.host, c->ca_file, to, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             char v[32], ci[64], subj[256];
             int ok;
-            se_conn_tls_info(conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
+            se_conn_tls_info(ss->conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
             note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
-            se_smtp_tls_started(eng);
-        } else if (w == SE_SMTP_IDLE) {
-            if (quitting) {
-                rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "QUIT", "engine idle after QUIT");
-                break;
-            }
-            if (comp && !mail_started) {
-                const se_smtp_envelope env = {
-                    .mail_from = comp->mail_from,
-                    .rcpt = (const char *const *)comp->rcpt,
-                    .n_rcpt = comp->n_rcpt,
-                    .needs_smtputf8 = comp->needs_smtputf8,
-                    .is_8bit = comp->is_8bit,
-                };
-                mail_started = 1;
-                if (se_smtp_mail(eng, &env, comp->data.data, comp->data.len) < 0) {
-                    rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
-                    break;
-                }
-                continue;
-            }
-            if (comp) {
-                /* The transaction is over: keep its outcome, then QUIT. */
-                finished = 1;
-                result = se_smtp_last_ok(eng) ? SCALR_EMAIL_OK : se_smtp_error(eng)->code;
-                result_err = *se_smtp_error(eng);
-            } else if (rep) {
-                finished = 1;
-                snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(eng));
-                rep->auth_attempted = s->username != NULL;
-                rep->auth_ok = se_smtp_authenticated(eng);
-                snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s",
-                         se_smtp_auth_used(eng));
-            }
-            quitting = 1;
-            se_smtp_quit(eng);
-        } else if (w == SE_SMTP_DONE) {
-            rc = SCALR_EMAIL_OK;
-            break;
-        } else { /* SE_SMTP_FAILED */
-            if (!failed) {
-                failed = 1;
-                fail_err = *se_smtp_error(eng);
-                if (fail_err.code == SCALR_EMAIL_OK)
-                    fail_err.code = SCALR_EMAIL_EPROTOCOL;
-                if (!quitting) {
-                    /* A clean refusal (535, no STARTTLS...) still says
-                     * goodbye; the engine keeps the first error. */
-                    quitting = 1;
-                    se_smtp_quit(eng);
-                    continue;
-                }
-            }
-            break;
+            se_smtp_tls_started(ss->eng);
+        } else {
+            *end = w;
+            if (w != SE_SMTP_FAILED)
+                return SCALR_EMAIL_OK;
+            scalr_email_error e = *se_smtp_error(ss->eng);
+            if (e.code == SCALR_EMAIL_OK)
+                e.code = SCALR_EMAIL_EPROTOCOL;
+            set_err(err, &e);
+            return e.code;
         }
     }
-    if (failed) {
-        set_err(err, &fail_err);
-        rc = fail_err.code;
-    }
-
-    if (rep) {
-        snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(eng));
-        if (rep->extensions[0] == '\0')
-            snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(eng));
-    }
-    if (finished) {
-        /* The message's fate was decided before QUIT: a QUIT failure after
-         * the server accepted the message must not turn into an error (the
-         * caller would send it again). */
-        if (err) {
-            set_err(err, &result_err);
-            err->code = result;
-            if (result == SCALR_EMAIL_OK && comp)
-                snprintf(err->message, sizeof err->message, "sent %s", comp->message_id);
-        }
-        rc = result;
-    }
-out:
-    if (rep && conn) {
-        se_conn_tls_info(conn, rep->tls_version, sizeof rep->tls_version, rep->tls_cipher,
-                         sizeof rep->tls_cipher, rep->cert_subject, sizeof rep->cert_subject,
-                         &rep->cert_verified);
-    }
-    se_smtp_free(eng);
-    se_conn_close(conn);
+    /* The transport failed: the engine must never be used again. */
+    se_smtp_abort(ss->eng, rc, err ? err->message : NULL);
+    *end = SE_SMTP_FAILED;
     return rc;
+}
+
+/* Connect, TLS, EHLO, AUTH: a new session ready for a transaction.  rep,
+ * when given, is filled as far as the session got. */
+static scalr_email_code open_session(scalr_email_client *c, se_session **out,
+                                     scalr_email_report *rep, scalr_email_error *err)
+{
+    const se_settings *s = &c->s;
+    unsigned to = s->timeout_ms;
+    *out = NULL;
+    se_session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
+    ss->pid = getpid();
+    ss->trace = c->trace;
+    ss->trace_arg = c->trace_arg;
+    memcpy(ss->key, c->key, sizeof ss->key);
+
+    note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
+    scalr_email_code rc = se_conn_open(&ss->conn, s->host, s->port, to, err);
+    if (rc != SCALR_EMAIL_OK) {
+        free(ss);
+        return rc;
+    }
+    int tls_on = 0;
+    if (s->tls == SCALR_EMAIL_TLS_IMPLICIT) {
+        rc = se_conn_start_tls(ss->conn, s->host, c->ca_file, to, err);
+        if (rc != SCALR_EMAIL_OK)
+            goto fail;
+        tls_on = 1;
+    }
+    char helo[300];
+    pick_helo(c, ss->conn, helo, sizeof helo);
+    se_smtp_opts o = {
+        .helo_name = helo,
+        .tls = s->tls,
+        .username = s->username,
+        .password = s->password,
+        .peer_is_loopback = se_conn_peer_is_loopback(ss->conn),
+        .trace = se_session_trace,
+        .trace_arg = ss,
+    };
+    ss->eng = se_smtp_new(&o);
+    if (!ss->eng) {
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
+        goto fail;
+    }
+    if (tls_on) {
+        se_smtp_tls_started(ss->eng);
+        char v[32], ci[64], subj[256];
+        int ok;
+        se_conn_tls_info(ss->conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
+        note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
+    }
+    se_smtp_want end;
+    unsigned flights = 0;
+    rc = pump(c, ss, to, &flights, &end, NULL, err);
+    if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
+        /* Round trips as a latency budget: TCP connect, waiting for the
+         * greeting, every wait after a write, and the TLS handshake (one
+         * round trip with TLS 1.3, two before). */
+        char v[32] = "";
+        if (s->tls != SCALR_EMAIL_TLS_NONE)
+            se_conn_tls_info(ss->conn, v, sizeof v, NULL, 0, NULL, 0, NULL);
+        unsigned hs = !v[0] ? 0 : strcmp(v, "TLSv1.3") == 0 ? 1 : 2;
+        note(c, "session ready after %u round trips", 2 + flights + hs);
+    }
+    if (rc == SCALR_EMAIL_OK && end != SE_SMTP_IDLE)
+        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, se_smtp_stage(ss->eng),
+                     "session ended before it was ready");
+    if (rc != SCALR_EMAIL_OK)
+        goto fail;
+    if (rep) {
+        snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
+        rep->auth_attempted = s->username != NULL;
+        rep->auth_ok = se_smtp_authenticated(ss->eng);
+        snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s",
+                 se_smtp_auth_used(ss->eng));
+        snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(ss->eng));
+    }
+    *out = ss;
+    return SCALR_EMAIL_OK;
+fail:
+    if (rep) {
+        if (ss->eng) {
+            snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(ss->eng));
+            snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
+        }
+        if (ss->conn)
+            se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version,
+                             rep->tls_cipher, sizeof rep->tls_cipher, rep->cert_subject,
+                             sizeof rep->cert_subject, &rep->cert_verified);
+    }
+    /* A clean refusal (535, no STARTTLS...) still says goodbye; the engine
+     * sends nothing when the stream is out of step. */
+    se_session_close(ss, to < 5000 ? to : 5000, 1);
+    return rc;
+}
+
+scalr_email_code se_client_session(scalr_email_client *c, se_session **out,
+                                   scalr_email_error *err)
+{
+    se_session *ss = c->pool_size > 0 ? se_pool_get(c->key, c->pool_idle_ms) : NULL;
+    if (ss) {
+        ss->trace = c->trace;
+        ss->trace_arg = c->trace_arg;
+        note(c, "reusing a connection to %s:%u", c->s.host, c->s.port);
+        *out = ss;
+        return SCALR_EMAIL_OK;
+    }
+    return open_session(c, out, NULL, err);
+}
+
+void se_client_release(scalr_email_client *c, se_session *ss)
+{
+    if (!ss)
+        return;
+    unsigned to = c->s.timeout_ms;
+    if (c->pool_size > 0)
+        se_pool_put(ss, c->pool_size);
+    else
+        se_session_close(ss, to < 5000 ? to : 5000, 1);
+}
+
+int se_client_conn_failure(const scalr_email_error *e)
+{
+    return e->code == SCALR_EMAIL_EIO || e->code == SCALR_EMAIL_ECONNECT ||
+           e->code == SCALR_EMAIL_ETIMEOUT || e->smtp_code == 421;
+}
+
+scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
+                                    const se_composed *comp, scalr_email_error *err,
+                                    int *handed, const se_pipeline *pl)
+{
+    const se_smtp_envelope env = {
+        .mail_from = comp->mail_from,
+        .rcpt = (const char *const *)comp->rcpt,
+        .n_rcpt = comp->n_rcpt,
+        .needs_smtputf8 = comp->needs_smtputf8,
+        .is_8bit = comp->is_8bit,
+    };
+    unsigned flights = 0;
+    scalr_email_code rc;
+    *handed = 0;
+    /* Attachments read while sending: the reader restarts for every try. */
+    se_reader rd = {0};
+    se_reader_init(&rd, comp);
+    const se_smtp_source src = {.next = se_reader_next, .arg = &rd, .size = comp->size};
+    int started = comp->n_parts ? se_smtp_mail_source(ss->eng, &env, &src)
+                                : se_smtp_mail(ss->eng, &env, comp->data.data, comp->data.len);
+    if (started < 0) {
+        se_reader_free(&rd);
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
+        se_smtp_abort(ss->eng, rc, "cannot start the transaction");
+        return rc;
+    }
+    se_smtp_want end;
+    rc = pump(c, ss, c->s.timeout_ms, &flights, &end, pl, err);
+    se_reader_free(&rd);
+    *handed = se_smtp_handed_over(ss->eng);
+    if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
+        rc = se_smtp_last_ok(ss->eng) ? SCALR_EMAIL_OK : se_smtp_error(ss->eng)->code;
+        set_err(err, se_smtp_error(ss->eng));
+        if (err)
+            err->code = rc;
+        if (rc == SCALR_EMAIL_OK && err)
+            snprintf(err->message, sizeof err->message, "sent %s", comp->message_id);
+    } else if (rc == SCALR_EMAIL_OK) {
+        rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
+    }
+    note(c, "%u round trip%s for %s", flights, flights == 1 ? "" : "s",
+         pl ? "these pipelined messages" : "this message");
+    return rc;
+}
+
+/* Send a composed message: a pooled connection when there is one, retried
+ * once on a fresh connection when the reused one was dead before the
+ * message was handed over (never after). */
+static scalr_email_code send_composed(scalr_email_client *c, const se_composed *comp,
+                                      scalr_email_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        se_session *ss = NULL;
+        scalr_email_code rc = se_client_session(c, &ss, err);
+        if (rc != SCALR_EMAIL_OK)
+            return rc;
+        int handed = 0, reused = ss->reused;
+        rc = se_client_transact(c, ss, comp, err, &handed, NULL);
+        se_client_release(c, ss);
+        if (rc != SCALR_EMAIL_OK && reused && !handed && attempt == 0 && err &&
+            se_client_conn_failure(err)) {
+            note(c, "the reused connection failed before the message was handed over; "
+                    "retrying on a new connection");
+            continue;
+        }
+        return rc;
+    }
 }
 
 scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_email_message *msg,
@@ -369,14 +522,17 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
     se_error_clear(err);
     if (!c || !msg)
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send: NULL argument");
+    /* The retry needs the outcome even when the caller passed no err. */
+    scalr_email_error local;
+    if (!err)
+        err = &local;
     se_composed comp;
     memset(&comp, 0, sizeof comp);
-    scalr_email_code rc = se_compose(msg, c->s.from, NULL, &comp, err);
+    scalr_email_code rc = se_compose(msg, c->s.from, &se_client_compose_opts, &comp, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
-    if (err)
-        snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);
-    rc = run_session(c, &comp, NULL, err);
+    snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);
+    rc = send_composed(c, &comp, err);
     se_composed_free(&comp);
     return rc;
 }
@@ -391,7 +547,16 @@ scalr_email_code scalr_email_client_check(scalr_email_client *c, scalr_email_rep
     memset(rep, 0, sizeof *rep);
     if (!c)
         return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "check: NULL client");
-    return run_session(c, NULL, rep, err);
+    se_session *ss = NULL;
+    scalr_email_code rc = open_session(c, &ss, rep, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version, rep->tls_cipher,
+                     sizeof rep->tls_cipher, rep->cert_subject, sizeof rep->cert_subject,
+                     &rep->cert_verified);
+    unsigned to = c->s.timeout_ms;
+    se_session_close(ss, to < 5000 ? to : 5000, 1); /* a check never pools */
+    return SCALR_EMAIL_OK;
 }
 
 scalr_email_code scalr_email_send(const scalr_email_message *msg, scalr_email_error *err)

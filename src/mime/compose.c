@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -47,6 +48,10 @@ typedef struct attachment {
     const unsigned char *data;
     size_t size;
     unsigned char *owned;     /* file contents we read */
+    int deferred;             /* read while sending (opts->defer_over)   */
+    const char *path;
+    struct stat st;
+    size_t at;                /* where its base64 goes in the output     */
 } attachment;
 
 typedef struct state {
@@ -343,6 +348,84 @@ static int read_file(const char *path, unsigned char **out, size_t *len)
     return *out ? 0 : -1;
 }
 
+/* 1 if s[0..n) is valid UTF-8 so far, for text read in blocks: an
+ * incomplete sequence at the end is kept in *keep for the next block. */
+static int utf8_block(const unsigned char *s, size_t n, size_t *keep)
+{
+    size_t cut = n, back = 0;
+    while (back < 3 && cut > 0 && (s[cut - 1] & 0xC0) == 0x80) {
+        cut--;
+        back++;
+    }
+    if (cut > 0 && s[cut - 1] >= 0xC0) {
+        unsigned char lead = s[cut - 1];
+        size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (n - (cut - 1) < need)
+            cut--; /* the sequence continues in the next block */
+        else
+            cut = n;
+    } else {
+        cut = n;
+    }
+    *keep = n - cut;
+    return se_utf8_valid((const char *)s, cut);
+}
+
+/* A file attachment larger than opts->defer_over is only measured now
+ * (and, for a text type, checked for UTF-8 block by block); its bytes are
+ * read while sending.  1: deferred, 0: small enough to read now, -1: errno. */
+static int defer_file(state *st, attachment *t, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &t->st) < 0 || !S_ISREG(t->st.st_mode) ||
+        (unsigned long long)t->st.st_size <= st->opts->defer_over) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return S_ISREG(t->st.st_mode) || e == 0 ? 0 : -1;
+    }
+    t->deferred = 1;
+    t->path = path;
+    t->size = (size_t)t->st.st_size;
+    t->utf8_text = strncasecmp(t->type, "text/", 5) == 0;
+    if (t->utf8_text) {
+        unsigned char *b = malloc(65536 + 4);
+        size_t keep = 0;
+        if (!b) {
+            close(fd);
+            errno = ENOMEM;
+            return -1;
+        }
+        for (;;) {
+            ssize_t r = read(fd, b + keep, 65536);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                int e = errno;
+                free(b);
+                close(fd);
+                errno = e;
+                return -1;
+            }
+            size_t n = keep + (size_t)r;
+            if (r == 0) {
+                t->utf8_text = keep == 0;
+                break;
+            }
+            if (!utf8_block(b, n, &keep)) {
+                t->utf8_text = 0;
+                break;
+            }
+            memmove(b, b + n - keep, keep);
+        }
+        free(b);
+    }
+    close(fd);
+    return 1;
+}
+
 static scalr_email_code check_attachments(state *st)
 {
     const scalr_email_attachment *a = st->msg->attachments;
@@ -388,6 +471,17 @@ static scalr_email_code check_attachments(state *st)
         if (a[i].data) {
             t->data = a[i].data;
             t->size = a[i].size;
+        } else if (st->opts && st->opts->defer_over) {
+            int r = defer_file(st, t, a[i].path);
+            if (r < 0)
+                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
+                               a[i].path, strerror(errno));
+            if (r > 0)
+                continue; /* utf8_text is set */
+            if (read_file(a[i].path, &t->owned, &t->size) < 0)
+                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
+                               a[i].path, strerror(errno));
+            t->data = t->owned;
         } else if (read_file(a[i].path, &t->owned, &t->size) < 0) {
             return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
                            a[i].path, strerror(errno));
@@ -524,7 +618,7 @@ static void put_body_entity(se_buf *b, const state *st)
     se_buf_printf(b, "\r\n--%s--", st->alt);
 }
 
-static void put_attachment_entity(se_buf *b, const attachment *t)
+static void put_attachment_entity(se_buf *b, attachment *t)
 {
     se_buf_printf(b, "Content-Type: %s", t->type);
     if (t->utf8_text)
@@ -533,13 +627,17 @@ static void put_attachment_entity(se_buf *b, const attachment *t)
     se_buf_puts(b, "\r\nContent-Disposition: attachment");
     se_mime_param(b, "filename", t->filename);
     se_buf_puts(b, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    if (t->deferred) {
+        t->at = b->len; /* the reader puts the base64 here */
+        return;
+    }
     size_t before = b->len;
     se_base64_lines(b, t->data, t->size);
     if (b->len > before)
         truncate_to(b, b->len - 2); /* the delimiter's CRLF ends the last line */
 }
 
-static void put_message(se_buf *b, const state *st, const char *message_id, time_t now)
+static void put_message(se_buf *b, state *st, const char *message_id, time_t now)
 {
     const scalr_email_message *m = st->msg;
     put_date(b, now);
@@ -629,6 +727,28 @@ static scalr_email_code compose(state *st, const char *default_from, se_composed
     put_message(&out->data, st, out->message_id, now);
     if (out->data.oom)
         return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+    out->size = out->data.len;
+    for (size_t i = 0; i < st->n_att; i++) {
+        if (!st->att[i].deferred)
+            continue;
+        if (!out->parts && !(out->parts = calloc(st->n_att, sizeof *out->parts)))
+            return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+        const attachment *t = &st->att[i];
+        se_compose_part *p = &out->parts[out->n_parts++];
+        if (!(p->path = strdup(t->path)))
+            return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+        p->at = t->at;
+        /* RFC 2045 6.8: 4 characters per 3 octets, CRLF after each 76,
+         * none after the last line (the delimiter's CRLF ends it). */
+        size_t chars = (t->size + 2) / 3 * 4;
+        p->encoded = chars + (chars + 75) / 76 * 2 - 2;
+        p->size = (unsigned long long)t->st.st_size;
+        p->ino = (unsigned long long)t->st.st_ino;
+        p->dev = (unsigned long long)t->st.st_dev;
+        p->mtime_sec = (long long)t->st.st_mtim.tv_sec;
+        p->mtime_nsec = (long long)t->st.st_mtim.tv_nsec;
+        out->size += p->encoded;
+    }
     for (size_t i = 0; i < out->data.len && !out->is_8bit; i++)
         out->is_8bit = (unsigned char)out->data.data[i] >= 0x80;
     return SCALR_EMAIL_OK;
@@ -668,5 +788,8 @@ void se_composed_free(se_composed *c)
     for (size_t i = 0; i < c->n_rcpt; i++)
         free(c->rcpt[i]);
     free(c->rcpt);
+    for (size_t i = 0; i < c->n_parts; i++)
+        free(c->parts[i].path);
+    free(c->parts);
     *c = (se_composed){0};
 }

@@ -733,3 +733,15 @@ void se_conn_close(se_conn *c)
         close(c->fd);
     free(c);
 }
+
+int se_conn_fd(const se_conn *c)
+{
+    return c ? c->fd : -1;
+}
+
+void se_conn_drop(se_conn *c)
+{
+    if (c)
+        c->tls_dead = 1; /* se_conn_close then skips SSL_shutdown */
+    se_conn_close(c);
+}

@@ -50,4 +50,12 @@ void se_conn_tls_info(const se_conn *c, char *version, size_t vlen, char *cipher
 
 void se_conn_close(se_conn *c); /* closes and frees; NULL is fine */
 
+/* The socket, for a zero-timeout poll() before a pooled connection is
+ * reused; -1 when closed. */
+int se_conn_fd(const se_conn *c);
+
+/* Close and free without sending anything (no TLS close_notify): for a
+ * connection inherited across fork(), which belongs to the parent. */
+void se_conn_drop(se_conn *c);
+
 #endif

@@ -431,6 +431,8 @@ se_smtp_want se_smtp_step(se_smtp *s)
             return SE_SMTP_WRITE;
         if (s->state == ST_TLS)
             return SE_SMTP_TLS;
+        if (se_smtp_tx_fill(s)) /* the next piece of a message */
+            continue;
         if (s->state == ST_IDLE) {
             /* Reported once as IDLE, so a transaction's outcome is seen
              * first; on the next step unsolicited bytes break the session. */
@@ -600,6 +602,11 @@ const char *se_smtp_auth_used(const se_smtp *s)
 int se_smtp_authenticated(const se_smtp *s)
 {
     return s->authenticated;
+}
+
+int se_smtp_handed_over(const se_smtp *s)
+{
+    return s->handed;
 }
 
 int se_smtp_reusable(const se_smtp *s)

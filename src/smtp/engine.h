@@ -99,6 +99,44 @@ void se_smtp_tls_started(se_smtp *s);
  * with se_smtp_last_ok() 0 and the session still reusable.  env is copied. */
 int se_smtp_mail(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len);
 
+/* A message delivered in pieces (streaming: memory flat whatever its
+ * size).  next() gives the next piece of the message (CRLF line endings,
+ * not dot-stuffed) in *p and *n, valid until the next call; pieces add up to
+ * exactly `size` octets.  It returns 0, or -1 with err filled (an
+ * attachment changed or became unreadable): the engine then fails with
+ * that error without ever ending the data, so nothing is committed, and
+ * the driver must drop the connection.  With CHUNKING each piece goes as
+ * one BDAT (the last one LAST), so a message that fits one piece still
+ * costs one round trip; with DATA the dot-stuffing state is carried
+ * across pieces. */
+typedef struct se_smtp_source {
+    int (*next)(void *arg, const char **p, size_t *n, scalr_email_error *err);
+    void *arg;
+    size_t size;
+} se_smtp_source;
+
+/* se_smtp_mail with the message from src (copied; src->arg must stay
+ * valid until the engine is IDLE, DONE or FAILED again). */
+int se_smtp_mail_source(se_smtp *s, const se_smtp_envelope *env, const se_smtp_source *src);
+
+/* Batches (RFC 2920 3.1): while a transaction's end of data is queued but
+ * not yet answered, the next message's MAIL, RCPT... and DATA may follow
+ * it in the same flight, so a server without CHUNKING still costs about
+ * one round trip per message.  se_smtp_can_queue() is 1 exactly then (DATA
+ * path, PIPELINING, nothing queued yet): call it before writing
+ * se_smtp_out() so both go in one write.  se_smtp_mail_next() queues msg
+ * (kept by the caller until that transaction ends); 0 queued, 1 refused
+ * before anything was sent (*why filled: EINVAL, ETOOBIG, EUNSUPPORTED),
+ * -1 not possible now or out of memory.  The queued message's content is
+ * only sent after its own 354, so if the session fails before the first
+ * transaction ends, the queued one was not handed over.  When the first
+ * ends, the engine goes on with the queued one and se_smtp_take_done()
+ * returns 1 once with the first's outcome. */
+int se_smtp_can_queue(const se_smtp *s);
+int se_smtp_mail_next(se_smtp *s, const se_smtp_envelope *env, const char *msg, size_t len,
+                      scalr_email_error *why);
+int se_smtp_take_done(se_smtp *s, int *ok, scalr_email_error *e);
+
 /* Send QUIT and wait for its reply (DONE; a server that just closes is fine).
  * Also allowed in FAILED after a clean refusal (greeting 554, EHLO 5xx,
  * STARTTLS missing/refused, AUTH 535...): QUIT is sent and the engine ends
@@ -114,6 +152,12 @@ int se_smtp_last_ok(const se_smtp *s);
 /* Outcome details of the last failure, or of the last accepted message
  * (smtp_code 250 and the server's text). */
 const scalr_email_error *se_smtp_error(const se_smtp *s);
+
+/* 1 once the current (or last) transaction's message content has been
+ * queued in se_smtp_out(): from then on the driver must assume the server
+ * may hold the whole message, and never send it again on another
+ * connection ("handed over").  Reset by se_smtp_mail. */
+int se_smtp_handed_over(const se_smtp *s);
 
 /* What the server said about itself. */
 unsigned se_smtp_caps(const se_smtp *s);       /* SE_CAP_* bits        */

@@ -27,7 +27,8 @@ typedef enum se_st {
 
 /* What the next transaction reply answers (see mail.c). */
 typedef enum se_txph {
-    PH_FRONT, /* MAIL, RCPT..., then DATA / BDAT                   */
+    PH_FRONT, /* MAIL, RCPT..., then DATA / BDAT (and more chunks)  */
+    PH_BODY,  /* after 354: the body goes out piece by piece         */
     PH_DOT,   /* the reply to the end of data                      */
     PH_LAST   /* the reply to "BDAT 0 LAST"                        */
 } se_txph;
@@ -74,14 +75,20 @@ struct se_smtp {
     int authenticated;
 
     /* transaction */
-    struct {
+    struct se_tx {
         char *from;
         char **rcpt;
         size_t n_rcpt;
         int smtputf8, is8bit;
-        const char *msg;
+        se_smtp_source src; /* where the message comes from        */
+        const char *msg;    /* se_smtp_mail's whole message          */
         size_t len;
-        size_t size; /* payload octets as sent (before ".")     */
+        int msg_given;      /* the one piece of msg was handed out   */
+        size_t size;        /* SIZE= value (RFC 1870)                */
+        size_t consumed;    /* octets taken from src                 */
+        int bol, cr;        /* canonicalisation state across pieces  */
+        size_t chunks_sent, chunks_replied; /* BDAT commands         */
+        int all_sent;       /* the end of the message is queued      */
         int pipelining;
         se_final final;
         se_txph phase;
@@ -89,8 +96,12 @@ struct se_smtp {
         size_t replied; /* front replies read                       */
         int failed;     /* saved holds the first MAIL/RCPT failure   */
         scalr_email_error saved;
-    } tx;
+    } tx, next; /* next: queued behind tx's end of data (se_smtp_mail_next) */
+    int has_next;
+    int done_ready, done_ok;  /* a transaction finished while another was queued */
+    scalr_email_error done_err;
     int last_ok;
+    int handed; /* the message's content was queued for writing (see engine.h) */
 
     scalr_email_error err;
 };
@@ -121,6 +132,7 @@ void se_smtp_wipe(void *p, size_t n);
 void se_smtp_tx_reply(se_smtp *s, const se_reply *r);
 void se_smtp_rset_reply(se_smtp *s, const se_reply *r);
 void se_smtp_tx_clear(se_smtp *s);
+int se_smtp_tx_fill(se_smtp *s); /* 1: output queued or state changed */
 const char *se_smtp_tx_stage(const se_smtp *s);
 
 #endif

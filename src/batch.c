@@ -1,0 +1,279 @@
+/* Batches: many messages over up to K parallel pooled connections, with an
+ * optional rate limit shared by all of them (see scalr_email.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_int.h"
+#include "error.h"
+
+#define DEFAULT_TRIES 3
+#define BACKOFF_MS 100
+#define MAX_CONNECTIONS 256
+
+typedef struct batch {
+    scalr_email_client *c;
+    const scalr_email_message *msgs;
+    size_t n;
+    const scalr_email_batch_opts *o;
+    scalr_email_error *results;
+    unsigned tries;
+    pthread_mutex_t lock; /* next, next_slot, failed, first_failed, on_result */
+    size_t next;
+    long long next_slot;  /* rate limit: earliest start of the next message (ms) */
+    long long interval;   /* ms between messages, 0: no limit */
+    size_t failed;
+    size_t first_failed;
+} batch;
+
+static void sleep_ms(long long ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* Claim the next message and its start time: a token bucket of depth one
+ * across every connection (at most `rate` starts in any second). */
+static int claim(batch *b, size_t *index)
+{
+    long long wait = 0;
+    pthread_mutex_lock(&b->lock);
+    int ok = b->next < b->n;
+    if (ok) {
+        *index = b->next++;
+        if (b->interval) {
+            long long now = se_pool_now_ms();
+            long long slot = b->next_slot > now ? b->next_slot : now;
+            b->next_slot = slot + b->interval;
+            wait = slot - now;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    sleep_ms(wait);
+    return ok;
+}
+
+static void report(batch *b, size_t i, scalr_email_code rc, const scalr_email_error *e)
+{
+    pthread_mutex_lock(&b->lock);
+    if (rc != SCALR_EMAIL_OK && (b->failed++ == 0 || i < b->first_failed))
+        b->first_failed = i;
+    if (b->results)
+        b->results[i] = *e;
+    if (b->o && b->o->on_result)
+        b->o->on_result(b->o->on_result_arg, i, e);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* A message of the batch being sent by one worker. */
+typedef struct job {
+    size_t index;
+    se_composed comp;
+    unsigned tries;
+    int queued; /* its commands follow the previous message's end of data */
+} job;
+
+static void job_done(batch *b, job *j, scalr_email_code rc, scalr_email_error *e)
+{
+    e->code = rc;
+    snprintf(e->message_id, sizeof e->message_id, "%s", j->comp.message_id);
+    if (rc == SCALR_EMAIL_OK)
+        snprintf(e->message, sizeof e->message, "sent %s", j->comp.message_id);
+    report(b, j->index, rc, e);
+    se_composed_free(&j->comp);
+    memset(j, 0, sizeof *j);
+}
+
+/* Claim and compose the next message.  `now`: only when the rate limit
+ * allows it right away (to join a flight); else wait for its slot.
+ * Messages that fail to compose are reported and skipped. */
+static int next_job(batch *b, job *j, int now)
+{
+    for (;;) {
+        size_t i;
+        if (now) {
+            pthread_mutex_lock(&b->lock);
+            long long t = se_pool_now_ms();
+            int ok = b->next < b->n && (!b->interval || b->next_slot <= t);
+            if (ok) {
+                i = b->next++;
+                if (b->interval)
+                    b->next_slot = (b->next_slot > t ? b->next_slot : t) + b->interval;
+            }
+            pthread_mutex_unlock(&b->lock);
+            if (!ok)
+                return 0;
+        } else if (!claim(b, &i)) {
+            return 0;
+        }
+        memset(j, 0, sizeof *j);
+        j->index = i;
+        scalr_email_error e;
+        se_error_clear(&e);
+        scalr_email_code rc = se_compose(&b->msgs[i], b->c->s.from, &se_client_compose_opts,
+                                         &j->comp, &e);
+        if (rc == SCALR_EMAIL_OK)
+            return 1;
+        e.code = rc;
+        report(b, i, rc, &e);
+    }
+}
+
+/* The worker's state, for the pipeline callbacks. */
+typedef struct lane {
+    batch *b;
+    job cur, nxt;
+    int have_nxt;
+} lane;
+
+static void lane_queue(void *arg, se_smtp *eng)
+{
+    lane *l = arg;
+    if (l->have_nxt || !next_job(l->b, &l->nxt, 1))
+        return;
+    l->have_nxt = 1;
+    if (l->nxt.comp.n_parts)
+        return; /* streamed attachments: sent on its own afterwards */
+    const se_composed *c = &l->nxt.comp;
+    const se_smtp_envelope env = {
+        .mail_from = c->mail_from,
+        .rcpt = (const char *const *)c->rcpt,
+        .n_rcpt = c->n_rcpt,
+        .needs_smtputf8 = c->needs_smtputf8,
+        .is_8bit = c->is_8bit,
+    };
+    scalr_email_error why;
+    se_error_clear(&why);
+    int rc = se_smtp_mail_next(eng, &env, c->data.data, c->data.len, &why);
+    if (rc == 0) {
+        l->nxt.queued = 1;
+    } else if (rc > 0) { /* refused before anything was sent (SIZE, SMTPUTF8) */
+        job_done(l->b, &l->nxt, why.code, &why);
+        l->have_nxt = 0;
+    }
+}
+
+static void lane_done(void *arg, int ok, const scalr_email_error *e)
+{
+    lane *l = arg;
+    scalr_email_error copy = *e;
+    job_done(l->b, &l->cur, ok ? SCALR_EMAIL_OK : (e->code ? e->code : SCALR_EMAIL_EPROTOCOL),
+             &copy);
+    l->cur = l->nxt; /* the queued one is under way now: its first try */
+    l->cur.queued = 0;
+    l->cur.tries = 1;
+    memset(&l->nxt, 0, sizeof l->nxt);
+    l->have_nxt = 0;
+}
+
+static void *worker(void *arg)
+{
+    lane l = {.b = arg};
+    batch *b = l.b;
+    se_session *ss = NULL;
+    const se_pipeline pl = {.queue = lane_queue, .done = lane_done, .arg = &l};
+    for (;;) {
+        if (l.have_nxt) { /* not sent after all: it goes on its own */
+            l.cur = l.nxt;
+            l.cur.queued = 0;
+            memset(&l.nxt, 0, sizeof l.nxt);
+            l.have_nxt = 0;
+        } else if (!next_job(b, &l.cur, 0)) {
+            break;
+        }
+        for (;;) {
+            scalr_email_error e;
+            se_error_clear(&e);
+            int handed = 0;
+            scalr_email_code rc = SCALR_EMAIL_OK;
+            l.cur.tries++;
+            if (!ss)
+                rc = se_client_session(b->c, &ss, &e);
+            if (ss) {
+                rc = se_client_transact(b->c, ss, &l.cur.comp, &e, &handed, &pl);
+                if (!se_smtp_reusable(ss->eng)) {
+                    se_client_release(b->c, ss); /* closes it */
+                    ss = NULL;
+                }
+            }
+            if (l.have_nxt && l.nxt.queued) {
+                /* The session ended before the previous message's end of
+                 * data was answered: the queued one's content was never
+                 * sent, so it may go again (counted as a try). */
+                l.nxt.queued = 0;
+                l.nxt.tries++;
+            }
+            /* Never again once handed over: the server may have it. */
+            if (rc == SCALR_EMAIL_OK || handed || !se_client_conn_failure(&e) ||
+                l.cur.tries >= b->tries) {
+                job_done(b, &l.cur, rc, &e);
+                break;
+            }
+            if (ss) { /* a 421 leaves the session closing: take another one */
+                se_client_release(b->c, ss);
+                ss = NULL;
+            }
+            sleep_ms((long long)BACKOFF_MS << (l.cur.tries - 1));
+        }
+        if (l.have_nxt && l.nxt.tries >= b->tries) { /* its tries are used up */
+            scalr_email_error e;
+            se_fail(&e, SCALR_EMAIL_EIO, "MAIL", "the connection was lost %u times", l.nxt.tries);
+            job_done(b, &l.nxt, SCALR_EMAIL_EIO, &e);
+            l.have_nxt = 0;
+        }
+    }
+    se_client_release(b->c, ss);
+    return NULL;
+}
+
+scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
+                                               const scalr_email_message *msgs, size_t n,
+                                               const scalr_email_batch_opts *opts,
+                                               scalr_email_error *results,
+                                               scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!c || (!msgs && n))
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_batch: NULL argument");
+    if (opts && !(opts->rate >= 0 && opts->rate <= 1e6))
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "send_batch: rate out of range");
+    batch b = {.c = c, .msgs = msgs, .n = n, .o = opts, .results = results};
+    b.tries = opts && opts->max_tries ? opts->max_tries : DEFAULT_TRIES;
+    if (opts && opts->rate > 0) {
+        b.interval = (long long)(1000.0 / opts->rate + 0.5);
+        if (b.interval < 1)
+            b.interval = 1;
+    }
+    unsigned k = opts && opts->connections ? opts->connections : 1;
+    if (k > MAX_CONNECTIONS)
+        k = MAX_CONNECTIONS;
+    if (k > n)
+        k = n ? (unsigned)n : 1;
+    if (pthread_mutex_init(&b.lock, NULL) != 0)
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "cannot create a mutex");
+
+    pthread_t *th = calloc(k, sizeof *th);
+    unsigned started = 0;
+    if (th)
+        for (; started + 1 < k; started++)
+            if (pthread_create(&th[started], NULL, worker, &b) != 0)
+                break;
+    worker(&b); /* this thread is one of the connections */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    pthread_mutex_destroy(&b.lock);
+
+    if (!b.failed)
+        return SCALR_EMAIL_OK;
+    scalr_email_code rc = results ? results[b.first_failed].code : SCALR_EMAIL_EREJECTED;
+    se_fail(err, rc, "", "%zu of %zu messages were not accepted (first: message %zu)", b.failed,
+            n, b.first_failed + 1);
+    return rc;
+}
