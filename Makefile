@@ -9,7 +9,7 @@ SOVER   := 0
 
 OPT      ?= -O2 -g
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wvla
-CFLAGS   += -std=c11 $(OPT) $(WARN) -fPIC -fvisibility=hidden -MMD -MP
+CFLAGS   += -std=c11 $(OPT) $(WARN) -fPIC -MMD -MP
 CPPFLAGS += -Iinclude -Isrc -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 SSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
 SSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
@@ -96,7 +96,8 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libscalr-email.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libscalr-email.so.$(SOVER)
 	ln -sf libscalr-email.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libscalr-email.so
-	install -m 644 $(BUILD)/scalr-email.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' scalr-email.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/scalr-email.pc
 	install -m 755 $(BUILD)/scalr-email $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/scalr-email.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 

@@ -48,6 +48,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
+    run link bash tests/link/run.sh
     run python bash python/tests/run.sh
 else
     echo "build failed"
