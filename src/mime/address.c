@@ -222,6 +222,16 @@ static int domain_to_alabels(char **addr, char *why, size_t whylen)
     memcpy(out, *addr, ln + 1);
     memcpy(out + ln + 1, ascii, dn + 1);
     idn2_free(ascii);
+    /* UTS #46 maps look-alikes (fullwidth ',' '@' '>', odd spaces) to ASCII
+     * punctuation: the result must pass the same LDH check as any domain,
+     * or "x@evil，victim＠bank" would become two addresses. */
+    char inner[200] = "not ASCII";
+    if (se_address_needs_utf8(out + ln + 1) ||
+        check_addr_spec(out, ln + 1 + dn, inner, sizeof inner) < 0) {
+        free(out);
+        return why_set(why, whylen, "invalid internationalized domain (after IDNA mapping: %s)",
+                       inner);
+    }
     free(*addr);
     *addr = out;
     return 0;

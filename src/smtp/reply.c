@@ -82,7 +82,7 @@ static int check_line(line ln, size_t idx, int *last, char *why, size_t whylen)
             set_why(why, whylen, "bare CR in reply", idx);
             return -1;
         }
-        if (c < 0x20 && c != '\t') {
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
             set_why(why, whylen, "control character in reply", idx);
             return -1;
         }

@@ -175,3 +175,16 @@ TEST(addr_idn_domain_to_alabels)
     refuses("user@xn--a.example\xc3\xbc", "invalid internationalized domain: domain label has "
             "character forbidden in non-transitional mode (TR46)");
 }
+
+/* Found by fuzz_address: UTS #46 maps fullwidth punctuation to ASCII, which
+ * must not turn one address into two (or a header into something else). */
+TEST(addr_idn_mapping_cannot_inject_punctuation)
+{
+    refuses("x@evil\xef\xbc\x8cvictim\xef\xbc\xa0" "bank.example",
+            "invalid internationalized domain (after IDNA mapping: only one address is allowed)");
+    refuses("x@evil\xef\xbc\x9e SIZE\xef\xbc\x9d" "1", "unexpected space in the address");
+    refuses("j@\xef\xbc\x88",
+            "invalid internationalized domain (after IDNA mapping: comments are not supported)");
+    refuses("a@b\xe3\x80\x82", "invalid internationalized domain (after IDNA mapping: empty "
+                                "label in the domain)");
+}
