@@ -105,4 +105,4 @@ clean:
 	rm -rf build build-san
 
 .PHONY: all check install clean
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(INBOX_OBJ:.o=.d)

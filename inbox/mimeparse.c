@@ -64,7 +64,7 @@ static char *dup_lower(const char *p, size_t n)
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629 4: no overlongs, no
  * surrogates, nothing past U+10FFFF), or 0 when the bytes are invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
+size_t ib_utf8_seq(const unsigned char *p, size_t n)
 {
     if (p[0] < 0x80)
         return 1;
@@ -90,7 +90,7 @@ static void put_utf8_clean(se_buf *out, const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
     while (i < n) {
-        size_t k = utf8_seq(p + i, n - i);
+        size_t k = ib_utf8_seq(p + i, n - i);
         if (k) {
             i += k;
             continue;
@@ -776,6 +776,23 @@ static void walk_multipart(walk *w, const char *body, size_t n, const char *bd, 
     }
 }
 
+/* RFC 2045 5.1: type "/" subtype, each a token (no CTLs, spaces, non-ASCII
+ * or tspecials).  Anything else gets the default type (found by fuzzing). */
+static int is_mime_type(const char *s, size_t n)
+{
+    size_t slash = n;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '/' && slash == n) {
+            slash = i;
+            continue;
+        }
+        if (c <= 0x20 || c >= 0x7f || tspecial(c))
+            return 0;
+    }
+    return slash > 0 && slash + 1 < n;
+}
+
 static void walk_entity(walk *w, const char *p, size_t n, int depth, int in_digest)
 {
     hblock hb = split_headers(p, n);
@@ -788,7 +805,7 @@ static void walk_entity(walk *w, const char *p, size_t n, int depth, int in_dige
     /* RFC 2045 5.2 / RFC 2046 5.1.5: the defaults when absent or invalid */
     const char *dflt = in_digest ? "message/rfc822" : "text/plain";
     if (v && ct.main_len > 2 && ct.main_len < sizeof type &&
-        memchr(v + ct.main_off, '/', ct.main_len)) {
+        is_mime_type(v + ct.main_off, ct.main_len)) {
         for (size_t i = 0; i < ct.main_len; i++)
             type[i] = (char)lower((unsigned char)v[ct.main_off + i]);
         type[ct.main_len] = '\0';

@@ -6,6 +6,11 @@
 
 #include <stddef.h>
 
+/* Length of the valid UTF-8 sequence at p[0..n) (RFC 3629 4: no overlongs,
+ * no surrogates, nothing past U+10FFFF), or 0 when the bytes are invalid.
+ * n must be at least 1. */
+size_t ib_utf8_seq(const unsigned char *p, size_t n);
+
 /* Decode an RFC 2047 header value (unfolded first) to UTF-8; malloc'd. */
 char *ib_decode_header(const char *value, size_t len);
 

@@ -383,3 +383,23 @@ TEST(mimeparse_hostile_mutations)
     CHECK_INT(bad, 0);
     free(buf);
 }
+
+/* Found by fuzz_mimeparse: a Content-Type that is not token/token (non-ASCII,
+ * tspecials, empty subtype) falls back to the default type. */
+TEST(mimeparse_invalid_content_type_gets_default)
+{
+    const char *msgs[] = {
+        "Content-Type: messa\xe9ge/rfc822\r\n\r\nbody\r\n",
+        "Content-Type: message/rfc822from:\r\n\r\nbody\r\n",
+        "Content-Type: text/\r\n\r\nbody\r\n",
+    };
+    for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+        ib_part *parts = NULL;
+        size_t n = 0;
+        CHECK_INT(ib_mime_parts(msgs[i], strlen(msgs[i]), &parts, &n), 0);
+        CHECK_INT(n, 1);
+        if (n == 1)
+            CHECK_STR(parts[0].content_type, "text/plain");
+        ib_mime_parts_free(parts, n);
+    }
+}
