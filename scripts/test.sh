@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/deps.sh chromium || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
+bash scripts/deps.sh chromium clang libclang-rt-14-dev || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
@@ -66,6 +66,8 @@ else
     echo "sanitizer build failed"
     failed=$((failed + 1))
 fi
+
+run fuzz bash fuzz/run.sh 5
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
