@@ -54,7 +54,7 @@ spec() {
             "src/util/buf.c src/error.c||8192"
         ;;
     fuzz_dotenv) echo "src/config.c src/util/buf.c src/error.c||4096" ;;
-    fuzz_smtpd) echo "inbox/smtpd.c inbox/chaos.c src/smtp/reply.c src/util/buf.c|-ljansson|4096" ;;
+    fuzz_smtpd) echo "inbox/smtpd.c inbox/smtpd_addr.c inbox/smtpd_auth.c inbox/smtpd_data.c inbox/chaos.c src/smtp/reply.c src/util/buf.c|-ljansson|4096" ;;
     fuzz_mimeparse) echo "inbox/mimeparse.c src/util/buf.c||16384" ;;
     *) return 1 ;;
     esac

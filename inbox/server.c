@@ -13,17 +13,18 @@
  * stalls all its sessions.
  *
  * Stopping: every session is told 421 and closed; sessions stuck on a client
- * that does not read are cut off after a grace period. */
+ * that does not read are cut off after a grace period.
+ *
+ * The TLS side (the context, handshakes, TLS reads and writes) is in
+ * server_tls.c; server_int.h holds what the two share. */
 #define _GNU_SOURCE /* accept4(); this file is Linux-only (epoll) anyway */
-#include "server.h"
+#include "server_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -38,85 +39,17 @@
 
 #include <arpa/inet.h>
 
-#define READ_CHUNK 32768
 #define READS_PER_TURN 16 /* then let the loop's other sessions run */
 #define MAX_LOOPS 8
-#define MAX_STORERS 64
 #define STOP_GRACE_MS 2000
 #define LINGER_MS 500
 #define EVENTS 256
 
-enum { IO_ERR = -1, IO_WANT_READ = -2, IO_WANT_WRITE = -3 };
-enum { RUNNING, STORING, DELAYED };
-
-typedef struct loop loop;
-
-typedef struct conn {
-    struct conn *prev, *next; /* the loop's connections                  */
-    struct conn *qnext;       /* storer queue, completions, the grave    */
-    struct conn *rnext;       /* the loop's run queue                    */
-    struct conn *tnext;       /* the loop's delayed sessions             */
-    loop *lp;
-    int fd;
-    SSL *ssl;
-    ib_smtpd *s;
-    int hs;     /* TLS handshake: 1 implicit, 2 STARTTLS   */
-    int parked; /* RUNNING, STORING or DELAYED             */
-    int runnable, closed;
-    int lingering;   /* replied and waiting for the client to close */
-    uint32_t events; /* epoll interest; 0: not registered       */
-    int64_t last_ms; /* last I/O, for the idle timeout          */
-    int64_t wake_ms; /* end of a chaos delay                    */
-    int64_t stored_id;
-    char peer[64];
-} conn;
-
-struct loop {
-    ib_server *srv;
-    pthread_t thread;
-    int started;
-    int ep, efd; /* epoll; eventfd for completions and stop */
-    conn *conns, *delayed;
-    conn *runq, *grave;
-    pthread_mutex_t lock; /* `done` */
-    conn *done;           /* messages back from the storers          */
-    int stopping;
-    int64_t stop_deadline;
-    char buf[READ_CHUNK];
-};
-
-struct ib_server {
-    ib_server_conf conf;
-    SSL_CTX *ctx;
-    int lfd;
-    struct sockaddr_storage addr;
-    loop *loops;
-    unsigned n_loops;
-
-    pthread_mutex_t lock; /* everything below */
-    pthread_cond_t work;  /* the store queue, or storers_stop */
-    unsigned active;
-    int stopping, storers_stop;
-    conn *sq_head, *sq_tail;
-    unsigned sq_n, n_storers, storers_idle;
-    pthread_t storers[MAX_STORERS];
-};
-
-static int fail(char *why, size_t whylen, const char *what, const char *detail)
+int ib_server_fail(char *why, size_t whylen, const char *what, const char *detail)
 {
     if (why && whylen)
         snprintf(why, whylen, "%s: %s", what, detail);
     return -1;
-}
-
-static int tls_fail(char *why, size_t whylen, const char *what)
-{
-    char err[200] = "unknown error";
-    unsigned long e = ERR_get_error();
-    if (e)
-        ERR_error_string_n(e, err, sizeof err);
-    ERR_clear_error();
-    return fail(why, whylen, what, err);
 }
 
 static int64_t now_ms(void)
@@ -158,25 +91,10 @@ static void wake(loop *lp)
 
 /* --- connection I/O ------------------------------------------------------- */
 
-static long ssl_result(conn *c, int n)
-{
-    switch (SSL_get_error(c->ssl, n)) {
-    case SSL_ERROR_WANT_READ: return IO_WANT_READ;
-    case SSL_ERROR_WANT_WRITE: return IO_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN: return 0;
-    case SSL_ERROR_SYSCALL: return n == 0 || errno == 0 ? 0 : IO_ERR; /* EOF without close_notify */
-    default: return IO_ERR;
-    }
-}
-
 static long conn_read(conn *c, char *buf, size_t len)
 {
-    if (c->ssl) {
-        ERR_clear_error();
-        errno = 0;
-        int n = SSL_read(c->ssl, buf, (int)len);
-        return n > 0 ? n : ssl_result(c, n);
-    }
+    if (c->ssl)
+        return ib_server_tls_read(c, buf, len);
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n >= 0)
@@ -188,13 +106,8 @@ static long conn_read(conn *c, char *buf, size_t len)
 
 static long conn_write(conn *c, const char *p, size_t len)
 {
-    if (c->ssl) {
-        ERR_clear_error();
-        errno = 0;
-        int n = SSL_write(c->ssl, p, (int)(len > 1u << 30 ? 1u << 30 : len));
-        long r = n > 0 ? n : ssl_result(c, n);
-        return r == 0 ? IO_ERR : r;
-    }
+    if (c->ssl)
+        return ib_server_tls_write(c, p, len);
     for (;;) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n >= 0)
@@ -223,8 +136,8 @@ static void conn_close(conn *c)
     set_events(c, 0);
     if (c->ssl) {
         if (!c->lingering) /* close_notify, without waiting for the peer's */
-            SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
+            ib_server_tls_shutdown(c);
+        ib_server_tls_free(c);
     }
     close(c->fd);
     ib_smtpd_free(c->s);
@@ -330,7 +243,6 @@ static void park_delay(conn *c, unsigned ms)
 static void drive(conn *c)
 {
     loop *lp = c->lp;
-    ib_server *srv = lp->srv;
     int reads = 0, drained = 0;
     if (c->lingering) {
         for (;;) { /* whatever the client still sends is dropped */
@@ -348,13 +260,10 @@ static void drive(conn *c)
     for (;;) {
         long n = IO_ERR;
         if (c->hs) {
-            ERR_clear_error();
-            errno = 0;
-            int r = SSL_do_handshake(c->ssl);
+            long r = ib_server_tls_handshake(c);
             if (r != 1) {
-                n = ssl_result(c, r);
-                if (n == IO_WANT_READ || n == IO_WANT_WRITE) {
-                    set_events(c, n == IO_WANT_READ ? EPOLLIN : EPOLLOUT);
+                if (r == IO_WANT_READ || r == IO_WANT_WRITE) {
+                    set_events(c, r == IO_WANT_READ ? EPOLLIN : EPOLLOUT);
                     return;
                 }
                 conn_close(c);
@@ -411,12 +320,10 @@ static void drive(conn *c)
             return;
         case IB_SMTPD_DELAY: park_delay(c, ib_smtpd_delay_ms(c->s)); return;
         case IB_SMTPD_TLS:
-            c->ssl = SSL_new(srv->ctx);
-            if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+            if (ib_server_tls_accept(c) < 0) {
                 conn_close(c);
                 return;
             }
-            SSL_set_accept_state(c->ssl);
             c->hs = 2;
             continue;
         case IB_SMTPD_CLOSE:
@@ -430,7 +337,7 @@ static void drive(conn *c)
                 return;
             }
             if (c->ssl)
-                SSL_shutdown(c->ssl);
+                ib_server_tls_shutdown(c);
             c->lingering = 1;
             c->last_ms = now_ms();
             set_events(c, EPOLLIN | EPOLLRDHUP);
@@ -488,15 +395,10 @@ static void accept_all(loop *lp)
             c->fd = fd;
             format_addr(&peer, c->peer, sizeof c->peer);
             c->s = ib_smtpd_new(&srv->conf.smtpd, c->peer, srv->conf.tls_implicit);
-            if (c->s && srv->conf.tls_implicit) {
-                c->ssl = SSL_new(srv->ctx);
-                if (c->ssl && SSL_set_fd(c->ssl, fd)) {
-                    SSL_set_accept_state(c->ssl);
-                    c->hs = 1;
-                }
-            }
+            if (c->s && srv->conf.tls_implicit && ib_server_tls_accept(c) == 0)
+                c->hs = 1;
             if (!c->s || (srv->conf.tls_implicit && !c->hs)) {
-                SSL_free(c->ssl);
+                ib_server_tls_free(c);
                 ib_smtpd_free(c->s);
                 free(c);
                 c = NULL;
@@ -650,23 +552,6 @@ static void *loop_main(void *arg)
 
 /* --- starting and stopping ----------------------------------------------------- */
 
-static int tls_setup(ib_server *srv, char *why, size_t whylen)
-{
-    srv->ctx = SSL_CTX_new(TLS_server_method());
-    if (!srv->ctx)
-        return tls_fail(why, whylen, "TLS");
-    SSL_CTX_set_min_proto_version(srv->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(srv->ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(srv->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (SSL_CTX_use_certificate_chain_file(srv->ctx, srv->conf.tls_cert) != 1)
-        return tls_fail(why, whylen, srv->conf.tls_cert);
-    if (SSL_CTX_use_PrivateKey_file(srv->ctx, srv->conf.tls_key, SSL_FILETYPE_PEM) != 1)
-        return tls_fail(why, whylen, srv->conf.tls_key);
-    if (SSL_CTX_check_private_key(srv->ctx) != 1)
-        return tls_fail(why, whylen, "TLS key does not match the certificate");
-    return 0;
-}
-
 static int listen_on(ib_server *srv, char *why, size_t whylen)
 {
     char port[16];
@@ -677,7 +562,7 @@ static int listen_on(ib_server *srv, char *why, size_t whylen)
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(srv->conf.host, port, &hints, &res);
     if (rc != 0)
-        return fail(why, whylen, srv->conf.host, gai_strerror(rc));
+        return ib_server_fail(why, whylen, srv->conf.host, gai_strerror(rc));
     int err = 0;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
@@ -700,7 +585,7 @@ static int listen_on(ib_server *srv, char *why, size_t whylen)
     if (srv->lfd < 0) {
         char what[300];
         snprintf(what, sizeof what, "SMTP listener on %s:%u", srv->conf.host, srv->conf.port);
-        return fail(why, whylen, what, strerror(err));
+        return ib_server_fail(why, whylen, what, strerror(err));
     }
     socklen_t al = sizeof srv->addr;
     getsockname(srv->lfd, (struct sockaddr *)&srv->addr, &al);
@@ -714,15 +599,15 @@ static int loop_start(loop *lp, ib_server *srv, char *why, size_t whylen)
     lp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&lp->lock, NULL);
     if (lp->ep < 0 || lp->efd < 0)
-        return fail(why, whylen, "SMTP listener", strerror(errno));
+        return ib_server_fail(why, whylen, "SMTP listener", strerror(errno));
     /* EPOLLEXCLUSIVE: one loop wakes per new connection, not all of them. */
     struct epoll_event l = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &srv->lfd};
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = &lp->efd};
     if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, srv->lfd, &l) < 0 ||
         epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->efd, &e) < 0)
-        return fail(why, whylen, "SMTP listener", strerror(errno));
+        return ib_server_fail(why, whylen, "SMTP listener", strerror(errno));
     if (pthread_create(&lp->thread, NULL, loop_main, lp) != 0)
-        return fail(why, whylen, "SMTP listener", "cannot start a thread");
+        return ib_server_fail(why, whylen, "SMTP listener", "cannot start a thread");
     lp->started = 1;
     return 0;
 }
@@ -732,7 +617,7 @@ int ib_server_start(ib_server **out, const ib_server_conf *conf, char *why, size
     *out = NULL;
     ib_server *srv = calloc(1, sizeof *srv);
     if (!srv)
-        return fail(why, whylen, "SMTP listener", "out of memory");
+        return ib_server_fail(why, whylen, "SMTP listener", "out of memory");
     srv->conf = *conf;
     srv->lfd = -1;
     pthread_mutex_init(&srv->lock, NULL);
@@ -746,12 +631,12 @@ int ib_server_start(ib_server **out, const ib_server_conf *conf, char *why, size
     srv->n_loops = cpus < 1 ? 1 : cpus > MAX_LOOPS ? MAX_LOOPS : (unsigned)cpus;
     srv->loops = calloc(srv->n_loops, sizeof *srv->loops);
     if (!srv->loops) {
-        fail(why, whylen, "SMTP listener", "out of memory");
+        ib_server_fail(why, whylen, "SMTP listener", "out of memory");
         goto fail;
     }
     for (unsigned i = 0; i < srv->n_loops; i++)
         srv->loops[i].ep = srv->loops[i].efd = -1;
-    if (conf->tls_cert && tls_setup(srv, why, whylen) < 0)
+    if (conf->tls_cert && ib_server_tls_setup(srv, why, whylen) < 0)
         goto fail;
     if (listen_on(srv, why, whylen) < 0)
         goto fail;
@@ -807,7 +692,7 @@ void ib_server_stop(ib_server *srv)
     free(srv->loops);
     if (srv->lfd >= 0)
         close(srv->lfd);
-    SSL_CTX_free(srv->ctx);
+    ib_server_tls_cleanup(srv);
     pthread_mutex_destroy(&srv->lock);
     pthread_cond_destroy(&srv->work);
     free(srv);

@@ -562,8 +562,9 @@ def test_quit_closes_promptly():
         c.send(b"QUIT\r\n")
         eq(c.reply(), "221 2.0.0 Bye")
         t0 = time.time()
-        expect(c.closed(5), "not closed after QUIT")
-        expect(time.time() - t0 < 2, "closed only after %.1fs" % (time.time() - t0))
+        expect(c.closed(8), "not closed after QUIT")
+        # the server lingers 0.75 s; generous bound for loaded (sanitizer) runs
+        expect(time.time() - t0 < 4, "closed only after %.1fs" % (time.time() - t0))
     finally:
         ib.stop()
 
@@ -592,7 +593,7 @@ def test_client_that_never_reads_blocks_nobody():
 
 
 def test_chaos_delay_parks_only_its_session():
-    ib = Inbox("--chaos", "mail:delay=2000:match=slow@", db=dbpath("park"))
+    ib = Inbox("--chaos", "mail:delay=6000:match=slow@", db=dbpath("park"))
     result = {}
 
     def slow():
@@ -610,8 +611,9 @@ def test_chaos_delay_parks_only_its_session():
             s.sendmail("fast@x.test", ["b@y.test"], msg("fast"))
         fast = time.time() - t0
         t.join(30)
-        expect(fast < 1.5, "fast sender waited %.1fs" % fast)
-        expect(result.get("slow", 0) >= 2.0, "slow sender took %r" % result)
+        # far apart on purpose: a loaded machine must not make this flaky
+        expect(fast < 4, "fast sender waited %.1fs" % fast)
+        expect(result.get("slow", 0) >= 6.0, "slow sender took %r" % result)
         eq([r[3] for r in ib.rows()], ["fast", "slow"])
     finally:
         ib.stop()

@@ -1,0 +1,203 @@
+/* AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN, on the server side:
+ * strict base64, and credentials compared without an early exit. */
+#include "smtpd_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* RFC 4648 base64, strict: padding only at the end, no other bytes.
+ * Returns the decoded length, or -1.  out holds at least n*3/4 bytes. */
+static long b64_decode(const char *in, size_t n, unsigned char *out)
+{
+    if (n % 4)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (size_t j = 0; j < 4; j++) {
+            char c = in[i + j];
+            unsigned d;
+            if (c >= 'A' && c <= 'Z')
+                d = (unsigned)(c - 'A');
+            else if (c >= 'a' && c <= 'z')
+                d = (unsigned)(c - 'a' + 26);
+            else if (c >= '0' && c <= '9')
+                d = (unsigned)(c - '0' + 52);
+            else if (c == '+')
+                d = 62;
+            else if (c == '/')
+                d = 63;
+            else if (c == '=' && i + 4 == n && j >= 2 && (j == 3 || in[i + 3] == '='))
+                d = 0, pad++;
+            else
+                return -1;
+            if (pad && c != '=')
+                return -1;
+            v = v << 6 | d;
+        }
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad < 2)
+            out[o++] = (unsigned char)(v >> 8);
+        if (pad < 1)
+            out[o++] = (unsigned char)v;
+    }
+    return (long)o;
+}
+
+static int same(const unsigned char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b);
+    unsigned diff = an != bn;
+    for (size_t i = 0; i < an; i++) /* no early exit on the password */
+        diff |= a[i] ^ (unsigned char)(i < bn ? b[i] : 0);
+    return diff == 0;
+}
+
+static int credentials_ok(const ib_smtpd *s, const unsigned char *user, size_t ul,
+                          const unsigned char *pass, size_t pl)
+{
+    if (!strcmp(s->conf->auth, "any"))
+        return ul > 0;
+    const char *colon = strchr(s->conf->auth, ':');
+    size_t want_ul = colon ? (size_t)(colon - s->conf->auth) : strlen(s->conf->auth);
+    int u = ul == want_ul && !memcmp(user, s->conf->auth, ul);
+    int p = same(pass, pl, colon ? colon + 1 : "");
+    return u & p;
+}
+
+static void auth_result(ib_smtpd *s, int ok)
+{
+    s->st = S_CMD;
+    if (ok) {
+        s->authed = 1;
+        ib_smtpd_reply(s, "235 2.7.0 Authentication successful");
+    } else {
+        ib_smtpd_error(s, "535 5.7.8 Error: authentication failed");
+    }
+}
+
+/* PLAIN (RFC 4616): authzid NUL authcid NUL passwd. */
+static void auth_plain(ib_smtpd *s, const char *b64, size_t n)
+{
+    unsigned char buf[AUTH_MAX];
+    long dl = ci_eq(b64, n, "=") ? 0 : b64_decode(b64, n, buf);
+    if (dl < 0) {
+        s->st = S_CMD;
+        ib_smtpd_error(s, "501 5.5.2 Error: cannot decode response");
+        return;
+    }
+    unsigned char *a = memchr(buf, 0, (size_t)dl);
+    unsigned char *b = a ? memchr(a + 1, 0, (size_t)(buf + dl - a - 1)) : NULL;
+    if (!b || memchr(b + 1, 0, (size_t)(buf + dl - b - 1))) {
+        s->st = S_CMD;
+        ib_smtpd_error(s, "501 5.5.2 Error: malformed PLAIN response");
+        return;
+    }
+    size_t zl = (size_t)(a - buf), ul = (size_t)(b - a - 1);
+    int ok = credentials_ok(s, a + 1, ul, b + 1, (size_t)(buf + dl - b - 1));
+    /* An authorization identity other than the user's own is not granted. */
+    if (zl && (zl != ul || memcmp(buf, a + 1, ul)))
+        ok = 0;
+    auth_result(s, ok);
+}
+
+int ib_smtpd_cmd_auth(ib_smtpd *s, const char *args, size_t n)
+{
+    if (!s->conf->auth) {
+        ib_smtpd_error(s, "503 5.5.1 Error: authentication not enabled");
+        return DONE;
+    }
+    if (!s->helo) {
+        ib_smtpd_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return DONE;
+    }
+    if (s->authed) {
+        ib_smtpd_error(s, "503 5.5.1 Error: already authenticated"); /* RFC 4954 4 */
+        return DONE;
+    }
+    if (s->in_mail) {
+        ib_smtpd_error(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return DONE;
+    }
+    size_t i = 0;
+    const char *mech, *init;
+    size_t ml = ib_smtpd_next_word(args, n, &i, &mech);
+    size_t il = ib_smtpd_next_word(args, n, &i, &init);
+    if (ml == 0 || i < n) {
+        ib_smtpd_error(s, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+        return DONE;
+    }
+    ib_verdict v;
+    if (ib_smtpd_chaos(s, IB_STAGE_AUTH, NULL, &v) == HELD)
+        return HELD;
+    if (ib_smtpd_chaos_acts(s, &v))
+        return DONE;
+    if (ci_eq(mech, ml, "PLAIN")) {
+        if (il) {
+            auth_plain(s, init, il);
+        } else {
+            ib_smtpd_reply(s, "334 ");
+            s->st = S_AUTH_PLAIN;
+        }
+    } else if (ci_eq(mech, ml, "LOGIN")) {
+        s->st = S_AUTH_USER;
+        if (il) {
+            s->st = S_AUTH_PASS;
+            unsigned char buf[AUTH_MAX];
+            long dl = b64_decode(init, il, buf);
+            if (dl < 0) {
+                s->st = S_CMD;
+                ib_smtpd_error(s, "501 5.5.2 Error: cannot decode response");
+                return DONE;
+            }
+            free(s->login_user);
+            s->login_user = malloc((size_t)dl + 1);
+            if (s->login_user) {
+                memcpy(s->login_user, buf, (size_t)dl);
+                s->login_user[dl] = '\0';
+            }
+        }
+        ib_smtpd_reply(s, s->st == S_AUTH_USER ? "334 VXNlcm5hbWU6" : "334 UGFzc3dvcmQ6");
+    } else {
+        ib_smtpd_error(s, "504 5.5.4 Error: unsupported authentication mechanism");
+    }
+    return DONE;
+}
+
+void ib_smtpd_auth_response(ib_smtpd *s, const char *line, size_t n)
+{
+    if (ci_eq(line, n, "*")) { /* RFC 4954 4: the client cancels */
+        s->st = S_CMD;
+        ib_smtpd_error(s, "501 5.7.0 Error: authentication cancelled");
+        return;
+    }
+    if (s->st == S_AUTH_PLAIN) {
+        auth_plain(s, line, n);
+        return;
+    }
+    unsigned char buf[AUTH_MAX];
+    long dl = b64_decode(line, n, buf);
+    if (dl < 0) {
+        s->st = S_CMD;
+        ib_smtpd_error(s, "501 5.5.2 Error: cannot decode response");
+        return;
+    }
+    if (s->st == S_AUTH_USER) {
+        free(s->login_user);
+        s->login_user = malloc((size_t)dl + 1);
+        if (s->login_user) {
+            memcpy(s->login_user, buf, (size_t)dl);
+            s->login_user[dl] = '\0';
+        }
+        s->st = S_AUTH_PASS;
+        ib_smtpd_reply(s, "334 UGFzc3dvcmQ6");
+        return;
+    }
+    const char *u = s->login_user ? s->login_user : "";
+    int ok =
+        s->login_user && credentials_ok(s, (const unsigned char *)u, strlen(u), buf, (size_t)dl);
+    free(s->login_user);
+    s->login_user = NULL;
+    auth_result(s, ok);
+}

@@ -1,0 +1,165 @@
+/* The message: DATA with its dot-unstuffing (RFC 5321 4.5.2), BDAT
+ * chunks (RFC 3030), the size limit (RFC 1870) and the end of the message. */
+#include "smtpd_int.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Why a DATA or BDAT cannot start now, or NULL. */
+static const char *data_refusal(const ib_smtpd *s)
+{
+    if (!s->helo)
+        return "503 5.5.1 Error: send HELO/EHLO first";
+    if (!s->in_mail)
+        return "503 5.5.1 Error: need MAIL command";
+    if (s->n_rcpt == 0) /* RFC 2920 3.1: 554 when every RCPT failed */
+        return s->rcpt_tried ? "554 5.5.1 Error: no valid recipients"
+                             : "503 5.5.1 Error: need RCPT command";
+    return NULL;
+}
+
+void ib_smtpd_cmd_data(ib_smtpd *s, size_t n)
+{
+    const char *bad = n ? "501 5.5.4 Syntax: DATA" : data_refusal(s);
+    if (!bad && s->used_bdat) /* RFC 3030 3: never DATA after BDAT */
+        bad = "503 5.5.1 Error: DATA after BDAT";
+    if (bad) {
+        ib_smtpd_error(s, bad);
+        return;
+    }
+    ib_smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+    s->st = S_DATA;
+    s->bol = 1;
+    s->prev = 0;
+}
+
+/* RFC 3030 2: BDAT <size> [LAST].  The chunk is read even when refused. */
+void ib_smtpd_cmd_bdat(ib_smtpd *s, const char *args, size_t n)
+{
+    size_t i = 0;
+    const char *w1, *w2;
+    size_t l1 = ib_smtpd_next_word(args, n, &i, &w1), l2 = ib_smtpd_next_word(args, n, &i, &w2);
+    uint64_t size;
+    if (ib_smtpd_parse_u64(w1, l1, &size) < 0 || (l2 && !ci_eq(w2, l2, "LAST")) || i < n) {
+        /* Without a size there is no way to find the next command. */
+        ib_smtpd_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+        s->closing = 1;
+        return;
+    }
+    const char *bad = data_refusal(s);
+    snprintf(s->chunk_refusal, sizeof s->chunk_refusal, "%s", bad ? bad : "");
+    s->chunk_left = size;
+    s->chunk_last = l2 != 0;
+    s->st = S_BDAT;
+    if (!bad)
+        s->used_bdat = 1;
+}
+
+static void msg_append(ib_smtpd *s, const char *p, size_t n)
+{
+    s->msg_size += n;
+    if (s->msg_size > s->conf->max_size) {
+        if (!s->too_big) /* counted from here on, never buffered */
+            se_buf_free(&s->msg);
+        s->too_big = 1;
+        return;
+    }
+    if (!s->msg_oom && se_buf_append(&s->msg, p, n) < 0) {
+        s->msg_oom = 1;
+        se_buf_free(&s->msg);
+    }
+}
+
+/* DATA: lines up to "." alone, RFC 5321 4.5.2 transparency undone.  A bare
+ * LF ends a line too (this is a catcher); they are counted and noted. */
+int ib_smtpd_data_input(ib_smtpd *s)
+{
+    const char *p = s->in.data + s->in_off, *end = s->in.data + s->in.len;
+    while (p < end) {
+        if (s->bol && *p == '.') {
+            if (p + 1 == end)
+                break;
+            if (p[1] == '\n' || p[1] == '\r') {
+                if (p[1] == '\r' && p + 2 == end)
+                    break;
+                if (p[1] == '\n' || p[2] == '\n') {
+                    p += p[1] == '\n' ? 2 : 3;
+                    s->in_off = (size_t)(p - s->in.data);
+                    s->st = S_MSG_END;
+                    return 1;
+                }
+            }
+            p++; /* RFC 5321 4.5.2: drop the leading dot */
+        }
+        const char *lf = memchr(p, '\n', (size_t)(end - p));
+        const char *stop = lf ? lf + 1 : end;
+        if (lf && (lf > p ? lf[-1] : (char)s->prev) != '\r')
+            s->bare_lf++; /* RFC 5321 2.3.8 forbids it; tolerated here */
+        if (stop > p) {
+            msg_append(s, p, (size_t)(stop - p));
+            s->prev = (unsigned char)stop[-1];
+        }
+        s->bol = lf != NULL;
+        p = stop;
+    }
+    s->in_off = (size_t)(p - s->in.data);
+    return 0;
+}
+
+int ib_smtpd_bdat_input(ib_smtpd *s)
+{
+    size_t avail = s->in.len - s->in_off;
+    size_t take = s->chunk_left < avail ? (size_t)s->chunk_left : avail;
+    if (take && !s->chunk_refusal[0])
+        msg_append(s, s->in.data + s->in_off, take);
+    s->in_off += take;
+    s->chunk_left -= take;
+    if (s->chunk_left)
+        return 0;
+    s->st = S_CMD;
+    if (s->chunk_refusal[0])
+        ib_smtpd_error(s, s->chunk_refusal);
+    else if (s->chunk_last)
+        s->st = S_MSG_END;
+    else if (s->too_big)
+        ib_smtpd_reply(s, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+    else
+        ib_smtpd_reply(s, "250 2.0.0 %" PRIu64 " octets received", s->msg_size);
+    return 1;
+}
+
+int ib_smtpd_msg_end(ib_smtpd *s)
+{
+    ib_verdict v;
+    if (ib_smtpd_chaos(s, IB_STAGE_DATA, NULL, &v) == HELD)
+        return 1;
+    s->st = S_CMD;
+    if (ib_smtpd_chaos_acts(s, &v)) {
+        ib_smtpd_reset(s);
+        return 1;
+    }
+    if (s->too_big) { /* RFC 1870 6.3 */
+        ib_smtpd_reply(s, "552 5.3.4 Error: message size exceeds fixed maximum message size");
+    } else if (s->msg_oom) {
+        ib_smtpd_reply(s, "452 4.3.1 Error: insufficient system storage");
+    } else {
+        if (s->bare_lf) {
+            char note[128];
+            int nl = snprintf(note, sizeof note,
+                              "X-Inbox-Warning: %zu line(s) ended in a bare LF, which RFC 5321"
+                              " 2.3.8 forbids\r\n",
+                              s->bare_lf);
+            if (se_buf_reserve(&s->msg, (size_t)nl) == 0) {
+                memmove(s->msg.data + nl, s->msg.data, s->msg.len + 1);
+                memcpy(s->msg.data, note, (size_t)nl);
+                s->msg.len += (size_t)nl;
+            }
+        }
+        s->st = S_MSG_END;
+        s->msg_ready = 1;
+        return 1;
+    }
+    ib_smtpd_reset(s);
+    return 1;
+}
