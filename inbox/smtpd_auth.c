@@ -146,7 +146,8 @@ int ib_smtpd_cmd_auth(ib_smtpd *s, const char *args, size_t n)
             s->st = S_AUTH_PASS;
             unsigned char buf[AUTH_MAX];
             long dl = b64_decode(init, il, buf);
-            if (dl < 0) {
+            /* a NUL would cut the name short in the comparison */
+            if (dl < 0 || memchr(buf, 0, (size_t)dl)) {
                 s->st = S_CMD;
                 ib_smtpd_error(s, "501 5.5.2 Error: cannot decode response");
                 return DONE;
@@ -184,6 +185,11 @@ void ib_smtpd_auth_response(ib_smtpd *s, const char *line, size_t n)
         return;
     }
     if (s->st == S_AUTH_USER) {
+        if (memchr(buf, 0, (size_t)dl)) { /* "user\0junk" must not pass as "user" */
+            s->st = S_CMD;
+            ib_smtpd_error(s, "501 5.5.2 Error: cannot decode response");
+            return;
+        }
         free(s->login_user);
         s->login_user = malloc((size_t)dl + 1);
         if (s->login_user) {

@@ -412,6 +412,12 @@ TEST(smtpd_auth_login)
     say(s, &c, "AUTH LOGIN dXNlcg==\r\nd3Jvbmc=\r\n");
     CHECK_STR(take(&c), "334 UGFzc3dvcmQ6\r\n535 5.7.8 Error: authentication failed\r\n");
     ib_smtpd_free(s);
+    /* "user\0junk" is not "user" (found by reading the fuzz target's notes) */
+    s = ready(&conf, &c);
+    say(s, &c, "AUTH LOGIN dXNlcgBqdW5r\r\nAUTH LOGIN\r\ndXNlcgBqdW5r\r\n");
+    CHECK_STR(take(&c), "501 5.5.2 Error: cannot decode response\r\n334 VXNlcm5hbWU6\r\n"
+                        "501 5.5.2 Error: cannot decode response\r\n");
+    ib_smtpd_free(s);
     conv_free(&c);
 }
 
