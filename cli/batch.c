@@ -13,26 +13,26 @@
 /* One input line: the parsed message, or why it is not one. */
 typedef struct item {
     size_t line;
-    json_t *json;                 /* owns every string the message points to */
+    json_t *json; /* owns every string the message points to */
     scalr_email_message m;
-    const char **lists[3];        /* to, cc, bcc */
+    const char **lists[3]; /* to, cc, bcc */
     scalr_email_header *headers;
     scalr_email_attachment *att;
-    char why[200];                /* non-empty: malformed, nothing sent */
+    char why[200]; /* non-empty: malformed, nothing sent */
 } item;
 
 typedef struct run {
     item *items;
     size_t n_items, n_msgs, done;
-    size_t *msg_item;             /* batch index -> item */
-    int worst;                    /* exit status so far */
-    int progress;                 /* stderr is a terminal */
+    size_t *msg_item; /* batch index -> item */
+    int worst;        /* exit status so far */
+    int progress;     /* stderr is a terminal */
 } run;
 
 static const char *const code_names[] = {
-    "OK", "ENOTCONFIGURED", "ECONFIG", "EINVAL", "EFILE", "EREJECTED", "ETRANSIENT",
-    "ETOOBIG", "EUNSUPPORTED", "ECONNECT", "ETLS", "EINSECURE", "EAUTH", "ETIMEOUT",
-    "EPROTOCOL", "EIO", "ENOMEM"};
+    "OK",         "ENOTCONFIGURED", "ECONFIG",      "EINVAL",   "EFILE", "EREJECTED",
+    "ETRANSIENT", "ETOOBIG",        "EUNSUPPORTED", "ECONNECT", "ETLS",  "EINSECURE",
+    "EAUTH",      "ETIMEOUT",       "EPROTOCOL",    "EIO",      "ENOMEM"};
 
 static const char *code_name(scalr_email_code c)
 {
@@ -44,9 +44,8 @@ static const char *code_name(scalr_email_code c)
  * input, unreadable file, refused), and "try again later" last. */
 static int severity(int status)
 {
-    static const int order[] = {EX_CONFIG, EX_NOPERM, EX_OSERR, EX_SOFTWARE, EX_PROTOCOL,
-                                EX_IOERR, EX_UNAVAILABLE, EX_DATAERR, EX_NOINPUT,
-                                EX_TEMPFAIL};
+    static const int order[] = {EX_CONFIG, EX_NOPERM,      EX_OSERR,   EX_SOFTWARE, EX_PROTOCOL,
+                                EX_IOERR,  EX_UNAVAILABLE, EX_DATAERR, EX_NOINPUT,  EX_TEMPFAIL};
     size_t n = sizeof order / sizeof order[0];
     for (size_t i = 0; i < n; i++)
         if (order[i] == status)
@@ -119,7 +118,8 @@ static int parse_item(item *it, const char *text, size_t len)
     scalr_email_message *m = &it->m;
     const char *key;
     json_t *v;
-    json_object_foreach(it->json, key, v) {
+    json_object_foreach(it->json, key, v)
+    {
         int rc;
         if (!strcmp(key, "to") || !strcmp(key, "cc") || !strcmp(key, "bcc")) {
             int k = key[0] == 't' ? 0 : key[0] == 'c' ? 1 : 2;
@@ -151,7 +151,8 @@ static int parse_item(item *it, const char *text, size_t len)
             size_t i = 0;
             const char *hk;
             json_t *hv;
-            json_object_foreach(v, hk, hv) {
+            json_object_foreach(v, hk, hv)
+            {
                 if (!json_is_string(hv)) {
                     snprintf(why, wl, "header '%.60s' must be a string", hk);
                     return -1;

@@ -66,8 +66,22 @@ static char *slurp(const char *path, size_t *len)
     return p;
 }
 
-enum { OPT_TO = 256, OPT_SUBJECT, OPT_BODY, OPT_BODY_FILE, OPT_HTML, OPT_HTML_FILE, OPT_FROM,
-       OPT_CC, OPT_BCC, OPT_REPLY_TO, OPT_HEADER, OPT_ATTACH, OPT_ENV_FILE, OPT_PRINT };
+enum {
+    OPT_TO = 256,
+    OPT_SUBJECT,
+    OPT_BODY,
+    OPT_BODY_FILE,
+    OPT_HTML,
+    OPT_HTML_FILE,
+    OPT_FROM,
+    OPT_CC,
+    OPT_BCC,
+    OPT_REPLY_TO,
+    OPT_HEADER,
+    OPT_ATTACH,
+    OPT_ENV_FILE,
+    OPT_PRINT
+};
 
 static const struct option opts[] = {
     {"to", required_argument, NULL, OPT_TO},

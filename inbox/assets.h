@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 typedef struct ib_asset {
-    const char *path;         /* "/index.html"                    */
-    const char *content_type; /* "text/html; charset=utf-8"       */
+    const char *path;         /* "/index.html" */
+    const char *content_type; /* "text/html; charset=utf-8" */
     const unsigned char *data;
     size_t len;
 } ib_asset;

@@ -7,7 +7,11 @@
 #include <stddef.h>
 
 typedef enum ib_stage {
-    IB_STAGE_CONNECT, IB_STAGE_EHLO, IB_STAGE_AUTH, IB_STAGE_MAIL, IB_STAGE_RCPT,
+    IB_STAGE_CONNECT,
+    IB_STAGE_EHLO,
+    IB_STAGE_AUTH,
+    IB_STAGE_MAIL,
+    IB_STAGE_RCPT,
     IB_STAGE_DATA, /* end of DATA or BDAT LAST: the verdict on the message */
     IB_STAGE_COUNT
 } ib_stage;
@@ -15,10 +19,10 @@ typedef enum ib_stage {
 typedef struct ib_chaos ib_chaos;
 
 typedef struct ib_verdict {
-    int act;            /* 0: proceed normally; 1: reply; 2: disconnect    */
-    int code;           /* with act 1: e.g. 451                            */
-    char text[256];     /* with act 1: "4.3.0 try later"                   */
-    unsigned delay_ms;  /* wait this long first (any act)                  */
+    int act;           /* 0: proceed normally; 1: reply; 2: disconnect */
+    int code;          /* with act 1: e.g. 451 */
+    char text[256];    /* with act 1: "4.3.0 try later" */
+    unsigned delay_ms; /* wait this long first (any act) */
 } ib_verdict;
 
 ib_chaos *ib_chaos_new(void);

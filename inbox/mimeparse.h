@@ -19,14 +19,14 @@ char *ib_decode_header(const char *value, size_t len);
 char *ib_header_get(const char *raw, size_t len, const char *name);
 
 typedef struct ib_part {
-    char *content_type;   /* "text/plain" (lower case, no parameters)    */
-    char *charset;        /* "utf-8" or NULL                             */
-    char *filename;       /* decoded (RFC 2231 / 2047), or NULL          */
-    char *content_id;     /* without <>, or NULL                         */
-    int is_attachment;    /* Content-Disposition attachment, or a named
-                             non-text part                               */
-    char *headers;        /* the part's raw header block                 */
-    char *body;           /* decoded bytes (transfer encoding removed)   */
+    char *content_type; /* "text/plain" (lower case, no parameters) */
+    char *charset;      /* "utf-8" or NULL */
+    char *filename;     /* decoded (RFC 2231 / 2047), or NULL */
+    char *content_id;   /* without <>, or NULL */
+    int is_attachment;  /* Content-Disposition attachment, or a named
+                           non-text part */
+    char *headers;      /* the part's raw header block */
+    char *body;         /* decoded bytes (transfer encoding removed) */
     size_t body_len;
 } ib_part;
 

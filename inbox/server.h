@@ -10,15 +10,15 @@
 #include "store.h"
 
 typedef struct ib_server_conf {
-    const char *host;     /* "127.0.0.1", "::1", "localhost"           */
-    unsigned port;        /* 0: any free port                          */
+    const char *host;     /* "127.0.0.1", "::1", "localhost" */
+    unsigned port;        /* 0: any free port */
     ib_smtpd_conf smtpd;  /* the sessions' settings (starttls is set
-                             here from tls_cert and tls_implicit)      */
-    const char *tls_cert; /* PEM chain and key, or NULL for no TLS     */
+                             here from tls_cert and tls_implicit) */
+    const char *tls_cert; /* PEM chain and key, or NULL for no TLS */
     const char *tls_key;
-    int tls_implicit;        /* TLS from the first byte (RFC 8314)        */
-    unsigned max_conn;       /* 421 4.3.2 above it                        */
-    unsigned idle_timeout_s; /* 421 4.4.2 after this long without input   */
+    int tls_implicit;        /* TLS from the first byte (RFC 8314) */
+    unsigned max_conn;       /* 421 4.3.2 above it */
+    unsigned idle_timeout_s; /* 421 4.4.2 after this long without input */
     ib_store *store;
 } ib_server_conf;
 

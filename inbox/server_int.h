@@ -21,21 +21,21 @@ enum { RUNNING, STORING, DELAYED };
 typedef struct loop loop;
 
 typedef struct conn {
-    struct conn *prev, *next; /* the loop's connections                  */
-    struct conn *qnext;       /* storer queue, completions, the grave    */
-    struct conn *rnext;       /* the loop's run queue                    */
-    struct conn *tnext;       /* the loop's delayed sessions             */
+    struct conn *prev, *next; /* the loop's connections */
+    struct conn *qnext;       /* storer queue, completions, the grave */
+    struct conn *rnext;       /* the loop's run queue */
+    struct conn *tnext;       /* the loop's delayed sessions */
     loop *lp;
     int fd;
     SSL *ssl;
     ib_smtpd *s;
-    int hs;     /* TLS handshake: 1 implicit, 2 STARTTLS   */
-    int parked; /* RUNNING, STORING or DELAYED             */
+    int hs;     /* TLS handshake: 1 implicit, 2 STARTTLS */
+    int parked; /* RUNNING, STORING or DELAYED */
     int runnable, closed;
     int lingering;   /* replied and waiting for the client to close */
-    uint32_t events; /* epoll interest; 0: not registered       */
-    int64_t last_ms; /* last I/O, for the idle timeout          */
-    int64_t wake_ms; /* end of a chaos delay                    */
+    uint32_t events; /* epoll interest; 0: not registered */
+    int64_t last_ms; /* last I/O, for the idle timeout */
+    int64_t wake_ms; /* end of a chaos delay */
     int64_t stored_id;
     char peer[64];
 } conn;
@@ -48,7 +48,7 @@ struct loop {
     conn *conns, *delayed;
     conn *runq, *grave;
     pthread_mutex_t lock; /* `done` */
-    conn *done;           /* messages back from the storers          */
+    conn *done;           /* messages back from the storers */
     int stopping;
     int64_t stop_deadline;
     char buf[READ_CHUNK];

@@ -28,11 +28,11 @@
 #include "store.h"
 
 typedef struct ib_smtpd_conf {
-    const char *hostname; /* in the greeting and the EHLO reply           */
+    const char *hostname; /* in the greeting and the EHLO reply */
     size_t max_size;      /* message size limit in octets (RFC 1870 SIZE) */
-    int starttls;         /* a certificate is loaded: offer STARTTLS      */
-    const char *auth;     /* NULL: no AUTH; "any"; or "user:pass"         */
-    ib_chaos *chaos;      /* fault rules, or NULL                         */
+    int starttls;         /* a certificate is loaded: offer STARTTLS */
+    const char *auth;     /* NULL: no AUTH; "any"; or "user:pass" */
+    ib_chaos *chaos;      /* fault rules, or NULL */
 } ib_smtpd_conf;
 
 typedef enum ib_smtpd_want {
@@ -56,8 +56,8 @@ ib_smtpd_want ib_smtpd_step(ib_smtpd *s);
 
 /* Input.  0 ok, -1 out of memory (then the session only wants to CLOSE). */
 int ib_smtpd_feed(ib_smtpd *s, const void *p, size_t n);
-void ib_smtpd_eof(ib_smtpd *s);      /* the peer closed: no reply, CLOSE  */
-void ib_smtpd_timeout(ib_smtpd *s);  /* idle: 421 4.4.2, then CLOSE       */
+void ib_smtpd_eof(ib_smtpd *s);      /* the peer closed: no reply, CLOSE */
+void ib_smtpd_timeout(ib_smtpd *s);  /* idle: 421 4.4.2, then CLOSE */
 void ib_smtpd_shutdown(ib_smtpd *s); /* server stopping: 421 4.3.2, CLOSE */
 
 /* Output: the bytes to send; ib_smtpd_sent() drops the first n of them. */

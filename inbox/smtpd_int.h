@@ -15,19 +15,19 @@
 #include "util/buf.h"
 
 #define CMD_MAX 512            /* RFC 5321 4.5.3.1.4: command line, CRLF included */
-#define AUTH_MAX (512 + 12288) /* RFC 4954 4: AUTH command and responses        */
+#define AUTH_MAX (512 + 12288) /* RFC 4954 4: AUTH command and responses */
 #define RCPT_MAX 1000
 
 typedef enum ib_smtpd_state {
     S_GREETING,
     S_CMD,
     S_REFUSED,    /* greeting was 554: only QUIT (RFC 5321 3.1) */
-    S_AUTH_PLAIN, /* waiting for the PLAIN response             */
-    S_AUTH_USER,  /* LOGIN: user name                           */
-    S_AUTH_PASS,  /* LOGIN: password                            */
+    S_AUTH_PLAIN, /* waiting for the PLAIN response */
+    S_AUTH_USER,  /* LOGIN: user name */
+    S_AUTH_PASS,  /* LOGIN: password */
     S_DATA,
     S_BDAT,
-    S_MSG_END, /* message complete: verdict, then store      */
+    S_MSG_END, /* message complete: verdict, then store */
     S_DEAD
 } ib_smtpd_state;
 

@@ -9,24 +9,24 @@
 typedef struct ib_store ib_store;
 
 typedef struct ib_envelope {
-    const char *mail_from;     /* MAIL FROM addr-spec ("" for <>)        */
-    const char *const *rcpt;   /* RCPT TO addr-specs                     */
+    const char *mail_from;   /* MAIL FROM addr-spec ("" for <>) */
+    const char *const *rcpt; /* RCPT TO addr-specs */
     size_t n_rcpt;
-    const char *helo;          /* EHLO argument                          */
-    const char *peer;          /* "127.0.0.1:43210"                      */
+    const char *helo; /* EHLO argument */
+    const char *peer; /* "127.0.0.1:43210" */
 } ib_envelope;
 
 /* One row of a listing.  Strings owned by the store's callback scope:
  * copy what you keep. */
 typedef struct ib_summary {
     int64_t id;
-    int64_t created_ms;        /* Unix time in milliseconds              */
-    size_t size;               /* raw size in octets                     */
-    const char *mail_from;     /* envelope sender                        */
-    const char *rcpt;          /* envelope recipients joined by ", "     */
-    const char *from;          /* From header, decoded to UTF-8          */
-    const char *to;            /* To header, decoded                     */
-    const char *subject;       /* Subject, decoded                       */
+    int64_t created_ms;    /* Unix time in milliseconds */
+    size_t size;           /* raw size in octets */
+    const char *mail_from; /* envelope sender */
+    const char *rcpt;      /* envelope recipients joined by ", " */
+    const char *from;      /* From header, decoded to UTF-8 */
+    const char *to;        /* To header, decoded */
+    const char *subject;   /* Subject, decoded */
     const char *helo;
     int has_attachments;
 } ib_summary;
@@ -39,15 +39,15 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen);
 void ib_store_close(ib_store *st);
 
 /* Store one message; *id_out gets its id.  0 ok, -1 error (why filled). */
-int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t len,
-                 int64_t *id_out, char *why, size_t whylen);
+int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t len, int64_t *id_out,
+                 char *why, size_t whylen);
 
 /* Newest first.  kind NULL lists everything; "from", "to" or "containing"
  * filters like MailHog's search (case-insensitive substring of the From
  * header or envelope sender / To, Cc or envelope recipients / headers and
  * body).  *total gets the number of matches. */
-int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start,
-                  int64_t limit, ib_summary_fn fn, void *arg, int64_t *total);
+int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,
+                  ib_summary_fn fn, void *arg, int64_t *total);
 
 /* The raw message and its summary: *raw is malloc'd.  1 found, 0 not, -1 error. */
 int ib_store_get(ib_store *st, int64_t id, char **raw, size_t *len, ib_summary_fn fn, void *arg);

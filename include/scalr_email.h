@@ -46,25 +46,25 @@ extern "C" {
 /* Outcomes.  Each one a caller has to handle differently has its own code. */
 typedef enum scalr_email_code {
     SCALR_EMAIL_OK = 0,
-    SCALR_EMAIL_ENOTCONFIGURED, /* SMTP_HOST empty, or no sender anywhere     */
-    SCALR_EMAIL_ECONFIG,        /* configuration present but invalid          */
-    SCALR_EMAIL_EINVAL,         /* bad message input; nothing was sent        */
-    SCALR_EMAIL_EFILE,          /* an attachment or input file is unreadable  */
-    SCALR_EMAIL_EREJECTED,      /* permanent rejection (5xx)                  */
-    SCALR_EMAIL_ETRANSIENT,     /* temporary rejection (4xx); retry later     */
+    SCALR_EMAIL_ENOTCONFIGURED, /* SMTP_HOST empty, or no sender anywhere */
+    SCALR_EMAIL_ECONFIG,        /* configuration present but invalid */
+    SCALR_EMAIL_EINVAL,         /* bad message input; nothing was sent */
+    SCALR_EMAIL_EFILE,          /* an attachment or input file is unreadable */
+    SCALR_EMAIL_EREJECTED,      /* permanent rejection (5xx) */
+    SCALR_EMAIL_ETRANSIENT,     /* temporary rejection (4xx); retry later */
     SCALR_EMAIL_ETOOBIG,        /* larger than the server accepts (SIZE, 552) */
     SCALR_EMAIL_EUNSUPPORTED,   /* needs an extension the server lacks
-                                   (SMTPUTF8 for a non-ASCII address)         */
+                                   (SMTPUTF8 for a non-ASCII address) */
     SCALR_EMAIL_ECONNECT,       /* no address of the host accepted a connection */
     SCALR_EMAIL_ETLS,           /* TLS refused: STARTTLS missing, handshake,
-                                   untrusted certificate, wrong host name     */
+                                   untrusted certificate, wrong host name */
     SCALR_EMAIL_EINSECURE,      /* credentials would cross an unencrypted
-                                   connection to a non-loopback host          */
-    SCALR_EMAIL_EAUTH,          /* authentication failed or impossible        */
-    SCALR_EMAIL_ETIMEOUT,       /* a wait exceeded the timeout                */
-    SCALR_EMAIL_EPROTOCOL,      /* the server broke the SMTP protocol         */
-    SCALR_EMAIL_EIO,            /* read/write failed, or the server hung up   */
-    SCALR_EMAIL_ENOMEM          /* out of memory                              */
+                                   connection to a non-loopback host */
+    SCALR_EMAIL_EAUTH,          /* authentication failed or impossible */
+    SCALR_EMAIL_ETIMEOUT,       /* a wait exceeded the timeout */
+    SCALR_EMAIL_EPROTOCOL,      /* the server broke the SMTP protocol */
+    SCALR_EMAIL_EIO,            /* read/write failed, or the server hung up */
+    SCALR_EMAIL_ENOMEM          /* out of memory */
 } scalr_email_code;
 
 /* A short, static, English description of a code ("permanent rejection"). */
@@ -73,59 +73,59 @@ const char *scalr_email_strerror(scalr_email_code code);
 /* Details of an outcome.  Fixed-size buffers: nothing to free. */
 typedef struct scalr_email_error {
     scalr_email_code code;
-    int smtp_code;           /* the server's reply code (550), or 0         */
-    char enhanced[16];       /* RFC 3463 status ("5.1.1"), or ""            */
-    char stage[16];          /* "CONNECT" "TLS" "EHLO" "AUTH" "MAIL" "RCPT"
-                                "DATA" "QUIT" "COMPOSE" "CONFIG", or ""    */
-    char recipient[320];     /* the recipient the server refused, or ""     */
-    char server_text[512];   /* the server's reply text, lines joined by " " */
-    char message[768];       /* one line for a human, never a password      */
-    char message_id[256];    /* Message-ID of the message, once composed    */
+    int smtp_code;         /* the server's reply code (550), or 0 */
+    char enhanced[16];     /* RFC 3463 status ("5.1.1"), or "" */
+    char stage[16];        /* "CONNECT" "TLS" "EHLO" "AUTH" "MAIL" "RCPT"
+                              "DATA" "QUIT" "COMPOSE" "CONFIG", or "" */
+    char recipient[320];   /* the recipient the server refused, or "" */
+    char server_text[512]; /* the server's reply text, lines joined by " " */
+    char message[768];     /* one line for a human, never a password */
+    char message_id[256];  /* Message-ID of the message, once composed */
 } scalr_email_error;
 
 /* A NULL-terminated list of strings, for .to, .cc and .bcc:
- *   .to = SCALR_EMAIL_LIST("a@example.com", "Bob <b@example.com>")     */
+ *   .to = SCALR_EMAIL_LIST("a@example.com", "Bob <b@example.com>") */
 #define SCALR_EMAIL_LIST(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 /* An extra header.  Arrays of them end with an entry whose name is NULL. */
 typedef struct scalr_email_header {
-    const char *name;        /* printable ASCII, no ':' or space            */
-    const char *value;       /* UTF-8; no CR, LF or other control chars     */
+    const char *name;  /* printable ASCII, no ':' or space */
+    const char *value; /* UTF-8; no CR, LF or other control chars */
 } scalr_email_header;
 
 /* An attachment.  Arrays of them end with an entry whose path and data are
  * both NULL.  Either `path` (read when sending) or `data`/`size`. */
 typedef struct scalr_email_attachment {
-    const char *path;        /* file to attach; a large one is read, encoded
-                                and sent in blocks (memory stays flat) and
-                                must not change meanwhile (else EFILE)      */
-    const void *data;        /* or bytes in memory ...                      */
-    size_t size;             /* ... and their length                        */
-    const char *filename;    /* name shown; default: basename of path       */
-    const char *content_type;/* default: guessed from the file name         */
+    const char *path;         /* file to attach; a large one is read, encoded
+                                 and sent in blocks (memory stays flat) and
+                                 must not change meanwhile (else EFILE) */
+    const void *data;         /* or bytes in memory ... */
+    size_t size;              /* ... and their length */
+    const char *filename;     /* name shown; default: basename of path */
+    const char *content_type; /* default: guessed from the file name */
 } scalr_email_attachment;
 
 /* A message.  Addresses are "user@example.com" or "Name <user@example.com>";
  * display names may be any UTF-8 text.  At least one of to/cc/bcc. */
 typedef struct scalr_email_message {
-    const char *const *to;   /* NULL-terminated list (SCALR_EMAIL_LIST)     */
-    const char *subject;     /* UTF-8; NULL means empty                     */
-    const char *body;        /* text/plain, UTF-8; NULL means empty         */
-    const char *body_html;   /* optional text/html alternative              */
-    const char *sender;      /* optional From: overrides SMTP_FROM          */
-    const char *const *cc;   /* optional                                    */
-    const char *const *bcc;  /* optional; envelope only, never a header     */
-    const char *reply_to;    /* optional                                    */
-    const scalr_email_header *headers;         /* optional                  */
-    const scalr_email_attachment *attachments; /* optional                  */
-    size_t body_len;         /* length of body, 0: strlen(body)             */
-    size_t body_html_len;    /* length of body_html, 0: strlen(body_html)   */
+    const char *const *to;                     /* NULL-terminated list (SCALR_EMAIL_LIST) */
+    const char *subject;                       /* UTF-8; NULL means empty */
+    const char *body;                          /* text/plain, UTF-8; NULL means empty */
+    const char *body_html;                     /* optional text/html alternative */
+    const char *sender;                        /* optional From: overrides SMTP_FROM */
+    const char *const *cc;                     /* optional */
+    const char *const *bcc;                    /* optional; envelope only, never a header */
+    const char *reply_to;                      /* optional */
+    const scalr_email_header *headers;         /* optional */
+    const scalr_email_attachment *attachments; /* optional */
+    size_t body_len;                           /* length of body, 0: strlen(body) */
+    size_t body_html_len;                      /* length of body_html, 0: strlen(body_html) */
 } scalr_email_message;
 
 /* How the connection is protected. */
 typedef enum scalr_email_tls {
     SCALR_EMAIL_TLS_STARTTLS = 0, /* plain connect, STARTTLS required (587) */
-    SCALR_EMAIL_TLS_IMPLICIT,     /* TLS from the first byte (465)          */
+    SCALR_EMAIL_TLS_IMPLICIT,     /* TLS from the first byte (465) */
     SCALR_EMAIL_TLS_NONE          /* no TLS: local catchers only; AUTH is
                                      then refused unless the peer is loopback */
 } scalr_email_tls;
@@ -138,22 +138,22 @@ typedef void (*scalr_email_trace_fn)(void *arg, char dir, const char *line, size
 
 /* A client's configuration.  Every string is copied by scalr_email_client_new. */
 typedef struct scalr_email_config {
-    const char *host;        /* required                                    */
-    unsigned port;           /* 0: 587, or 465 with SCALR_EMAIL_TLS_IMPLICIT */
-    const char *username;    /* optional; AUTH PLAIN or LOGIN when set      */
+    const char *host;     /* required */
+    unsigned port;        /* 0: 587, or 465 with SCALR_EMAIL_TLS_IMPLICIT */
+    const char *username; /* optional; AUTH PLAIN or LOGIN when set */
     const char *password;
-    const char *from;        /* default sender, "Name <addr>" or "addr"     */
+    const char *from; /* default sender, "Name <addr>" or "addr" */
     scalr_email_tls tls;
-    unsigned timeout_ms;     /* bound on every wait; 0: 30000               */
-    const char *helo_name;   /* 0: this host's FQDN, or its address literal */
-    const char *ca_file;     /* extra trust anchors (PEM); 0: OpenSSL's
-                                default paths (SSL_CERT_FILE, SSL_CERT_DIR) */
+    unsigned timeout_ms;   /* bound on every wait; 0: 30000 */
+    const char *helo_name; /* 0: this host's FQDN, or its address literal */
+    const char *ca_file;   /* extra trust anchors (PEM); 0: OpenSSL's
+                              default paths (SSL_CERT_FILE, SSL_CERT_DIR) */
     scalr_email_trace_fn trace;
     void *trace_arg;
-    int pool_size;           /* idle connections kept per destination for
-                                reuse (see "Connection pool" below); 0: 2;
-                                -1: no pooling, one connection per message */
-    unsigned pool_idle_ms;   /* how long an idle connection is kept; 0: 5000 */
+    int pool_size;         /* idle connections kept per destination for
+                              reuse (see "Connection pool" below); 0: 2;
+                              -1: no pooling, one connection per message */
+    unsigned pool_idle_ms; /* how long an idle connection is kept; 0: 5000 */
 } scalr_email_config;
 
 typedef struct scalr_email_client scalr_email_client;
@@ -161,21 +161,18 @@ typedef struct scalr_email_client scalr_email_client;
 /* Make a client.  Validates the configuration (ECONFIG, ENOTCONFIGURED when
  * host is empty).  *out is set only on success; free it with
  * scalr_email_client_free().  A client may be used by many threads at once. */
-scalr_email_code scalr_email_client_new(scalr_email_client **out,
-                                        const scalr_email_config *cfg,
+scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_email_config *cfg,
                                         scalr_email_error *err);
 
 /* Make a client from the SMTP_* environment variables: SMTP_HOST, SMTP_PORT,
  * SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_USE_TLS, SMTP_USE_SSL,
  * SMTP_TIMEOUT, SMTP_HELO_NAME, SMTP_POOL_SIZE (idle connections kept per
  * destination, 0 turns pooling off; default 2) and SMTP_POOL_IDLE (seconds
- * an idle connection is kept, fractions allowed; default 5).  When env_file is not NULL it is read as a
- * dotenv file first; variables already in the environment win over it.
- * trace/trace_arg may be NULL. */
-scalr_email_code scalr_email_client_from_env(scalr_email_client **out,
-                                             const char *env_file,
-                                             scalr_email_trace_fn trace,
-                                             void *trace_arg,
+ * an idle connection is kept, fractions allowed; default 5).  When env_file is not NULL it is read
+ * as a dotenv file first; variables already in the environment win over it. trace/trace_arg may be
+ * NULL. */
+scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const char *env_file,
+                                             scalr_email_trace_fn trace, void *trace_arg,
                                              scalr_email_error *err);
 
 void scalr_email_client_free(scalr_email_client *client);
@@ -209,14 +206,12 @@ void scalr_email_client_free(scalr_email_client *client);
  * fork().  A child never uses, closes politely or QUITs its parent's
  * connections: they are dropped silently (the parent's keep working), and
  * the child opens its own. */
-scalr_email_code scalr_email_client_send(scalr_email_client *client,
-                                         const scalr_email_message *msg,
+scalr_email_code scalr_email_client_send(scalr_email_client *client, const scalr_email_message *msg,
                                          scalr_email_error *err);
 
 /* The seed's send(): scalr_email_client_from_env() + send + free.  The
  * connection stays in the process-wide pool for the next call. */
-scalr_email_code scalr_email_send(const scalr_email_message *msg,
-                                  scalr_email_error *err);
+scalr_email_code scalr_email_send(const scalr_email_message *msg, scalr_email_error *err);
 
 /* QUIT and close every idle pooled connection of this process (also done
  * automatically at exit).  Connections in use are not affected. */
@@ -224,11 +219,11 @@ void scalr_email_pool_close_idle(void);
 
 /* Options of a batch; zero fields are defaults. */
 typedef struct scalr_email_batch_opts {
-    unsigned connections;    /* parallel connections (threads); 0: 1        */
-    double rate;             /* at most this many messages per second over
-                                all connections; 0: no limit                */
-    unsigned max_tries;      /* tries per message for a 421 or a lost
-                                connection before hand-over; 0: 3           */
+    unsigned connections; /* parallel connections (threads); 0: 1 */
+    double rate;          /* at most this many messages per second over
+                             all connections; 0: no limit */
+    unsigned max_tries;   /* tries per message for a 421 or a lost
+                             connection before hand-over; 0: 3 */
     /* Called once per message as soon as its outcome is known, from one of
      * the batch's threads, never two at a time; index is into msgs. */
     void (*on_result)(void *arg, size_t index, const scalr_email_error *result);
@@ -249,34 +244,30 @@ typedef struct scalr_email_batch_opts {
 scalr_email_code scalr_email_client_send_batch(scalr_email_client *client,
                                                const scalr_email_message *msgs, size_t n,
                                                const scalr_email_batch_opts *opts,
-                                               scalr_email_error *results,
-                                               scalr_email_error *err);
+                                               scalr_email_error *results, scalr_email_error *err);
 
 /* Compose msg into the exact bytes that would be sent (CRLF line endings,
  * not dot-stuffed) without sending anything.  default_from is used when
  * msg->sender is NULL.  On success *out is malloc'd and the caller frees it. */
-scalr_email_code scalr_email_compose(const scalr_email_message *msg,
-                                     const char *default_from,
-                                     char **out, size_t *out_len,
-                                     scalr_email_error *err);
+scalr_email_code scalr_email_compose(const scalr_email_message *msg, const char *default_from,
+                                     char **out, size_t *out_len, scalr_email_error *err);
 
 /* What scalr_email_client_check() found. */
 typedef struct scalr_email_report {
-    char greeting[512];      /* the server's 220 text                       */
-    char tls_version[32];    /* "TLSv1.3", or "" without TLS                */
+    char greeting[512];   /* the server's 220 text */
+    char tls_version[32]; /* "TLSv1.3", or "" without TLS */
     char tls_cipher[64];
-    int cert_verified;       /* 1: chain and host name verified             */
-    char cert_subject[256];  /* the server certificate's subject            */
-    char extensions[1024];   /* EHLO keywords after TLS, space-separated    */
-    int auth_attempted;      /* 1 if credentials were configured            */
-    int auth_ok;             /* 1 if the server accepted them               */
-    char auth_mechanism[32]; /* "PLAIN" or "LOGIN"                          */
+    int cert_verified;       /* 1: chain and host name verified */
+    char cert_subject[256];  /* the server certificate's subject */
+    char extensions[1024];   /* EHLO keywords after TLS, space-separated */
+    int auth_attempted;      /* 1 if credentials were configured */
+    int auth_ok;             /* 1 if the server accepted them */
+    char auth_mechanism[32]; /* "PLAIN" or "LOGIN" */
 } scalr_email_report;
 
 /* Connect, negotiate TLS, authenticate and QUIT, sending no message.
  * report is filled as far as the session got, also on failure. */
-scalr_email_code scalr_email_client_check(scalr_email_client *client,
-                                          scalr_email_report *report,
+scalr_email_code scalr_email_client_check(scalr_email_client *client, scalr_email_report *report,
                                           scalr_email_error *err);
 
 /* Read one configuration variable the way scalr_email_client_from_env

@@ -23,8 +23,8 @@ typedef struct batch {
     unsigned tries;
     pthread_mutex_t lock; /* next, next_slot, failed, first_failed, on_result */
     size_t next;
-    long long next_slot;  /* rate limit: earliest start of the next message (ms) */
-    long long interval;   /* ms between messages, 0: no limit */
+    long long next_slot; /* rate limit: earliest start of the next message (ms) */
+    long long interval;  /* ms between messages, 0: no limit */
     size_t failed;
     size_t first_failed;
 } batch;
@@ -116,8 +116,8 @@ static int next_job(batch *b, job *j, int now)
         j->index = i;
         scalr_email_error e;
         se_error_clear(&e);
-        scalr_email_code rc = se_compose(&b->msgs[i], b->c->s.from, &se_client_compose_opts,
-                                         &j->comp, &e);
+        scalr_email_code rc =
+            se_compose(&b->msgs[i], b->c->s.from, &se_client_compose_opts, &j->comp, &e);
         if (rc == SCALR_EMAIL_OK)
             return 1;
         e.code = rc;
@@ -235,8 +235,7 @@ static void *worker(void *arg)
 scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
                                                const scalr_email_message *msgs, size_t n,
                                                const scalr_email_batch_opts *opts,
-                                               scalr_email_error *results,
-                                               scalr_email_error *err)
+                                               scalr_email_error *results, scalr_email_error *err)
 {
     se_error_clear(err);
     if (!c || (!msgs && n))
@@ -273,7 +272,7 @@ scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
     if (!b.failed)
         return SCALR_EMAIL_OK;
     scalr_email_code rc = results ? results[b.first_failed].code : SCALR_EMAIL_EREJECTED;
-    se_fail(err, rc, "", "%zu of %zu messages were not accepted (first: message %zu)", b.failed,
-            n, b.first_failed + 1);
+    se_fail(err, rc, "", "%zu of %zu messages were not accepted (first: message %zu)", b.failed, n,
+            b.first_failed + 1);
     return rc;
 }

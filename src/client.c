@@ -17,7 +17,6 @@
 #include "net/conn.h"
 #include "smtp/engine.h"
 
-
 static char *dup_or_null(const char *s)
 {
     return (s && *s) ? strdup(s) : NULL;
@@ -112,9 +111,8 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
                        "SMTP is not configured: no host given");
     const struct {
         const char *name, *value;
-    } strs[] = {{"host", cfg->host},           {"username", cfg->username},
-                {"password", cfg->password},   {"from", cfg->from},
-                {"helo_name", cfg->helo_name}, {"ca_file", cfg->ca_file}};
+    } strs[] = {{"host", cfg->host}, {"username", cfg->username},   {"password", cfg->password},
+                {"from", cfg->from}, {"helo_name", cfg->helo_name}, {"ca_file", cfg->ca_file}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (has_ctl(strs[i].value))
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s contains a control character",
@@ -245,8 +243,8 @@ static const char *tls_mode_name(scalr_email_tls t)
  * reused after them.  *flights counts the times the driver waited for the
  * server after writing: round trips. */
 static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsigned to,
-                             unsigned *flights, se_smtp_want *end,
-                             const se_pipeline *pl, scalr_email_error *err)
+                             unsigned *flights, se_smtp_want *end, const se_pipeline *pl,
+                             scalr_email_error *err)
 {
     char buf[16384];
     int wrote = 0;
@@ -300,7 +298,8 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
             char v[32], ci[64], subj[256];
             int ok;
             se_conn_tls_info(ss->conn, v, sizeof v, ci, sizeof ci, subj, sizeof subj, &ok);
-            note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified", subj);
+            note(c, "TLS %s %s, certificate %s (%s)", v, ci, ok ? "verified" : "NOT verified",
+                 subj);
             se_smtp_tls_started(ss->eng);
         } else {
             *end = w;
@@ -393,8 +392,7 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
         snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
         rep->auth_attempted = s->username != NULL;
         rep->auth_ok = se_smtp_authenticated(ss->eng);
-        snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s",
-                 se_smtp_auth_used(ss->eng));
+        snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s", se_smtp_auth_used(ss->eng));
         snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(ss->eng));
     }
     *out = ss;
@@ -406,9 +404,9 @@ fail:
             snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
         }
         if (ss->conn)
-            se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version,
-                             rep->tls_cipher, sizeof rep->tls_cipher, rep->cert_subject,
-                             sizeof rep->cert_subject, &rep->cert_verified);
+            se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version, rep->tls_cipher,
+                             sizeof rep->tls_cipher, rep->cert_subject, sizeof rep->cert_subject,
+                             &rep->cert_verified);
     }
     /* A clean refusal (535, no STARTTLS...) still says goodbye; the engine
      * sends nothing when the stream is out of step. */
@@ -416,8 +414,7 @@ fail:
     return rc;
 }
 
-scalr_email_code se_client_session(scalr_email_client *c, se_session **out,
-                                   scalr_email_error *err)
+scalr_email_code se_client_session(scalr_email_client *c, se_session **out, scalr_email_error *err)
 {
     se_session *ss = c->pool_size > 0 ? se_pool_get(c->key, c->pool_idle_ms) : NULL;
     if (ss) {
@@ -447,9 +444,8 @@ int se_client_conn_failure(const scalr_email_error *e)
            e->code == SCALR_EMAIL_ETIMEOUT || e->smtp_code == 421;
 }
 
-scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
-                                    const se_composed *comp, scalr_email_error *err,
-                                    int *handed, const se_pipeline *pl)
+scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const se_composed *comp,
+                                    scalr_email_error *err, int *handed, const se_pipeline *pl)
 {
     const se_smtp_envelope env = {
         .mail_from = comp->mail_from,

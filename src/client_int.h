@@ -13,7 +13,7 @@ struct scalr_email_client {
     char *ca_file;
     scalr_email_trace_fn trace;
     void *trace_arg;
-    int pool_size;         /* idle connections kept per key; 0: no pool   */
+    int pool_size; /* idle connections kept per key; 0: no pool */
     unsigned pool_idle_ms;
     unsigned char key[SE_POOL_KEY_LEN];
 };
@@ -23,8 +23,7 @@ extern const se_compose_opts se_client_compose_opts;
 
 /* A session for c: an idle pooled one, or a new one (connect, TLS, EHLO,
  * AUTH).  On failure err says why and *out is NULL. */
-scalr_email_code se_client_session(scalr_email_client *c, se_session **out,
-                                   scalr_email_error *err);
+scalr_email_code se_client_session(scalr_email_client *c, se_session **out, scalr_email_error *err);
 
 /* Batches: queue(arg, eng) is called when the next message may join the
  * flight (se_smtp_can_queue); done(arg, ok, e) when a transaction ends
@@ -38,9 +37,8 @@ typedef struct se_pipeline {
 /* One transaction on ss (with pl, more may follow it; the outcome then is
  * that of the last).  *handed is set to 1 once the message was handed
  * over (scalr_email.h, "Never sent twice"): it must not be sent again. */
-scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss,
-                                    const se_composed *comp, scalr_email_error *err,
-                                    int *handed, const se_pipeline *pl);
+scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const se_composed *comp,
+                                    scalr_email_error *err, int *handed, const se_pipeline *pl);
 
 /* Back to the pool (or closed with QUIT when pooling is off or the
  * session is not reusable).  NULL is fine. */

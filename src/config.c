@@ -112,9 +112,7 @@ static const char *parse_line(const char *s, size_t n, char *out, const char **k
                 case 't': v[vn++] = '\t'; break;
                 case '"': v[vn++] = '"'; break;
                 case '\\': v[vn++] = '\\'; break;
-                default:
-                    v[vn++] = '\\';
-                    v[vn++] = e;
+                default: v[vn++] = '\\'; v[vn++] = e;
                 }
             }
         }
@@ -404,12 +402,22 @@ static scalr_email_code dup_opt(char **dst, const char *v)
     return *dst ? SCALR_EMAIL_OK : SCALR_EMAIL_ENOMEM;
 }
 
-enum { V_HOST, V_PORT, V_USERNAME, V_PASSWORD, V_FROM, V_USE_TLS, V_USE_SSL, V_TIMEOUT, V_HELO,
-       V_COUNT };
+enum {
+    V_HOST,
+    V_PORT,
+    V_USERNAME,
+    V_PASSWORD,
+    V_FROM,
+    V_USE_TLS,
+    V_USE_SSL,
+    V_TIMEOUT,
+    V_HELO,
+    V_COUNT
+};
 
 static const char *const var_names[V_COUNT] = {
-    "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT", "SMTP_HELO_NAME",
+    "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
+    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME",
 };
 
 static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_email_error *err)
@@ -420,8 +428,8 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
     /* CR or LF in any value could inject SMTP commands or headers. */
     for (int i = 0; i < V_COUNT; i++)
         if (v[i] && has_line_break(v[i]))
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "%s must not contain CR, LF or NUL", var_names[i]);
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s must not contain CR, LF or NUL",
+                           var_names[i]);
 
     int use_tls = 1, use_ssl = 0;
     if (v[V_USE_TLS] && (use_tls = parse_bool(v[V_USE_TLS])) < 0)
@@ -435,8 +443,9 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
                        "SMTP_USE_TLS=true and SMTP_USE_SSL=true are exclusive: use "
                        "SMTP_USE_SSL=true for implicit TLS (port 465) or SMTP_USE_TLS=true for "
                        "STARTTLS (port 587)");
-    out->tls = use_ssl ? SCALR_EMAIL_TLS_IMPLICIT
-                       : use_tls ? SCALR_EMAIL_TLS_STARTTLS : SCALR_EMAIL_TLS_NONE;
+    out->tls = use_ssl   ? SCALR_EMAIL_TLS_IMPLICIT
+               : use_tls ? SCALR_EMAIL_TLS_STARTTLS
+                         : SCALR_EMAIL_TLS_NONE;
 
     /* RFC 8314 3.3: 465 for implicit TLS; RFC 6409: 587 for submission. */
     out->port = out->tls == SCALR_EMAIL_TLS_IMPLICIT ? 465 : 587;
@@ -448,12 +457,14 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
     if (v[V_TIMEOUT] && parse_timeout(v[V_TIMEOUT], &out->timeout_ms) < 0)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "SMTP_TIMEOUT must be a number of seconds above 0 and at most 3600, "
-                       "got '%s'", v[V_TIMEOUT]);
+                       "got '%s'",
+                       v[V_TIMEOUT]);
 
     if (v[V_HELO] && !valid_helo(v[V_HELO]))
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "SMTP_HELO_NAME must be a host name (letters, digits, hyphens, dots) or "
-                       "an address literal such as [192.0.2.1], got '%s'", v[V_HELO]);
+                       "an address literal such as [192.0.2.1], got '%s'",
+                       v[V_HELO]);
 
     /* Say so now rather than let the server answer 535. */
     if (v[V_USERNAME] && !v[V_PASSWORD])

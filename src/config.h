@@ -9,9 +9,9 @@
 /* Owned strings; filled by se_settings_from_env, freed by se_settings_free. */
 typedef struct se_settings {
     char *host, *username, *password, *from, *helo_name;
-    unsigned port;       /* resolved: 587, 465 or SMTP_PORT                */
+    unsigned port; /* resolved: 587, 465 or SMTP_PORT */
     scalr_email_tls tls;
-    unsigned timeout_ms; /* resolved: 30000 or SMTP_TIMEOUT * 1000          */
+    unsigned timeout_ms; /* resolved: 30000 or SMTP_TIMEOUT * 1000 */
 } se_settings;
 
 /* Read SMTP_* variables (see scalr_email.h).  When env_file is not NULL,

@@ -36,7 +36,8 @@ scalr_email_code scalr_email_config_get(const char *env_file, const char *name, 
     const char *v = getenv(name);
     if (v && *v) {
         *value = strdup(v);
-        return *value ? SCALR_EMAIL_OK : se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+        return *value ? SCALR_EMAIL_OK
+                      : se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     }
     if (!env_file)
         return SCALR_EMAIL_OK;

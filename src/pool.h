@@ -17,9 +17,9 @@ typedef struct se_session {
     se_conn *conn;
     se_smtp *eng;
     unsigned char key[SE_POOL_KEY_LEN];
-    long long idle_since; /* monotonic ms, while in the pool            */
-    pid_t pid;            /* the process that opened it                 */
-    int reused;           /* came from the pool: may have gone stale     */
+    long long idle_since; /* monotonic ms, while in the pool */
+    pid_t pid;            /* the process that opened it */
+    int reused;           /* came from the pool: may have gone stale */
     /* The engine traces through the session: set while a caller uses it,
      * NULL while idle (a pooled session outlives its client). */
     scalr_email_trace_fn trace;

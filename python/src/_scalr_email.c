@@ -180,11 +180,10 @@ static int header_list(PyObject *o, conv *c, scalr_email_error *err)
             PyErr_SetString(PyExc_TypeError, "each header must be a (name, value) pair");
             return -2;
         }
-        int rc = text(PyTuple_GET_ITEM(pair, 0), "header name", 0, &c->headers[i].name, NULL,
-                      err);
+        int rc = text(PyTuple_GET_ITEM(pair, 0), "header name", 0, &c->headers[i].name, NULL, err);
         if (!rc)
-            rc = text(PyTuple_GET_ITEM(pair, 1), "header value", 0, &c->headers[i].value,
-                      NULL, err);
+            rc =
+                text(PyTuple_GET_ITEM(pair, 1), "header value", 0, &c->headers[i].value, NULL, err);
         if (rc)
             return rc;
     }
@@ -220,11 +219,10 @@ static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
         if (!rc)
             rc = bytes(PyTuple_GET_ITEM(a, 1), "attachment data", 1, &data, &size, err);
         if (!rc)
-            rc = text(PyTuple_GET_ITEM(a, 2), "attachment filename", 0, &at->filename, NULL,
-                      err);
+            rc = text(PyTuple_GET_ITEM(a, 2), "attachment filename", 0, &at->filename, NULL, err);
         if (!rc)
-            rc = text(PyTuple_GET_ITEM(a, 3), "attachment content type", 0, &at->content_type,
-                      NULL, err);
+            rc = text(PyTuple_GET_ITEM(a, 3), "attachment content type", 0, &at->content_type, NULL,
+                      err);
         if (rc)
             return rc;
         at->data = data;
@@ -251,8 +249,7 @@ static int convert(PyObject *const *a, conv *c, scalr_email_error *err)
         (rc = text(a[2], "body", !c->check_body_nul, &m->body, &body_len, err)) ||
         (rc = text(a[3], "body_html", !c->check_body_nul, &m->body_html, &html_len, err)) ||
         (rc = text(a[4], "sender", 0, &m->sender, NULL, err)) ||
-        (rc = str_list(a[5], "cc", &c->cc, err)) ||
-        (rc = str_list(a[6], "bcc", &c->bcc, err)) ||
+        (rc = str_list(a[5], "cc", &c->cc, err)) || (rc = str_list(a[6], "bcc", &c->bcc, err)) ||
         (rc = text(a[7], "reply_to", 0, &m->reply_to, NULL, err)) ||
         (rc = header_list(a[8], c, err)) || (rc = attachment_list(a[9], c, err)))
         return rc;
@@ -281,13 +278,13 @@ static PyObject *result(scalr_email_code rc, const scalr_email_error *e)
                          decode(e->message), decode(e->message_id));
 }
 
-static const char *const arg_names[] = {"to",  "subject", "body",    "body_html",   "sender",
-                                        "cc",  "bcc",     "reply_to", "headers",    "attachments"};
+static const char *const arg_names[] = {"to", "subject", "body",     "body_html", "sender",
+                                        "cc", "bcc",     "reply_to", "headers",   "attachments"};
 #define N_ARGS 10
 
 /* Parse the ten arguments (positional or keyword) plus one extra keyword. */
-static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra,
-                 PyObject **a, PyObject **extra_val)
+static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra, PyObject **a,
+                 PyObject **extra_val)
 {
     char *names[N_ARGS + 2];
     for (int i = 0; i < N_ARGS; i++)
@@ -300,13 +297,14 @@ static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra
                                        &a[5], &a[6], &a[7], &a[8], &a[9], extra_val);
 }
 
-PyDoc_STRVAR(send_doc,
-"send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-"     *, check_body_nul=True) -> tuple\n\n"
-"Internal: send one message configured from the SMTP_* environment variables.\n"
-"Arguments must already be normalised by scalr_email.send().  Returns\n"
-"(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
-"code is 'OK' on success.  The GIL is released while the library talks to the server.");
+PyDoc_STRVAR(
+    send_doc,
+    "send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "     *, check_body_nul=True) -> tuple\n\n"
+    "Internal: send one message configured from the SMTP_* environment variables.\n"
+    "Arguments must already be normalised by scalr_email.send().  Returns\n"
+    "(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
+    "code is 'OK' on success.  The GIL is released while the library talks to the server.");
 
 static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -339,20 +337,19 @@ static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
     scalr_email_client *client = NULL;
     rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
     if (rc == SCALR_EMAIL_OK) {
-        Py_BEGIN_ALLOW_THREADS
-        rc = scalr_email_client_send(client, &c.msg, &err);
-        Py_END_ALLOW_THREADS
-        scalr_email_client_free(client);
+        Py_BEGIN_ALLOW_THREADS rc = scalr_email_client_send(client, &c.msg, &err);
+        Py_END_ALLOW_THREADS scalr_email_client_free(client);
     }
     conv_free(&c);
     return result(rc, &err);
 }
 
-PyDoc_STRVAR(compose_doc,
-"compose(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-"        *, default_from=None) -> tuple\n\n"
-"Internal: compose the message bytes without sending.  Returns\n"
-"(result_tuple, data) where data is bytes, or None on failure.");
+PyDoc_STRVAR(
+    compose_doc,
+    "compose(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "        *, default_from=None) -> tuple\n\n"
+    "Internal: compose the message bytes without sending.  Returns\n"
+    "(result_tuple, data) where data is bytes, or None on failure.");
 
 static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -381,9 +378,8 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     size_t out_len = 0;
     scalr_email_code rc;
     Py_BEGIN_ALLOW_THREADS /* attachments may be read from disk */
-    rc = scalr_email_compose(&c.msg, from, &out, &out_len, &err);
-    Py_END_ALLOW_THREADS
-    conv_free(&c);
+        rc = scalr_email_compose(&c.msg, from, &out, &out_len, &err);
+    Py_END_ALLOW_THREADS conv_free(&c);
     PyObject *data = Py_None;
     Py_INCREF(data);
     if (rc == SCALR_EMAIL_OK) {

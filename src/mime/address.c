@@ -146,8 +146,7 @@ static size_t trim_spaces(const char **s, size_t n)
 /* RFC 5322 3.2.4 quoted-string, without folding: returns the unescaped
  * content in *out; `q` points at the opening quote, *end receives the index
  * after the closing quote. */
-static int parse_quoted(const char *q, size_t n, char **out, size_t *end, char *why,
-                        size_t whylen)
+static int parse_quoted(const char *q, size_t n, char **out, size_t *end, char *why, size_t whylen)
 {
     char *dst = malloc(n + 1);
     if (!dst)
@@ -182,8 +181,9 @@ static int check_unquoted_display(const char *s, size_t n, char *why, size_t why
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == ',')
-            return why_set(why, whylen, "only one address is allowed "
-                                        "(quote a display name that contains a comma)");
+            return why_set(why, whylen,
+                           "only one address is allowed "
+                           "(quote a display name that contains a comma)");
         if (c == '"')
             return why_set(why, whylen, "unbalanced quotes in the display name");
         if (c == '(' || c == ')')

@@ -8,8 +8,8 @@
 #include <stddef.h>
 
 typedef struct se_address {
-    char *display; /* decoded display name (UTF-8), or NULL when none   */
-    char *addr;    /* addr-spec "local@domain", as used in MAIL/RCPT    */
+    char *display; /* decoded display name (UTF-8), or NULL when none */
+    char *addr;    /* addr-spec "local@domain", as used in MAIL/RCPT */
 } se_address;
 
 /* Parse `in`.  Returns 0, or -1 with a reason in why (one line) for:

@@ -42,16 +42,16 @@ typedef struct text_part {
 } text_part;
 
 typedef struct attachment {
-    const char *filename;     /* caller's memory or a literal */
+    const char *filename; /* caller's memory or a literal */
     char type[128];
-    int utf8_text;            /* a text type whose bytes are UTF-8 */
+    int utf8_text; /* a text type whose bytes are UTF-8 */
     const unsigned char *data;
     size_t size;
-    unsigned char *owned;     /* file contents we read */
-    int deferred;             /* read while sending (opts->defer_over)   */
+    unsigned char *owned; /* file contents we read */
+    int deferred;         /* read while sending (opts->defer_over)   */
     const char *path;
     struct stat st;
-    size_t at;                /* where its base64 goes in the output     */
+    size_t at; /* where its base64 goes in the output     */
 } attachment;
 
 typedef struct state {
@@ -146,8 +146,8 @@ static scalr_email_code parse_list(state *st, const char *const *in, const char 
     for (size_t i = 0; i < n; i++) {
         char why[160];
         if (se_address_parse(in[i], &out->v[i], why, sizeof why) < 0)
-            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "%s address %zu: %s", field,
-                           i + 1, why);
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "%s address %zu: %s", field, i + 1,
+                           why);
         out->n++;
     }
     return SCALR_EMAIL_OK;
@@ -172,8 +172,8 @@ static scalr_email_code check_addresses(state *st, const char *default_from)
         return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
                        "no recipients: give at least one to, cc or bcc address");
     if (total > MAX_RCPT)
-        return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
-                       "%zu recipients: at most %d per message", total, MAX_RCPT);
+        return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "%zu recipients: at most %d per message",
+                       total, MAX_RCPT);
     if ((rc = parse_list(st, m->to, "To", &st->to)) ||
         (rc = parse_list(st, m->cc, "Cc", &st->cc)) ||
         (rc = parse_list(st, m->bcc, "Bcc", &st->bcc)))
@@ -219,7 +219,8 @@ static scalr_email_code check_headers(state *st)
         if (!ok)
             return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
                            "header name '%s' is invalid: use 1 to %d printable ASCII "
-                           "characters without ':' or space", h->name, HEADER_NAME_MAX);
+                           "characters without ':' or space",
+                           h->name, HEADER_NAME_MAX);
         for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
             if (strcasecmp(h->name, reserved[i].name) == 0)
                 return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
@@ -227,8 +228,8 @@ static scalr_email_code check_headers(state *st)
                                reserved[i].instead);
         why = text_problem(h->value ? h->value : "", 1);
         if (why)
-            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "header '%s': value %s",
-                           h->name, why);
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "header '%s': value %s", h->name,
+                           why);
     }
     return SCALR_EMAIL_OK;
 }
@@ -299,19 +300,18 @@ static scalr_email_code check_content_type(state *st, size_t k, const char *ct, 
     size_t n = strlen(ct);
     if (n >= dstlen)
         return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
-                       "attachment %zu: content type longer than %zu characters", k,
-                       dstlen - 1);
+                       "attachment %zu: content type longer than %zu characters", k, dstlen - 1);
     if (!slash || !is_token(ct, (size_t)(slash - ct)) ||
         !is_token(slash + 1, n - (size_t)(slash + 1 - ct)))
         return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
-                       "attachment %zu: content type '%s' is not of the form type/subtype",
-                       k, ct);
+                       "attachment %zu: content type '%s' is not of the form type/subtype", k, ct);
     /* RFC 2046 5.1.1 / 5.2.1: composite types may not be base64-encoded,
      * and attachments always are. */
     if (strncasecmp(ct, "multipart/", 10) == 0 || strncasecmp(ct, "message/", 8) == 0)
         return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
                        "attachment %zu: content type '%s' cannot be base64-encoded; "
-                       "use application/octet-stream", k, ct);
+                       "use application/octet-stream",
+                       k, ct);
     memcpy(dst, ct, n + 1);
     return SCALR_EMAIL_OK;
 }
@@ -455,14 +455,12 @@ static scalr_email_code check_attachments(state *st)
         if (!why && strchr(name, '/'))
             why = "contains '/'";
         if (why)
-            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "attachment %zu: filename %s",
-                           i + 1, why);
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "attachment %zu: filename %s", i + 1,
+                           why);
         t->filename = name;
-        scalr_email_code rc =
-            check_content_type(st, i + 1,
-                               a[i].content_type ? a[i].content_type
-                                                 : se_mime_type_for_name(name),
-                               t->type, sizeof t->type);
+        scalr_email_code rc = check_content_type(
+            st, i + 1, a[i].content_type ? a[i].content_type : se_mime_type_for_name(name), t->type,
+            sizeof t->type);
         if (rc)
             return rc;
     }
@@ -474,22 +472,22 @@ static scalr_email_code check_attachments(state *st)
         } else if (st->opts && st->opts->defer_over) {
             int r = defer_file(st, t, a[i].path);
             if (r < 0)
-                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
-                               a[i].path, strerror(errno));
+                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s", a[i].path,
+                               strerror(errno));
             if (r > 0)
                 continue; /* utf8_text is set */
             if (read_file(a[i].path, &t->owned, &t->size) < 0)
-                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
-                               a[i].path, strerror(errno));
+                return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s", a[i].path,
+                               strerror(errno));
             t->data = t->owned;
         } else if (read_file(a[i].path, &t->owned, &t->size) < 0) {
-            return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s",
-                           a[i].path, strerror(errno));
+            return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s", a[i].path,
+                           strerror(errno));
         } else {
             t->data = t->owned;
         }
-        t->utf8_text = strncasecmp(t->type, "text/", 5) == 0 &&
-                       se_utf8_valid((const char *)t->data, t->size);
+        t->utf8_text =
+            strncasecmp(t->type, "text/", 5) == 0 && se_utf8_valid((const char *)t->data, t->size);
     }
     return SCALR_EMAIL_OK;
 }
@@ -531,9 +529,9 @@ static void put_date(se_buf *b, time_t now)
     char sign = off < 0 ? '-' : '+';
     if (off < 0)
         off = -off;
-    se_buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\r\n",
-                  days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 3600, off / 60 % 60);
+    se_buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld\r\n", days[tm.tm_wday % 7],
+                  tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec, sign, off / 3600, off / 60 % 60);
 }
 
 static size_t column(const se_buf *b)
@@ -588,8 +586,9 @@ static void put_address_field(se_buf *b, const char *name, const se_address *v, 
 
 static void put_text_entity(se_buf *b, const char *subtype, const text_part *t)
 {
-    se_buf_printf(b, "Content-Type: text/%s; charset=utf-8\r\n"
-                     "Content-Transfer-Encoding: %s\r\n\r\n",
+    se_buf_printf(b,
+                  "Content-Type: text/%s; charset=utf-8\r\n"
+                  "Content-Transfer-Encoding: %s\r\n\r\n",
                   subtype, t->is_7bit ? "7bit" : "quoted-printable");
     if (t->is_7bit)
         se_buf_append(b, t->crlf.data, t->crlf.len);
@@ -755,8 +754,7 @@ static scalr_email_code compose(state *st, const char *default_from, se_composed
 }
 
 scalr_email_code se_compose(const scalr_email_message *msg, const char *default_from,
-                            const se_compose_opts *opts, se_composed *out,
-                            scalr_email_error *err)
+                            const se_compose_opts *opts, se_composed *out, scalr_email_error *err)
 {
     *out = (se_composed){0};
     if (!msg)

@@ -25,26 +25,26 @@ typedef struct se_compose_opts {
 /* An attachment whose base64 body is produced while sending: its place in
  * the message, and what the file looked like when the message was sized. */
 typedef struct se_compose_part {
-    size_t at;            /* offset in data where the base64 goes          */
-    size_t encoded;       /* its length: base64 lines, no final CRLF       */
+    size_t at;      /* offset in data where the base64 goes */
+    size_t encoded; /* its length: base64 lines, no final CRLF */
     char *path;
     unsigned long long size, ino, dev;
     long long mtime_sec, mtime_nsec;
 } se_compose_part;
 
 typedef struct se_composed {
-    se_buf data;          /* the message: headers + body, CRLF line
-                             endings, not dot-stuffed, ends with CRLF      */
-    char *mail_from;      /* envelope sender (addr-spec)                   */
-    char **rcpt;          /* envelope recipients: to, cc, bcc (deduplicated,
-                             in that order), each an addr-spec             */
+    se_buf data;     /* the message: headers + body, CRLF line
+                        endings, not dot-stuffed, ends with CRLF */
+    char *mail_from; /* envelope sender (addr-spec) */
+    char **rcpt;     /* envelope recipients: to, cc, bcc (deduplicated,
+                        in that order), each an addr-spec */
     size_t n_rcpt;
-    int needs_smtputf8;   /* an envelope address is non-ASCII              */
-    int is_8bit;          /* the data contains bytes >= 0x80 (then BODY=8BITMIME) */
-    char message_id[256]; /* "<...@domain>"                                */
-    se_compose_part *parts; /* deferred attachments, in order (defer_over)  */
+    int needs_smtputf8;     /* an envelope address is non-ASCII */
+    int is_8bit;            /* the data contains bytes >= 0x80 (then BODY=8BITMIME) */
+    char message_id[256];   /* "<...@domain>" */
+    se_compose_part *parts; /* deferred attachments, in order (defer_over) */
     size_t n_parts;
-    size_t size;          /* the whole message: data + every part          */
+    size_t size; /* the whole message: data + every part */
 } se_composed;
 
 /* Validate and compose msg.  default_from is used when msg->sender is NULL
@@ -52,8 +52,7 @@ typedef struct se_composed {
  * one-line reason naming the field (stage "COMPOSE"); unreadable attachment:
  * EFILE.  On success out must be released with se_composed_free. */
 scalr_email_code se_compose(const scalr_email_message *msg, const char *default_from,
-                            const se_compose_opts *opts, se_composed *out,
-                            scalr_email_error *err);
+                            const se_compose_opts *opts, se_composed *out, scalr_email_error *err);
 void se_composed_free(se_composed *c);
 
 /* Reads a composed message in pieces (each attachment block is
@@ -66,10 +65,10 @@ void se_composed_free(se_composed *c);
 
 typedef struct se_reader {
     const se_composed *c;
-    size_t pos;           /* next octet of c->data                         */
-    size_t part;          /* next part                                     */
-    int fd;               /* the part being read, or -1                    */
-    unsigned long long left; /* its octets still to read                   */
+    size_t pos;              /* next octet of c->data */
+    size_t part;             /* next part */
+    int fd;                  /* the part being read, or -1 */
+    unsigned long long left; /* its octets still to read */
     se_buf piece;
 } se_reader;
 

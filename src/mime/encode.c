@@ -13,7 +13,7 @@
 #define PHRASE_MAX 800
 /* RFC 2047 2: an encoded-word is at most 75 characters. */
 #define EW_MAX 75
-#define EW_OVERHEAD 12 /* "=?UTF-8?B?" + "?=" */
+#define EW_OVERHEAD 12                                /* "=?UTF-8?B?" + "?=" */
 #define EW_BYTES_MAX ((EW_MAX - EW_OVERHEAD) / 4 * 3) /* 45 octets of text */
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -32,8 +32,8 @@ void se_reader_free(se_reader *r)
 
 static int same_file(const se_compose_part *p, const struct stat *st)
 {
-    return (unsigned long long)st->st_size == p->size &&
-           (unsigned long long)st->st_ino == p->ino && (unsigned long long)st->st_dev == p->dev &&
+    return (unsigned long long)st->st_size == p->size && (unsigned long long)st->st_ino == p->ino &&
+           (unsigned long long)st->st_dev == p->dev &&
            (long long)st->st_mtim.tv_sec == p->mtime_sec &&
            (long long)st->st_mtim.tv_nsec == p->mtime_nsec;
 }
@@ -41,8 +41,7 @@ static int same_file(const se_compose_part *p, const struct stat *st)
 static int changed(const se_compose_part *p, scalr_email_error *err)
 {
     se_fail(err, SCALR_EMAIL_EFILE, STAGE,
-            "attachment '%s' changed while the message was being sent; it was not sent",
-            p->path);
+            "attachment '%s' changed while the message was being sent; it was not sent", p->path);
     return -1;
 }
 

@@ -38,12 +38,12 @@ struct se_conn {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
-    int tls_ok;           /* handshake done, chain and name verified       */
-    int tls_dead;         /* fatal TLS error: no close_notify on close     */
-    int plain_io;         /* bytes went either way before TLS (STARTTLS)   */
+    int tls_ok;   /* handshake done, chain and name verified       */
+    int tls_dead; /* fatal TLS error: no close_notify on close     */
+    int plain_io; /* bytes went either way before TLS (STARTTLS)   */
     int in_handshake;
-    int io_errno;         /* errno of the last failed send/recv in the BIO */
-    int eof;              /* the BIO read end of stream                    */
+    int io_errno;            /* errno of the last failed send/recv in the BIO */
+    int eof;                 /* the BIO read end of stream                    */
     unsigned char first[64]; /* first bytes of the handshake answer, to   */
     size_t n_first;          /* recognise a plain-text server             */
     struct sockaddr_storage peer, local;
@@ -114,8 +114,7 @@ static void fmt_addr(const struct sockaddr *sa, char *out, size_t outlen)
  * wait ran out). */
 static int connect_one(const struct addrinfo *ai, unsigned timeout_ms, int *fdp)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
         return errno;
     int one = 1;
@@ -163,8 +162,8 @@ scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, un
     fmt_hostport(hp, sizeof hp, host, port);
     snprintf(portstr, sizeof portstr, "%u", port);
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc == EAI_MEMORY)
@@ -336,8 +335,8 @@ static scalr_email_code handshake_failed(se_conn *c, const char *host, int ssl_e
         char said[64];
         size_t n = 0;
         while (c->n_first < sizeof c->first && !memchr(c->first, '\n', c->n_first)) {
-            ssize_t r = recv(c->fd, c->first + c->n_first, sizeof c->first - c->n_first,
-                             MSG_DONTWAIT);
+            ssize_t r =
+                recv(c->fd, c->first + c->n_first, sizeof c->first - c->n_first, MSG_DONTWAIT);
             if (r <= 0)
                 break;
             c->n_first += (size_t)r;
@@ -348,7 +347,8 @@ static scalr_email_code handshake_failed(se_conn *c, const char *host, int ssl_e
         if (c->plain_io)
             rc = se_fail(err, SCALR_EMAIL_ETLS, "TLS",
                          "TLS handshake with %s failed: server did not answer TLS after "
-                         "STARTTLS (it sent \"%s\")", host, said);
+                         "STARTTLS (it sent \"%s\")",
+                         host, said);
         else
             rc = se_fail(err, SCALR_EMAIL_ETLS, "TLS",
                          "TLS handshake with %s failed: server did not answer TLS (it sent "
@@ -356,8 +356,8 @@ static scalr_email_code handshake_failed(se_conn *c, const char *host, int ssl_e
                          host, said);
     } else if (ssl_err == SSL_ERROR_SSL && reason &&
                ERR_GET_REASON(first_err) != SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        rc = se_fail(err, SCALR_EMAIL_ETLS, "TLS", "TLS handshake with %s failed: %s", host,
-                     reason);
+        rc =
+            se_fail(err, SCALR_EMAIL_ETLS, "TLS", "TLS handshake with %s failed: %s", host, reason);
     } else if (c->io_errno) {
         rc = se_fail(err, SCALR_EMAIL_ETLS, "TLS", "TLS handshake with %s failed: %s", host,
                      strerror(c->io_errno));

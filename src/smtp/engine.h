@@ -41,33 +41,33 @@ typedef enum se_smtp_want {
 
 /* EHLO capabilities (RFC 5321 4.1.1.1 and the extension RFCs). */
 enum {
-    SE_CAP_PIPELINING = 1 << 0,  /* RFC 2920 */
-    SE_CAP_CHUNKING = 1 << 1,    /* RFC 3030 */
-    SE_CAP_8BITMIME = 1 << 2,    /* RFC 6152 */
-    SE_CAP_SMTPUTF8 = 1 << 3,    /* RFC 6531 */
-    SE_CAP_STARTTLS = 1 << 4,    /* RFC 3207 */
-    SE_CAP_SIZE = 1 << 5,        /* RFC 1870 */
-    SE_CAP_ENHANCED = 1 << 6,    /* RFC 2034 ENHANCEDSTATUSCODES */
-    SE_CAP_AUTH = 1 << 7         /* RFC 4954 */
+    SE_CAP_PIPELINING = 1 << 0, /* RFC 2920 */
+    SE_CAP_CHUNKING = 1 << 1,   /* RFC 3030 */
+    SE_CAP_8BITMIME = 1 << 2,   /* RFC 6152 */
+    SE_CAP_SMTPUTF8 = 1 << 3,   /* RFC 6531 */
+    SE_CAP_STARTTLS = 1 << 4,   /* RFC 3207 */
+    SE_CAP_SIZE = 1 << 5,       /* RFC 1870 */
+    SE_CAP_ENHANCED = 1 << 6,   /* RFC 2034 ENHANCEDSTATUSCODES */
+    SE_CAP_AUTH = 1 << 7        /* RFC 4954 */
 };
 enum { SE_AUTH_PLAIN = 1 << 0, SE_AUTH_LOGIN = 1 << 1 };
 
 typedef struct se_smtp_opts {
-    const char *helo_name;    /* EHLO argument: FQDN or address literal    */
-    scalr_email_tls tls;      /* STARTTLS required, implicit, or none      */
-    const char *username;     /* NULL or "": no AUTH                       */
+    const char *helo_name; /* EHLO argument: FQDN or address literal */
+    scalr_email_tls tls;   /* STARTTLS required, implicit, or none */
+    const char *username;  /* NULL or "": no AUTH */
     const char *password;
-    int peer_is_loopback;     /* AUTH allowed without TLS only then        */
+    int peer_is_loopback;       /* AUTH allowed without TLS only then */
     scalr_email_trace_fn trace; /* optional; lines with credentials redacted */
     void *trace_arg;
 } se_smtp_opts;
 
 typedef struct se_smtp_envelope {
-    const char *mail_from;        /* addr-spec ("" for the null sender)   */
-    const char *const *rcpt;      /* addr-specs                           */
+    const char *mail_from;   /* addr-spec ("" for the null sender) */
+    const char *const *rcpt; /* addr-specs */
     size_t n_rcpt;
-    int needs_smtputf8;           /* MAIL FROM:<..> SMTPUTF8              */
-    int is_8bit;                  /* MAIL FROM:<..> BODY=8BITMIME         */
+    int needs_smtputf8; /* MAIL FROM:<..> SMTPUTF8 */
+    int is_8bit;        /* MAIL FROM:<..> BODY=8BITMIME */
 } se_smtp_envelope;
 
 typedef struct se_smtp se_smtp; /* opaque; see engine.c */
@@ -84,7 +84,7 @@ void se_smtp_sent(se_smtp *s, size_t n);
 
 /* Input from the server; returns 0, or -1 out of memory. */
 int se_smtp_feed(se_smtp *s, const char *data, size_t n);
-void se_smtp_eof(se_smtp *s);                /* the server closed          */
+void se_smtp_eof(se_smtp *s); /* the server closed */
 
 /* The driver finished the TLS handshake it was asked for (or, with
  * SCALR_EMAIL_TLS_IMPLICIT, before the greeting: call it right after
@@ -160,10 +160,10 @@ const scalr_email_error *se_smtp_error(const se_smtp *s);
 int se_smtp_handed_over(const se_smtp *s);
 
 /* What the server said about itself. */
-unsigned se_smtp_caps(const se_smtp *s);       /* SE_CAP_* bits        */
-unsigned se_smtp_auth_mechs(const se_smtp *s); /* SE_AUTH_* bits       */
+unsigned se_smtp_caps(const se_smtp *s);            /* SE_CAP_* bits */
+unsigned se_smtp_auth_mechs(const se_smtp *s);      /* SE_AUTH_* bits */
 unsigned long se_smtp_size_limit(const se_smtp *s); /* SIZE n, 0: none */
-const char *se_smtp_greeting(const se_smtp *s);     /* 220 text        */
+const char *se_smtp_greeting(const se_smtp *s);     /* 220 text */
 const char *se_smtp_extensions(const se_smtp *s);   /* EHLO keywords, space-separated */
 const char *se_smtp_auth_used(const se_smtp *s);    /* "PLAIN", "LOGIN", or "" */
 int se_smtp_authenticated(const se_smtp *s);

@@ -12,31 +12,31 @@
 #define SE_AUTH_LINE_MAX 12286
 
 typedef enum se_st {
-    ST_GREETING, /* waiting for 220                              */
-    ST_EHLO,     /* EHLO sent                                    */
-    ST_STARTTLS, /* STARTTLS sent                                */
-    ST_TLS,      /* the driver does the handshake                */
-    ST_AUTH,     /* an AUTH exchange is under way (auth_step)    */
+    ST_GREETING, /* waiting for 220 */
+    ST_EHLO,     /* EHLO sent */
+    ST_STARTTLS, /* STARTTLS sent */
+    ST_TLS,      /* the driver does the handshake */
+    ST_AUTH,     /* an AUTH exchange is under way (auth_step) */
     ST_IDLE,
-    ST_TX,   /* a transaction is under way (tx.*)            */
-    ST_RSET, /* RSET sent to end a failed transaction        */
-    ST_QUIT, /* QUIT sent                                    */
+    ST_TX,   /* a transaction is under way (tx.*) */
+    ST_RSET, /* RSET sent to end a failed transaction */
+    ST_QUIT, /* QUIT sent */
     ST_DONE,
     ST_FAILED
 } se_st;
 
 /* What the next transaction reply answers (see mail.c). */
 typedef enum se_txph {
-    PH_FRONT, /* MAIL, RCPT..., then DATA / BDAT (and more chunks)  */
-    PH_BODY,  /* after 354: the body goes out piece by piece         */
-    PH_DOT,   /* the reply to the end of data                      */
-    PH_LAST   /* the reply to "BDAT 0 LAST"                        */
+    PH_FRONT, /* MAIL, RCPT..., then DATA / BDAT (and more chunks) */
+    PH_BODY,  /* after 354: the body goes out piece by piece */
+    PH_DOT,   /* the reply to the end of data */
+    PH_LAST   /* the reply to "BDAT 0 LAST" */
 } se_txph;
 
 typedef enum se_final {
-    FIN_DATA,      /* DATA, 354, body, "."                       */
-    FIN_BDAT_LAST, /* BDAT n LAST + payload                      */
-    FIN_BDAT_MORE  /* BDAT n + payload, then BDAT 0 LAST          */
+    FIN_DATA,      /* DATA, 354, body, "." */
+    FIN_BDAT_LAST, /* BDAT n LAST + payload */
+    FIN_BDAT_MORE  /* BDAT n + payload, then BDAT 0 LAST */
 } se_final;
 
 struct se_smtp {
@@ -54,21 +54,21 @@ struct se_smtp {
 
     /* bytes */
     se_buf in, out;
-    size_t in_tail; /* bytes after the last LF in `in`            */
-    int in_ready;   /* `in` may hold a complete reply              */
+    size_t in_tail; /* bytes after the last LF in `in` */
+    int in_ready;   /* `in` may hold a complete reply */
     int eof;
-    int out_secret;   /* `out` held credentials: wipe it             */
-    unsigned pending; /* commands sent whose reply has not come      */
-    int extra;        /* bytes followed the last awaited reply       */
-    int idle_told;    /* step() has reported IDLE once               */
+    int out_secret;   /* `out` held credentials: wipe it */
+    unsigned pending; /* commands sent whose reply has not come */
+    int extra;        /* bytes followed the last awaited reply */
+    int idle_told;    /* step() has reported IDLE once */
 
     /* session */
     int tls_active;
-    int sync; /* FAILED, but the stream is still in step     */
+    int sync; /* FAILED, but the stream is still in step */
     unsigned caps, mechs;
     unsigned long size_limit;
-    se_buf ext;     /* EHLO keywords                               */
-    se_buf offered; /* AUTH mechanisms as advertised               */
+    se_buf ext;     /* EHLO keywords */
+    se_buf offered; /* AUTH mechanisms as advertised */
     se_buf greeting;
     const char *auth_used;
     int auth_step;
@@ -80,25 +80,25 @@ struct se_smtp {
         char **rcpt;
         size_t n_rcpt;
         int smtputf8, is8bit;
-        se_smtp_source src; /* where the message comes from        */
-        const char *msg;    /* se_smtp_mail's whole message          */
+        se_smtp_source src; /* where the message comes from */
+        const char *msg;    /* se_smtp_mail's whole message */
         size_t len;
-        int msg_given;      /* the one piece of msg was handed out   */
-        size_t size;        /* SIZE= value (RFC 1870)                */
-        size_t consumed;    /* octets taken from src                 */
-        int bol, cr;        /* canonicalisation state across pieces  */
-        size_t chunks_sent, chunks_replied; /* BDAT commands         */
-        int all_sent;       /* the end of the message is queued      */
+        int msg_given;                      /* the one piece of msg was handed out */
+        size_t size;                        /* SIZE= value (RFC 1870) */
+        size_t consumed;                    /* octets taken from src */
+        int bol, cr;                        /* canonicalisation state across pieces */
+        size_t chunks_sent, chunks_replied; /* BDAT commands */
+        int all_sent;                       /* the end of the message is queued */
         int pipelining;
         se_final final;
         se_txph phase;
         size_t sent;    /* front commands written: MAIL=0, RCPT 1..n, final n+1 */
-        size_t replied; /* front replies read                       */
-        int failed;     /* saved holds the first MAIL/RCPT failure   */
+        size_t replied; /* front replies read */
+        int failed;     /* saved holds the first MAIL/RCPT failure */
         scalr_email_error saved;
     } tx, next; /* next: queued behind tx's end of data (se_smtp_mail_next) */
     int has_next;
-    int done_ready, done_ok;  /* a transaction finished while another was queued */
+    int done_ready, done_ok; /* a transaction finished while another was queued */
     scalr_email_error done_err;
     int last_ok;
     int handed; /* the message's content was queued for writing (see engine.h) */

@@ -171,9 +171,8 @@ static int put_piece(se_smtp *s, int bdat)
     int bol = s->tx.bol, cr = s->tx.cr;
     size_t out_n = canon(p, n, dot, last, &bol, &cr, NULL);
     if (bdat) { /* RFC 3030 2: exact octet count, no dot-stuffing */
-        int rc = last && s->tx.final == FIN_BDAT_LAST
-                     ? se_smtp_cmd(s, NULL, "BDAT %zu LAST", out_n)
-                     : se_smtp_cmd(s, NULL, "BDAT %zu", out_n);
+        int rc = last && s->tx.final == FIN_BDAT_LAST ? se_smtp_cmd(s, NULL, "BDAT %zu LAST", out_n)
+                                                      : se_smtp_cmd(s, NULL, "BDAT %zu", out_n);
         if (rc < 0)
             return -1;
         s->tx.chunks_sent++;
@@ -211,8 +210,7 @@ int se_smtp_tx_fill(se_smtp *s)
         put_piece(s, 0); /* on failure the state changed: also progress */
         return 1;
     }
-    if (s->tx.phase != PH_FRONT || s->tx.final == FIN_DATA || !s->tx.chunks_sent ||
-        s->tx.failed)
+    if (s->tx.phase != PH_FRONT || s->tx.final == FIN_DATA || !s->tx.chunks_sent || s->tx.failed)
         return 0;
     size_t open = s->tx.chunks_sent - s->tx.chunks_replied;
     if (open >= CHUNKS_IN_FLIGHT || (!s->tx.pipelining && open))
@@ -300,8 +298,8 @@ static int preflight(se_smtp *s, const se_smtp_envelope *env, const char *msg, s
 }
 
 /* Start a transaction with the message from src; size is the SIZE= value. */
-static int start_tx(se_smtp *s, const se_smtp_envelope *env, const se_smtp_source *src,
-                    size_t size, const char *msg, size_t len)
+static int start_tx(se_smtp *s, const se_smtp_envelope *env, const se_smtp_source *src, size_t size,
+                    const char *msg, size_t len)
 {
     int chunking = (s->caps & SE_CAP_CHUNKING) != 0;
     s->tx.size = size;

@@ -4,14 +4,14 @@
 
 #include <stddef.h>
 
-#define SE_REPLY_MAX_LINE 2048   /* longer reply lines are a protocol error */
-#define SE_REPLY_MAX_LINES 256   /* so is a reply with more lines than this */
+#define SE_REPLY_MAX_LINE 2048 /* longer reply lines are a protocol error */
+#define SE_REPLY_MAX_LINES 256 /* so is a reply with more lines than this */
 
 typedef struct se_reply {
-    int code;           /* 3 digits                                        */
-    char enhanced[16];  /* "2.1.0" when the first line carries one, else "" */
-    char *text;         /* malloc'd: the lines' texts joined by '\n',
-                           enhanced code removed from each line             */
+    int code;          /* 3 digits */
+    char enhanced[16]; /* "2.1.0" when the first line carries one, else "" */
+    char *text;        /* malloc'd: the lines' texts joined by '\n',
+                          enhanced code removed from each line */
     size_t n_lines;
 } se_reply;
 

@@ -53,8 +53,8 @@ static void dump(const char *label, const unsigned char *p, size_t n)
     fputs(n > 4000 ? "\"...\n" : "\"\n", stderr);
 }
 
-void th_check_mem(const char *file, int line, const char *what, const void *got,
-                  size_t got_len, const void *want, size_t want_len)
+void th_check_mem(const char *file, int line, const char *what, const void *got, size_t got_len,
+                  const void *want, size_t want_len)
 {
     if (got && want && got_len == want_len && memcmp(got, want, got_len) == 0)
         return;

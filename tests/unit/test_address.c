@@ -39,8 +39,11 @@ TEST(addr_accepts_forms)
     accepts("\"say \\\"hi\\\" \\\\o/\" <a@example.com>", "say \"hi\" \\o/", "a@example.com");
     accepts("\"<not@this>\" <a@example.com>", "<not@this>", "a@example.com");
     accepts("\"\" <a@example.com>", NULL, "a@example.com");
-    accepts("Zo\xc3\xab \xc3\x9cn\xc3\xaf" "code <zoe@example.com>",
-            "Zo\xc3\xab \xc3\x9cn\xc3\xaf" "code", "zoe@example.com");
+    accepts("Zo\xc3\xab \xc3\x9cn\xc3\xaf"
+            "code <zoe@example.com>",
+            "Zo\xc3\xab \xc3\x9cn\xc3\xaf"
+            "code",
+            "zoe@example.com");
     accepts("\xe5\x90\x8d\xe5\x89\x8d <x@example.com>", "\xe5\x90\x8d\xe5\x89\x8d",
             "x@example.com");
     accepts("first.last+tag@sub.example-domain.com", NULL, "first.last+tag@sub.example-domain.com");
@@ -136,7 +139,7 @@ TEST(addr_length_limits)
     memset(buf + 191, 'd', 63);
     buf[254] = '\0';
     accepts(buf, NULL, buf);
-    memmove(buf + 66, buf + 65, 190);  /* first label 63 octets: 255 in all */
+    memmove(buf + 66, buf + 65, 190); /* first label 63 octets: 255 in all */
     buf[65] = 'd';
     CHECK_INT(strlen(buf), 255);
     refuses(buf, "address longer than 254 octets");
@@ -165,26 +168,36 @@ TEST(addr_helpers)
 /* An IDN domain needs no SMTPUTF8: it is sent as A-labels (RFC 5890). */
 TEST(addr_idn_domain_to_alabels)
 {
-    accepts("user@b\xc3\xbc" "cher.example", NULL, "user@xn--bcher-kva.example");
-    accepts("Z <user@B\xc3\x9c" "CHER.example>", "Z", "user@xn--bcher-kva.example");
+    accepts("user@b\xc3\xbc"
+            "cher.example",
+            NULL, "user@xn--bcher-kva.example");
+    accepts("Z <user@B\xc3\x9c"
+            "CHER.example>",
+            "Z", "user@xn--bcher-kva.example");
     se_address a;
     char why[160];
-    CHECK_INT(se_address_parse("user@b\xc3\xbc" "cher.example", &a, why, sizeof why), 0);
+    CHECK_INT(se_address_parse("user@b\xc3\xbc"
+                               "cher.example",
+                               &a, why, sizeof why),
+              0);
     CHECK_INT(se_address_needs_utf8(a.addr), 0);
     se_address_free(&a);
     refuses("user@xn--a.example\xc3\xbc", "invalid internationalized domain: domain label has "
-            "character forbidden in non-transitional mode (TR46)");
+                                          "character forbidden in non-transitional mode (TR46)");
 }
 
 /* Found by fuzz_address: UTS #46 maps fullwidth punctuation to ASCII, which
  * must not turn one address into two (or a header into something else). */
 TEST(addr_idn_mapping_cannot_inject_punctuation)
 {
-    refuses("x@evil\xef\xbc\x8cvictim\xef\xbc\xa0" "bank.example",
+    refuses("x@evil\xef\xbc\x8cvictim\xef\xbc\xa0"
+            "bank.example",
             "invalid internationalized domain (after IDNA mapping: only one address is allowed)");
-    refuses("x@evil\xef\xbc\x9e SIZE\xef\xbc\x9d" "1", "unexpected space in the address");
+    refuses("x@evil\xef\xbc\x9e SIZE\xef\xbc\x9d"
+            "1",
+            "unexpected space in the address");
     refuses("j@\xef\xbc\x88",
             "invalid internationalized domain (after IDNA mapping: comments are not supported)");
     refuses("a@b\xe3\x80\x82", "invalid internationalized domain (after IDNA mapping: empty "
-                                "label in the domain)");
+                               "label in the domain)");
 }

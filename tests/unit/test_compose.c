@@ -177,8 +177,8 @@ TEST(mime_text_html)
 
 TEST(mime_attachments_in_memory)
 {
-    static const unsigned char png[] = {0x89, 'P', 'N',  'G', '\r', '\n', 0x1a, '\n',
-                                        0,    0,   0,    13,  'I',  'H',  'D',  'R'};
+    static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+                                        0,    0,   0,   13,  'I',  'H',  'D',  'R'};
     se_composed c;
     scalr_email_error err = {0};
     scalr_email_message m = {
@@ -186,10 +186,11 @@ TEST(mime_attachments_in_memory)
         .subject = "Report",
         .body = "See attached.",
         .body_html = "<p>See attached.</p>",
-        .attachments = (const scalr_email_attachment[]){
-            {.data = png, .size = sizeof png, .filename = "chart.png"},
-            {.data = "a,b\n1,2\n", .size = 8, .filename = "data.csv"},
-            {0}},
+        .attachments =
+            (const scalr_email_attachment[]){
+                {.data = png, .size = sizeof png, .filename = "chart.png"},
+                {.data = "a,b\n1,2\n", .size = 8, .filename = "data.csv"},
+                {0}},
     };
     CHECK_INT(compose_fixed(&m, "noreply@scalr.com", &c, &err), SCALR_EMAIL_OK);
     CHECK_MEM(c.data.data, c.data.len,
@@ -300,7 +301,8 @@ TEST(mime_display_names)
     scalr_email_error err = {0};
     scalr_email_message m = {
         .to = SCALR_EMAIL_LIST("Jane Doe <jane@example.com>", "\"Doe, John\" <john@example.com>",
-                               "Zo\xc3\xab \xc3\x9cn\xc3\xaf" "code <zoe@example.com>"),
+                               "Zo\xc3\xab \xc3\x9cn\xc3\xaf"
+                               "code <zoe@example.com>"),
         .cc = SCALR_EMAIL_LIST("\xe5\x90\x8d\xe5\x89\x8d <x@example.com>", "<bare@example.com>"),
         .subject = "Names",
         .body = "x",
@@ -330,7 +332,8 @@ TEST(mime_emoji_subject)
     scalr_email_message m = {
         .to = SCALR_EMAIL_LIST("user@example.com"),
         .subject = "\xf0\x9f\x8e\x89 Party \xf0\x9f\x8e\x89 time \xe2\x80\x94 "
-                   "gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln, see you there \xf0\x9f\x91\x8b",
+                   "gr\xc3\xbc\xc3\x9f"
+                   "e aus K\xc3\xb6ln, see you there \xf0\x9f\x91\x8b",
         .body = "x",
     };
     CHECK_INT(compose_fixed(&m, "noreply@scalr.com", &c, &err), SCALR_EMAIL_OK);
@@ -368,18 +371,19 @@ TEST(mime_rfc2231_filenames)
     scalr_email_message m = {
         .to = SCALR_EMAIL_LIST("user@example.com"),
         .body = "x",
-        .attachments = (const scalr_email_attachment[]){
-            {.data = "1", .size = 1, .filename = "\xe2\x82\xac.pdf"},
-            {.data = "2", .size = 1,
-             .filename = "Quarterly report for the board of directors, final version 3.pdf"},
-            {.data = "3", .size = 1, .filename = "a\"b.bin", .content_type = "image/x-icon"},
-            {0}},
+        .attachments =
+            (const scalr_email_attachment[]){
+                {.data = "1", .size = 1, .filename = "\xe2\x82\xac.pdf"},
+                {.data = "2",
+                 .size = 1,
+                 .filename = "Quarterly report for the board of directors, final version 3.pdf"},
+                {.data = "3", .size = 1, .filename = "a\"b.bin", .content_type = "image/x-icon"},
+                {0}},
     };
     CHECK_INT(compose_fixed(&m, "noreply@scalr.com", &c, &err), SCALR_EMAIL_OK);
-    CHECK(strstr(c.data.data,
-                 "Content-Type: application/pdf; name*=utf-8''%E2%82%AC.pdf\r\n"
-                 "Content-Disposition: attachment; filename*=utf-8''%E2%82%AC.pdf\r\n"
-                 "Content-Transfer-Encoding: base64\r\n\r\nMQ==\r\n") != NULL);
+    CHECK(strstr(c.data.data, "Content-Type: application/pdf; name*=utf-8''%E2%82%AC.pdf\r\n"
+                              "Content-Disposition: attachment; filename*=utf-8''%E2%82%AC.pdf\r\n"
+                              "Content-Transfer-Encoding: base64\r\n\r\nMQ==\r\n") != NULL);
     CHECK(strstr(c.data.data,
                  "Content-Type: application/pdf;\r\n"
                  " name*0*=utf-8''Quarterly%20report%20for%20the%20board%20of%20director;\r\n"
@@ -460,7 +464,8 @@ TEST(mime_non_ascii_body_qp)
     scalr_email_error err = {0};
     scalr_email_message m = {
         .to = SCALR_EMAIL_LIST("user@example.com"),
-        .body = "Gr\xc3\xbc\xc3\x9f" "e = hi \n",
+        .body = "Gr\xc3\xbc\xc3\x9f"
+                "e = hi \n",
     };
     CHECK_INT(compose_fixed(&m, "noreply@scalr.com", &c, &err), SCALR_EMAIL_OK);
     CHECK_STR(body_of(&c), "Gr=C3=BC=C3=9Fe =3D hi=20\r\n");
@@ -642,21 +647,24 @@ TEST(mime_refuses_header_injection)
     refused(&(scalr_email_message){.to = to, .subject = "Hi\nthere"}, "subject contains CR or LF");
     refused(&(scalr_email_message){.to = to, .subject = "bell\a"},
             "subject contains a control character");
-    refused(&(scalr_email_message){.to = to, .subject = "bad \xff"},
-            "subject is not valid UTF-8");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"X-Foo", "a\r\nBcc: x@evil.com"}, {0}}},
-            "header 'X-Foo': value contains CR or LF");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"X-Foo", "a\x01"}, {0}}},
-            "header 'X-Foo': value contains a control character");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"X-Ok", "tab\tis fine"}, {"X-Foo", "\xc3("},
-                                                  {0}}},
+    refused(&(scalr_email_message){.to = to, .subject = "bad \xff"}, "subject is not valid UTF-8");
+    refused(
+        &(scalr_email_message){
+            .to = to,
+            .headers = (const scalr_email_header[]){{"X-Foo", "a\r\nBcc: x@evil.com"}, {0}}},
+        "header 'X-Foo': value contains CR or LF");
+    refused(
+        &(scalr_email_message){.to = to,
+                               .headers = (const scalr_email_header[]){{"X-Foo", "a\x01"}, {0}}},
+        "header 'X-Foo': value contains a control character");
+    refused(&(scalr_email_message){.to = to,
+                                   .headers = (const scalr_email_header[]){{"X-Ok", "tab\tis fine"},
+                                                                           {"X-Foo", "\xc3("},
+                                                                           {0}}},
             "header 'X-Foo': value is not valid UTF-8");
-    refused(&(scalr_email_message){.to = SCALR_EMAIL_LIST("a@example.com",
-                                                          "Eve\r\n <e@example.com>")},
-            "To address 2: contains CR or LF");
+    refused(
+        &(scalr_email_message){.to = SCALR_EMAIL_LIST("a@example.com", "Eve\r\n <e@example.com>")},
+        "To address 2: contains CR or LF");
     refused(&(scalr_email_message){.to = to, .cc = SCALR_EMAIL_LIST("\"Eve\nBcc: x\" <e@x.com>")},
             "Cc address 1: contains CR or LF");
     refused(&(scalr_email_message){.to = to, .reply_to = "r@example.com\r\n"},
@@ -676,23 +684,25 @@ TEST(mime_refuses_bad_headers)
                                    .headers = (const scalr_email_header[]){{"X:Foo", "v"}, {0}}},
             "header name 'X:Foo' is invalid: use 1 to 76 printable ASCII characters without ':' "
             "or space");
-    refused(&(scalr_email_message){.to = to,
-                                   .headers = (const scalr_email_header[]){{"", "v"}, {0}}},
-            "header name '' is invalid: use 1 to 76 printable ASCII characters without ':' "
-            "or space");
+    refused(
+        &(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){{"", "v"}, {0}}},
+        "header name '' is invalid: use 1 to 76 printable ASCII characters without ':' "
+        "or space");
     refused(&(scalr_email_message){.to = to,
                                    .headers = (const scalr_email_header[]){{"bcc", "x@y.z"}, {0}}},
             "header 'bcc' cannot be set as an extra header: use the bcc field (never written as "
             "a header)");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"CONTENT-TYPE", "text/html"}, {0}}},
-            "header 'CONTENT-TYPE' cannot be set as an extra header: it follows from body, "
-            "body_html and attachments");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"Message-Id", "<x@y>"}, {0}}},
+    refused(
+        &(scalr_email_message){
+            .to = to, .headers = (const scalr_email_header[]){{"CONTENT-TYPE", "text/html"}, {0}}},
+        "header 'CONTENT-TYPE' cannot be set as an extra header: it follows from body, "
+        "body_html and attachments");
+    refused(&(scalr_email_message){.to = to,
+                                   .headers =
+                                       (const scalr_email_header[]){{"Message-Id", "<x@y>"}, {0}}},
             "header 'Message-Id' cannot be set as an extra header: it is generated");
-    refused(&(scalr_email_message){.to = to, .headers = (const scalr_email_header[]){
-                                                  {"From", "x@y.z"}, {0}}},
+    refused(&(scalr_email_message){.to = to,
+                                   .headers = (const scalr_email_header[]){{"From", "x@y.z"}, {0}}},
             "header 'From' cannot be set as an extra header: use the sender field");
     char name[80];
     memset(name, 'X', 77);
@@ -700,13 +710,13 @@ TEST(mime_refuses_bad_headers)
     scalr_email_header h[] = {{name, "v"}, {0}};
     se_composed c;
     scalr_email_error err = {0};
-    CHECK_INT(compose_fixed(&(scalr_email_message){.to = to, .headers = h}, "n@example.com", &c,
-                            &err),
-              SCALR_EMAIL_EINVAL);
+    CHECK_INT(
+        compose_fixed(&(scalr_email_message){.to = to, .headers = h}, "n@example.com", &c, &err),
+        SCALR_EMAIL_EINVAL);
     name[76] = '\0';
-    CHECK_INT(compose_fixed(&(scalr_email_message){.to = to, .headers = h}, "n@example.com", &c,
-                            &err),
-              SCALR_EMAIL_OK);
+    CHECK_INT(
+        compose_fixed(&(scalr_email_message){.to = to, .headers = h}, "n@example.com", &c, &err),
+        SCALR_EMAIL_OK);
     CHECK(max_line(c.data.data, c.data.len) <= 998);
     se_composed_free(&c);
 }
@@ -722,11 +732,11 @@ TEST(mime_refuses_addresses)
             "To address 1: comments are not supported");
     refused(&(scalr_email_message){.to = SCALR_EMAIL_LIST("a@example.com, b@example.com")},
             "To address 1: only one address is allowed");
-    refused(&(scalr_email_message){.to = to, .bcc = SCALR_EMAIL_LIST("ok@example.com",
-                                                                     "-oQ@example.com")},
+    refused(&(scalr_email_message){.to = to,
+                                   .bcc = SCALR_EMAIL_LIST("ok@example.com", "-oQ@example.com")},
             "Bcc address 2: address starts with '-'");
-    refused(&(scalr_email_message){
-                .to = SCALR_EMAIL_LIST("a23456789012345678901234567890123456789012345678901234567"
+    refused(&(scalr_email_message){.to = SCALR_EMAIL_LIST(
+                                       "a23456789012345678901234567890123456789012345678901234567"
                                        "89012345@example.com")},
             "To address 1: local part longer than 64 octets");
     refused(&(scalr_email_message){.to = to, .sender = "bad@@example.com"},
@@ -765,31 +775,41 @@ TEST(mime_refuses_bodies_and_attachments)
             "HTML body is not valid UTF-8");
     refused(&(scalr_email_message){.to = to, .body_html = "<p>\0</p>", .body_html_len = 8},
             "HTML body contains a NUL byte");
-    refused(&(scalr_email_message){.to = to, .attachments = (const scalr_email_attachment[]){
-                                                  {.data = "x", .size = 1, .filename = "a/b"},
-                                                  {0}}},
+    refused(&(scalr_email_message){.to = to,
+                                   .attachments =
+                                       (const scalr_email_attachment[]){
+                                           {.data = "x", .size = 1, .filename = "a/b"}, {0}}},
             "attachment 1: filename contains '/'");
-    refused(&(scalr_email_message){.to = to, .attachments = (const scalr_email_attachment[]){
-                                                  {.data = "x", .size = 1, .filename = "a\nb"},
-                                                  {0}}},
+    refused(&(scalr_email_message){.to = to,
+                                   .attachments =
+                                       (const scalr_email_attachment[]){
+                                           {.data = "x", .size = 1, .filename = "a\nb"}, {0}}},
             "attachment 1: filename contains CR or LF");
-    refused(&(scalr_email_message){.to = to, .attachments = (const scalr_email_attachment[]){
-                                                  {.data = "x", .size = 1, .filename = "\xff"},
-                                                  {0}}},
+    refused(&(scalr_email_message){.to = to,
+                                   .attachments =
+                                       (const scalr_email_attachment[]){
+                                           {.data = "x", .size = 1, .filename = "\xff"}, {0}}},
             "attachment 1: filename is not valid UTF-8");
-    refused(&(scalr_email_message){.to = to, .attachments = (const scalr_email_attachment[]){
-                                                  {.data = "x", .size = 1, .filename = "ok"},
-                                                  {.data = "x", .size = 1, .filename = "x",
-                                                   .content_type = "text/plain; charset=x"},
-                                                  {0}}},
+    refused(&(scalr_email_message){.to = to,
+                                   .attachments =
+                                       (const scalr_email_attachment[]){
+                                           {.data = "x", .size = 1, .filename = "ok"},
+                                           {.data = "x",
+                                            .size = 1,
+                                            .filename = "x",
+                                            .content_type = "text/plain; charset=x"},
+                                           {0}}},
             "attachment 2: content type 'text/plain; charset=x' is not of the form "
             "type/subtype");
-    refused(&(scalr_email_message){.to = to, .attachments = (const scalr_email_attachment[]){
-                                                  {.data = "x", .size = 1, .filename = "m.eml",
-                                                   .content_type = "message/rfc822"},
-                                                  {0}}},
-            "attachment 1: content type 'message/rfc822' cannot be base64-encoded; use "
-            "application/octet-stream");
+    refused(
+        &(scalr_email_message){
+            .to = to,
+            .attachments =
+                (const scalr_email_attachment[]){
+                    {.data = "x", .size = 1, .filename = "m.eml", .content_type = "message/rfc822"},
+                    {0}}},
+        "attachment 1: content type 'message/rfc822' cannot be base64-encoded; use "
+        "application/octet-stream");
 }
 
 TEST(mime_body_len_and_defaults)
@@ -812,13 +832,13 @@ TEST(mime_body_len_and_defaults)
     se_composed_free(&c);
     /* Attachment types from the extension, case-insensitively; unknown and
      * .eml are opaque bytes (RFC 2046 5.2.1 forbids base64 message/rfc822). */
-    m.attachments = (const scalr_email_attachment[]){
-        {.data = "x", .size = 1, .filename = "photo.JPEG"},
-        {.data = "x", .size = 1, .filename = "mail.eml"},
-        {.data = "x", .size = 1, .filename = "noext"},
-        {.data = "x", .size = 1, .filename = "s.xlsx"},
-        {.data = "x", .size = 0},
-        {0}};
+    m.attachments =
+        (const scalr_email_attachment[]){{.data = "x", .size = 1, .filename = "photo.JPEG"},
+                                         {.data = "x", .size = 1, .filename = "mail.eml"},
+                                         {.data = "x", .size = 1, .filename = "noext"},
+                                         {.data = "x", .size = 1, .filename = "s.xlsx"},
+                                         {.data = "x", .size = 0},
+                                         {0}};
     CHECK_INT(compose_fixed(&m, "n@example.com", &c, &err), SCALR_EMAIL_OK);
     CHECK(strstr(c.data.data, "Content-Type: image/jpeg; name=\"photo.JPEG\"\r\n") != NULL);
     CHECK(strstr(c.data.data, "Content-Type: application/octet-stream; name=\"mail.eml\"\r\n"));
@@ -844,10 +864,37 @@ static unsigned prng(void)
 
 static void gen_text(char *dst, size_t cap, int newlines)
 {
-    static const char *const bits[] = {
-        "a", "word", " ", "  ", "\t", ".", "=", "=_", "--", "\"", "\\", ",", "<", ">", "@",
-        "(", ")", ":", ";", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x8e\x89", "\xe5\x90\x8d",
-        "=?", "?=", "From ", "\n", "\r", "\r\n", "\n.\n", ".\r\n"};
+    static const char *const bits[] = {"a",
+                                       "word",
+                                       " ",
+                                       "  ",
+                                       "\t",
+                                       ".",
+                                       "=",
+                                       "=_",
+                                       "--",
+                                       "\"",
+                                       "\\",
+                                       ",",
+                                       "<",
+                                       ">",
+                                       "@",
+                                       "(",
+                                       ")",
+                                       ":",
+                                       ";",
+                                       "\xc3\xa9",
+                                       "\xe2\x82\xac",
+                                       "\xf0\x9f\x8e\x89",
+                                       "\xe5\x90\x8d",
+                                       "=?",
+                                       "?=",
+                                       "From ",
+                                       "\n",
+                                       "\r",
+                                       "\r\n",
+                                       "\n.\n",
+                                       ".\r\n"};
     size_t nb = sizeof bits / sizeof bits[0], n = 0;
     size_t k = prng() % 12 == 0 ? prng() % 900 : prng() % 40;
     for (size_t i = 0; i < k; i++) {

@@ -9,8 +9,8 @@
 #include "util/buf.h"
 
 static const char *const smtp_vars[] = {
-    "SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT", "SMTP_HELO_NAME", NULL,
+    "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
+    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", NULL,
 };
 
 static void clear_env(void)
@@ -231,8 +231,8 @@ TEST(config_port)
         CHECK_INT(s.port, ok[i].port);
         se_settings_free(&s);
     }
-    static const char *const bad[] = {"0", "65536", "abc", "25x", "-25", "+25", "2 5",
-                                      "99999999999", "0x19"};
+    static const char *const bad[] = {"0",   "65536", "abc",         "25x", "-25",
+                                      "+25", "2 5",   "99999999999", "0x19"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[128];
         snprintf(want, sizeof want, "SMTP_PORT must be a number from 1 to 65535, got '%s'", bad[i]);
@@ -245,7 +245,7 @@ TEST(config_timeout)
     static const struct {
         const char *v;
         unsigned ms;
-    } ok[] = {{"30", 30000}, {"0.5", 500},   {" 10 ", 10000},    {"1.2345", 1234},
+    } ok[] = {{"30", 30000}, {"0.5", 500},      {" 10 ", 10000},       {"1.2345", 1234},
               {".25", 250},  {"3600", 3600000}, {"3600.000", 3600000}, {"0.001", 1}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         se_settings s;
@@ -254,8 +254,9 @@ TEST(config_timeout)
         CHECK_INT(s.timeout_ms, ok[i].ms);
         se_settings_free(&s);
     }
-    static const char *const bad[] = {"0", "0.0", "0.0004", "3600.001", "3601", "-1", "abc",
-                                      "1e3", "10s", ".", "1..2", "99999999999999999999"};
+    static const char *const bad[] = {"0",    "0.0", "0.0004", "3600.001",
+                                      "3601", "-1",  "abc",    "1e3",
+                                      "10s",  ".",   "1..2",   "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char want[160];
         snprintf(want, sizeof want,
@@ -267,8 +268,9 @@ TEST(config_timeout)
 
 TEST(config_helo_name)
 {
-    static const char *const ok[] = {"mail.example.com", "localhost", "a-b.c0", "[192.0.2.1]",
-                                     "[IPv6:2001:db8::1]", "[ipv6:::1]", "xn--bcher-kva.example"};
+    static const char *const ok[] = {"mail.example.com",     "localhost",          "a-b.c0",
+                                     "[192.0.2.1]",          "[IPv6:2001:db8::1]", "[ipv6:::1]",
+                                     "xn--bcher-kva.example"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         se_settings s;
         scalr_email_error err;
@@ -276,9 +278,19 @@ TEST(config_helo_name)
         CHECK_STR(s.helo_name, ok[i]);
         se_settings_free(&s);
     }
-    static const char *const bad[] = {"bad name", "-a.example", "a-.example", "a..b", ".a",
-                                      "a.", "under_score.example", "[1.2.3]", "[IPv6:zz::1]",
-                                      "[2001:db8::1]", "[192.0.2.1", ("b\xc3\xbc" "cher.example"),
+    static const char *const bad[] = {"bad name",
+                                      "-a.example",
+                                      "a-.example",
+                                      "a..b",
+                                      ".a",
+                                      "a.",
+                                      "under_score.example",
+                                      "[1.2.3]",
+                                      "[IPv6:zz::1]",
+                                      "[2001:db8::1]",
+                                      "[192.0.2.1",
+                                      ("b\xc3\xbc"
+                                       "cher.example"),
                                       ("a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"
                                        "abcdefghijklm")};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -287,7 +299,8 @@ TEST(config_helo_name)
         se_settings s;
         snprintf(want, sizeof want,
                  "SMTP_HELO_NAME must be a host name (letters, digits, hyphens, dots) or an "
-                 "address literal such as [192.0.2.1], got '%s'", bad[i]);
+                 "address literal such as [192.0.2.1], got '%s'",
+                 bad[i]);
         CHECK_INT(load_one(&s, "SMTP_HELO_NAME", bad[i], &err), SCALR_EMAIL_ECONFIG);
         /* se_copy_line keeps bytes >= 0x80 as they are */
         CHECK_STR(err.message, want);
@@ -523,9 +536,9 @@ TEST(config_dotenv_single_quotes)
 {
     se_buf b = {0};
     char why[128];
-    CHECK_INT(parse("A='  spaced # not a comment \\n \"x\" '\nB='' # c\nC='x'#c\nD = 'y'  \n",
-                    &b, why),
-              0);
+    CHECK_INT(
+        parse("A='  spaced # not a comment \\n \"x\" '\nB='' # c\nC='x'#c\nD = 'y'  \n", &b, why),
+        0);
     CHECK_STR(b.data, "A=[  spaced # not a comment \\n \"x\" ]\nB=[]\nC=[x]\nD=[y]\n");
     se_buf_free(&b);
 }
@@ -548,12 +561,16 @@ TEST(config_dotenv_crlf_and_bom)
 {
     se_buf b = {0};
     char why[128];
-    CHECK_INT(parse("\xEF\xBB\xBF" "A=1\r\nB='2'\r\nC=\"3\" \r\n# c\r\n\r\nD=4 # c\r\nE=5", &b,
-                    why),
+    CHECK_INT(parse("\xEF\xBB\xBF"
+                    "A=1\r\nB='2'\r\nC=\"3\" \r\n# c\r\n\r\nD=4 # c\r\nE=5",
+                    &b, why),
               0);
     CHECK_STR(b.data, "A=[1]\nB=[2]\nC=[3]\nD=[4]\nE=[5]\n");
     /* a BOM anywhere else is not whitespace */
-    CHECK_INT(parse("A=1\n\xEF\xBB\xBF" "B=2\n", &b, why), 2);
+    CHECK_INT(parse("A=1\n\xEF\xBB\xBF"
+                    "B=2\n",
+                    &b, why),
+              2);
     CHECK_STR(why, "invalid variable name");
     /* a CR that does not end the line stays in the value */
     CHECK_INT(parse("A=x\ry\n", &b, why), 0);
@@ -616,9 +633,9 @@ TEST(config_dotenv_callback_abort_and_empty_input)
     calls = 0;
     CHECK_INT(se_dotenv_parse("", 0, refuse, &calls, why, sizeof why), 0);
     CHECK_INT(se_dotenv_parse(NULL, 0, refuse, &calls, NULL, 0), 0);
-    CHECK_INT(se_dotenv_parse("\xEF\xBB\xBF\n# only a comment\n", 21, refuse, &calls, why,
-                              sizeof why),
-              0);
+    CHECK_INT(
+        se_dotenv_parse("\xEF\xBB\xBF\n# only a comment\n", 21, refuse, &calls, why, sizeof why),
+        0);
     CHECK_INT(calls, 0);
     /* a short why buffer is truncated, not overrun */
     CHECK_INT(se_dotenv_parse("A='x\n", 5, refuse, &calls, why, sizeof why), 1);

@@ -560,9 +560,10 @@ static int make_ca(const char *name, const char *cn)
     snprintf(key, sizeof key, "%s.key", name);
     snprintf(pem, sizeof pem, "%s.pem", name);
     snprintf(subj, sizeof subj, "/CN=%s", cn);
-    char *argv[] = {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
-                    "-days", "2", "-subj", subj, NULL};
+    char *argv[] = {
+        "openssl", "req",     "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes",  "-keyout", key,     "-out",    pem,  "-days",    "2",
+        "-subj",   subj,      NULL};
     return run(argv);
 }
 
@@ -578,10 +579,12 @@ static int make_leaf(const char *name, const char *cn, const char *san)
     snprintf(text, sizeof text, "basicConstraints=CA:FALSE\nsubjectAltName=%s\n", san);
     if (write_text(ext, text) < 0)
         return -1;
-    char *req[] = {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                   "-nodes", "-keyout", key, "-out", csr, "-subj", subj, NULL};
-    char *sign[] = {"openssl", "x509", "-req", "-in", csr, "-CA", "ca.pem", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", pem, "-days", "2", "-extfile", ext, NULL};
+    char *req[] = {"openssl", "req",     "-newkey", "ec",   "-pkeyopt", "ec_paramgen_curve:P-256",
+                   "-nodes",  "-keyout", key,       "-out", csr,        "-subj",
+                   subj,      NULL};
+    char *sign[] = {
+        "openssl",         "x509", "-req", "-in",   csr, "-CA",      "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", pem,    "-days", "2", "-extfile", ext,      NULL};
     return run(req) || run(sign) ? -1 : 0;
 }
 
@@ -595,8 +598,7 @@ static int tls_fixture(void)
         return 0;
     atexit(remove_tls_dir);
     if (make_ca("ca", "scalr-email test CA") || make_ca("other", "some other CA") ||
-        make_leaf("srv", "mail.test.example",
-                  "DNS:mail.test.example,DNS:localhost,IP:127.0.0.1") ||
+        make_leaf("srv", "mail.test.example", "DNS:mail.test.example,DNS:localhost,IP:127.0.0.1") ||
         make_leaf("wild", "wild", "DNS:*.wild.example,DNS:m*.part.example") ||
         make_leaf("cnonly", "localhost", "DNS:other.example") ||
         make_leaf("cnip", "localhost", "IP:127.0.0.1") ||
@@ -608,8 +610,8 @@ static int tls_fixture(void)
 
 typedef struct tls_server {
     pid_t pid;
-    int out;   /* its stdout */
-    int in;    /* its stdin: a socket, so that writes can use MSG_NOSIGNAL */
+    int out; /* its stdout */
+    int in;  /* its stdin: a socket, so that writes can use MSG_NOSIGNAL */
     unsigned port;
     char seen[8192]; /* what it printed so far */
     size_t n_seen;
@@ -690,8 +692,9 @@ static int server_start_sni(tls_server *s, const char *leaf, const char *sni_lea
     snprintf(key, sizeof key, "%s.key", leaf);
     snprintf(cert2, sizeof cert2, "%s.pem", sni_leaf ? sni_leaf : "");
     snprintf(key2, sizeof key2, "%s.key", sni_leaf ? sni_leaf : "");
-    char *argv[] = {"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key,
-                    "-naccept", "1", "-ign_eof", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    char *argv[] = {"openssl", "s_server", "-accept",  "127.0.0.1:0", "-cert",    cert,
+                    "-key",    key,        "-naccept", "1",           "-ign_eof", NULL,
+                    NULL,      NULL,       NULL,       NULL,          NULL,       NULL};
     if (sni_leaf) {
         argv[11] = "-servername";
         argv[12] = (char *)sni_name;

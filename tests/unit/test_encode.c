@@ -298,7 +298,8 @@ TEST(enc_unstructured_literal_lookalikes)
 TEST(enc_unstructured_emoji)
 {
     se_buf b = {0};
-    const char *subject = "Gr\xc3\xbc\xc3\x9f" "e \xf0\x9f\x91\x8b aus Z\xc3\xbcrich "
+    const char *subject = "Gr\xc3\xbc\xc3\x9f"
+                          "e \xf0\x9f\x91\x8b aus Z\xc3\xbcrich "
                           "\xe2\x80\x94 Ihre Rechnung \xf0\x9f\x8e\x89\xf0\x9f\x8e\x89"
                           "\xf0\x9f\x8e\x89 ist fertig und wartet auf Sie";
     se_header_unstructured(&b, "Subject", subject);
@@ -359,7 +360,8 @@ TEST(enc_phrase)
     CHECK_MEM(b.data, b.len, "\"two  spaces\"");
     se_buf_reset(&b);
     /* RFC 2047 5 (3): non-ASCII as a whole encoded-word, not quoted. */
-    se_header_phrase(&b, "Zo\xc3\xab \xc3\x9cn\xc3\xaf" "code");
+    se_header_phrase(&b, "Zo\xc3\xab \xc3\x9cn\xc3\xaf"
+                         "code");
     CHECK_MEM(b.data, b.len, "=?UTF-8?B?Wm/DqyDDnG7Dr2NvZGU=?=");
     se_buf_reset(&b);
     se_header_phrase(&b, "M\xc3\xbcller, Hans");
@@ -396,8 +398,7 @@ TEST(enc_mime_param)
     se_buf_reset(&b);
     se_buf_puts(&b, "Content-Disposition: attachment");
     se_mime_param(&b, "filename", "a \"b\" \\c.txt");
-    CHECK_MEM(b.data, b.len,
-              "Content-Disposition: attachment; filename=\"a \\\"b\\\" \\\\c.txt\"");
+    CHECK_MEM(b.data, b.len, "Content-Disposition: attachment; filename=\"a \\\"b\\\" \\\\c.txt\"");
     se_buf_reset(&b);
     /* RFC 2231 4: charset, empty language, percent-encoded octets. */
     se_buf_puts(&b, "Content-Disposition: attachment");
@@ -411,8 +412,9 @@ TEST(enc_mime_param_continuations)
     se_buf b = {0};
     se_buf_puts(&b, "Content-Disposition: attachment");
     /* RFC 2231 3 + 4.1: every encoded section keeps its '*'. */
-    se_mime_param(&b, "filename", "\xe2\x82\xac report \xe2\x80\x94 with a name long enough to "
-                                  "need continuations.pdf");
+    se_mime_param(&b, "filename",
+                  "\xe2\x82\xac report \xe2\x80\x94 with a name long enough to "
+                  "need continuations.pdf");
     CHECK_MEM(b.data, b.len,
               "Content-Disposition: attachment;\r\n"
               " filename*0*=utf-8''%E2%82%AC%20report%20%E2%80%94%20with%20a%20name%20lon;\r\n"
@@ -422,8 +424,9 @@ TEST(enc_mime_param_continuations)
 
     /* Long ASCII too; sections never split an %XX nor a UTF-8 character. */
     se_buf_puts(&b, "Content-Type: application/pdf");
-    se_mime_param(&b, "name", "\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d"
-                              "\xe5\x89\x8d\xe5\x90\x8d\xe5\x89\x8d.pdf");
+    se_mime_param(&b, "name",
+                  "\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d\xe5\x89\x8d\xe5\x90\x8d"
+                  "\xe5\x89\x8d\xe5\x90\x8d\xe5\x89\x8d.pdf");
     CHECK_MEM(b.data, b.len,
               "Content-Type: application/pdf;\r\n"
               " name*0*=utf-8''%E5%90%8D%E5%89%8D%E5%90%8D%E5%89%8D%E5%90%8D%E5%89%8D;\r\n"

@@ -216,8 +216,11 @@ TEST(batch_arguments_and_per_message_results)
     scalr_email_error err;
     CHECK_INT(scalr_email_client_send_batch(NULL, NULL, 0, NULL, NULL, &err), SCALR_EMAIL_EINVAL);
     scalr_email_client *c = NULL;
-    scalr_email_config cfg = {.host = "127.0.0.1", .port = 1, .tls = SCALR_EMAIL_TLS_NONE,
-                              .from = "a@example.com", .timeout_ms = 2000};
+    scalr_email_config cfg = {.host = "127.0.0.1",
+                              .port = 1,
+                              .tls = SCALR_EMAIL_TLS_NONE,
+                              .from = "a@example.com",
+                              .timeout_ms = 2000};
     CHECK_INT(scalr_email_client_new(&c, &cfg, &err), SCALR_EMAIL_OK);
     if (!c)
         return;

@@ -107,7 +107,10 @@ TEST(reply_control_char_rejected)
     se_reply r;
     size_t used;
     CHECK_INT(parse("250 a\x1b[31m\r\n", &r, &used), -1);
-    CHECK_INT(parse("250 a\x7f" "b\r\n", &r, &used), -1); /* DEL too */
+    CHECK_INT(parse("250 a\x7f"
+                    "b\r\n",
+                    &r, &used),
+              -1); /* DEL too */
     CHECK_INT(parse("250 tab\there\r\n", &r, &used), 1);
     CHECK_STR(r.text, "tab\there");
     se_reply_free(&r);

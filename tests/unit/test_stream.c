@@ -45,8 +45,11 @@ TEST(stream_deferred_compose_matches_whole_bytes)
     if (!bin || !txt || !small)
         return;
     scalr_email_attachment att[] = {{.path = bin}, {.path = small}, {.path = txt}, {0}};
-    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.com"), .subject = "s",
-                             .body = "body\n", .body_html = "<p>x</p>", .attachments = att};
+    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.com"),
+                             .subject = "s",
+                             .body = "body\n",
+                             .body_html = "<p>x</p>",
+                             .attachments = att};
     unsigned calls_a = 0, calls_b = 0;
     se_compose_opts whole_o = {.now = 1700000000, .random = fixed_random, .random_arg = &calls_a};
     se_compose_opts defer_o = whole_o;
@@ -82,8 +85,8 @@ TEST(stream_reader_pieces_are_bounded)
 {
     char *bin = write_temp("d.bin", 57 * 1024 * 3 + 5, 0);
     scalr_email_attachment att[] = {{.path = bin}, {0}};
-    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.com"), .subject = "s",
-                             .body = "b", .attachments = att};
+    scalr_email_message m = {
+        .to = SCALR_EMAIL_LIST("a@example.com"), .subject = "s", .body = "b", .attachments = att};
     se_compose_opts o = {.defer_over = 1};
     se_composed c;
     scalr_email_error err;
@@ -113,8 +116,8 @@ TEST(stream_changed_file_is_efile)
 {
     char *bin = write_temp("e.bin", 100000, 0);
     scalr_email_attachment att[] = {{.path = bin}, {0}};
-    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.com"), .subject = "s",
-                             .body = "b", .attachments = att};
+    scalr_email_message m = {
+        .to = SCALR_EMAIL_LIST("a@example.com"), .subject = "s", .body = "b", .attachments = att};
     se_compose_opts o = {.defer_over = 1};
     se_composed c;
     scalr_email_error err;
@@ -362,8 +365,8 @@ TEST(batch_engine_next_refused_before_sending)
     se_smtp_feed(s, "250 a\r\n250 b\r\n354 go\r\n", 22);
     se_smtp_step(s);
     static const char *const utf[] = {"z\xc3\xbc@example.com"};
-    const se_smtp_envelope env2 = {.mail_from = "a@example.com", .rcpt = utf, .n_rcpt = 1,
-                                   .needs_smtputf8 = 1};
+    const se_smtp_envelope env2 = {
+        .mail_from = "a@example.com", .rcpt = utf, .n_rcpt = 1, .needs_smtputf8 = 1};
     scalr_email_error why;
     CHECK_INT(se_smtp_mail_next(s, &env2, "two\r\n", 5, &why), 1);
     CHECK_INT(why.code, SCALR_EMAIL_EUNSUPPORTED);
