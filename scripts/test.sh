@@ -9,7 +9,7 @@ bash scripts/deps.sh chromium clang libclang-rt-14-dev || { echo "tests: 0 passe
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 
 # run NAME CMD...: run a suite, echo its output, add up its summary line
 # "<name>: N passed, N failed".  A suite that dies without one counts as failed.
@@ -31,6 +31,9 @@ run() {
     f=$(sed -E 's/^[^:]+: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
     passed=$((passed + p))
     failed=$((failed + f))
+    if [[ $line =~ ,\ ([0-9]+)\ skipped ]]; then
+        skipped=$((skipped + BASH_REMATCH[1]))
+    fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         echo "$name: exited $rc"
         failed=$((failed + 1))
@@ -69,5 +72,9 @@ fi
 
 run fuzz bash fuzz/run.sh 5
 
-echo "tests: $passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "tests: $passed passed, $failed failed, $skipped skipped"
+else
+    echo "tests: $passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

@@ -138,6 +138,7 @@ function withTimeout(promise, ms, name) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   let passed = 0;
+  let skipped = 0;
   let failed = 0;
   let inbox = null;
   try {
@@ -161,6 +162,7 @@ async function main() {
         for (const t of suite.tests) {
           if (opts.filter && !t.name.includes(opts.filter)) continue;
           if (t.skip && t.skip(ctx)) {
+            skipped++;
             console.log('ok - ' + t.name + ' # SKIP ' + t.skipWhy);
             continue;
           }
@@ -183,7 +185,9 @@ async function main() {
   } finally {
     await stopInbox(inbox);
   }
-  console.log('inbox-web: ' + passed + ' passed, ' + failed + ' failed');
+  // A skip is never a pass: it is counted and shown on its own.
+  console.log('inbox-web: ' + passed + ' passed, ' + failed + ' failed' +
+              (skipped ? ', ' + skipped + ' skipped' : ''));
   process.exitCode = failed ? 1 : 0;
 }
 
