@@ -516,3 +516,26 @@ void se_settings_free(se_settings *s)
     free(s->helo_name);
     memset(s, 0, sizeof *s);
 }
+
+scalr_email_code scalr_email_config_get(const char *env_file, const char *name, char **value,
+                                        scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!name || !value)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "config_get: NULL argument");
+    *value = NULL;
+    env_list l = {0};
+    if (env_file) {
+        scalr_email_code rc = env_list_load(&l, env_file, err);
+        if (rc != SCALR_EMAIL_OK) {
+            env_list_free(&l);
+            return rc;
+        }
+    }
+    const char *v = lookup(&l, name);
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    if (v && !(*value = strdup(v)))
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    env_list_free(&l);
+    return rc;
+}

@@ -641,3 +641,29 @@ TEST(config_dotenv_callback_abort_and_empty_input)
     CHECK_INT(se_dotenv_parse("A='x\n", 5, refuse, &calls, why, sizeof why), 1);
     CHECK_STR(why, "unterminated si");
 }
+
+/* scalr_email_config_get reads one variable as the client does. */
+TEST(config_get_one_variable)
+{
+    clear_env();
+    char path[64];
+    const char *text = "SMTP_FROM='File <f@example.com>'\nSMTP_PORT=\n";
+    write_tmp(path, text, strlen(text));
+    char *v = NULL;
+    scalr_email_error err;
+    CHECK_INT(scalr_email_config_get(path, "SMTP_FROM", &v, &err), SCALR_EMAIL_OK);
+    CHECK_STR(v, "File <f@example.com>");
+    free(v);
+    setenv("SMTP_FROM", "Env <e@example.com>", 1); /* the environment wins */
+    CHECK_INT(scalr_email_config_get(path, "SMTP_FROM", &v, &err), SCALR_EMAIL_OK);
+    CHECK_STR(v, "Env <e@example.com>");
+    free(v);
+    CHECK_INT(scalr_email_config_get(path, "SMTP_PORT", &v, &err), SCALR_EMAIL_OK);
+    CHECK(v == NULL); /* empty counts as unset */
+    CHECK_INT(scalr_email_config_get(NULL, "SMTP_HOST", &v, &err), SCALR_EMAIL_OK);
+    CHECK(v == NULL);
+    unlink(path);
+    CHECK_INT(scalr_email_config_get(path, "SMTP_FROM", &v, &err), SCALR_EMAIL_ECONFIG);
+    CHECK(strstr(err.message, "cannot read env file") != NULL);
+    clear_env();
+}
