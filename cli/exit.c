@@ -26,6 +26,8 @@ static const struct {
     {SCALR_EMAIL_ETLS, EX_IOERR},
     {SCALR_EMAIL_EIO, EX_IOERR},
     {SCALR_EMAIL_ENOMEM, EX_OSERR},
+    {SCALR_EMAIL_ESTORE, EX_CANTCREAT}, /* the queue database is unusable */
+    {SCALR_EMAIL_ENOTFOUND, EX_NOINPUT},
 };
 
 int cli_exit_status(scalr_email_code code)

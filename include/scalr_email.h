@@ -64,7 +64,11 @@ typedef enum scalr_email_code {
     SCALR_EMAIL_ETIMEOUT,       /* a wait exceeded the timeout */
     SCALR_EMAIL_EPROTOCOL,      /* the server broke the SMTP protocol */
     SCALR_EMAIL_EIO,            /* read/write failed, or the server hung up */
-    SCALR_EMAIL_ENOMEM          /* out of memory */
+    SCALR_EMAIL_ENOMEM,         /* out of memory */
+    SCALR_EMAIL_ESTORE,         /* the queue's database cannot be opened,
+                                   read or written (corrupt, unwritable,
+                                   unreachable, locked past the timeout) */
+    SCALR_EMAIL_ENOTFOUND       /* no queued message with that id */
 } scalr_email_code;
 
 /* A short, static, English description of a code ("permanent rejection"). */
@@ -276,6 +280,148 @@ scalr_email_code scalr_email_client_check(scalr_email_client *client, scalr_emai
  * ECONFIG when env_file is unreadable or malformed. */
 scalr_email_code scalr_email_config_get(const char *env_file, const char *name, char **value,
                                         scalr_email_error *err);
+
+
+/* ------------------------------------------------------------------------
+ * The durable queue.  Messages are composed once at enqueue (Message-ID
+ * and Date fixed then) and stored with their envelope, so every retry is
+ * byte-identical; workers (scalr_email_queue_work, `scalr-email queue
+ * work`) send them.  The store is named by a URL: "sqlite:PATH" (one host,
+ * any number of worker processes) or "postgresql://..." (several
+ * machines); NULL means $SCALR_EMAIL_QUEUE, else
+ * "sqlite:scalr-email-queue.db".  The tables are a public contract
+ * (docs/queue-schema.md).  Delivery is at-least-once: the only duplicate
+ * window is one message per connection, from writing its end of data until
+ * its "sent" mark is durable.
+ * ---------------------------------------------------------------------- */
+typedef struct scalr_email_queue scalr_email_queue;
+
+typedef enum scalr_email_lane {
+    SCALR_EMAIL_LANE_TRANSACTIONAL = 0, /* always claimed first */
+    SCALR_EMAIL_LANE_BULK
+} scalr_email_lane;
+
+/* Open (creating or migrating the schema).  ECONFIG for a bad URL,
+ * ESTORE when the database cannot be used.  One handle per thread. */
+scalr_email_code scalr_email_queue_open(scalr_email_queue **out, const char *url,
+                                        scalr_email_error *err);
+void scalr_email_queue_close(scalr_email_queue *q);
+
+/* Options of one enqueued message; zero fields are defaults. */
+typedef struct scalr_email_enqueue_opts {
+    long long send_at_ms;        /* not before this (ms since the epoch); 0: now */
+    scalr_email_lane lane;       /* 0: transactional */
+    const char *tenant;          /* fairness key inside the lane; NULL: "" */
+    const char *idempotency_key; /* same key again: the existing id, nothing new */
+    long long expire_in_ms;      /* give up after this long; 0: 24 h */
+    unsigned max_attempts;       /* 0: the worker's default (20) */
+    const char *provider;        /* NULL: the worker's own configuration */
+} scalr_email_enqueue_opts;
+
+/* Validate and compose msg exactly as scalr_email_client_send would
+ * (EINVAL, EFILE, ENOTCONFIGURED: nothing stored), then store it durably.
+ * default_from is used when msg->sender is NULL.  *id gets the queue id;
+ * *existed (may be NULL) is 1 when the idempotency key was already known. */
+scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_message *msg,
+                                       const char *default_from,
+                                       const scalr_email_enqueue_opts *opts, long long *id,
+                                       int *existed, scalr_email_error *err);
+
+/* One row, as status/list/show report it.  Strings live until the
+ * callback returns. */
+typedef struct scalr_email_queue_item {
+    long long id;
+    const char *state; /* queued leased sent failed expired cancelled held unknown */
+    const char *lane, *tenant, *provider, *idempotency_key; /* key may be NULL */
+    const char *mail_from;
+    const char *rcpt_to; /* recipients separated by "\n" */
+    const char *message_id;
+    long long size;
+    int attempts, max_attempts; /* max_attempts 0: worker default */
+    long long created_at, run_at, expire_at, updated_at, finished_at; /* ms; 0: none */
+    const char *lease_owner; /* or NULL */
+    long long lease_until;
+    const char *last_error; /* or NULL */
+} scalr_email_queue_item;
+
+typedef struct scalr_email_queue_attempt {
+    int n;
+    long long at;
+    const char *worker, *outcome, *stage;
+    int smtp_code;
+    const char *enhanced, *recipient, *server_text, *message;
+} scalr_email_queue_attempt;
+
+typedef struct scalr_email_queue_status {
+    long long queued, leased, sent, failed, expired, cancelled, held, unknown;
+    long long oldest_queued_ms; /* age of the oldest queued message; 0: none */
+    long long next_run_at;      /* earliest run_at of a queued message; 0: none */
+    long long sent_last_minute; /* for the send rate */
+    long long now;              /* the database's clock */
+} scalr_email_queue_status;
+
+scalr_email_code scalr_email_queue_get_status(scalr_email_queue *q, scalr_email_queue_status *st,
+                                              scalr_email_error *err);
+/* Held providers, each with its reason (for `queue status`). */
+scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
+                                             void (*fn)(void *arg, const char *provider,
+                                                        int held, long long paused_until,
+                                                        const char *reason),
+                                             void *arg, scalr_email_error *err);
+/* Rows in state (NULL: all), oldest first, at most limit (0: all). */
+scalr_email_code scalr_email_queue_list(scalr_email_queue *q, const char *state, size_t limit,
+                                        void (*fn)(void *arg, const scalr_email_queue_item *it),
+                                        void *arg, scalr_email_error *err);
+/* One row and every attempt; ENOTFOUND when there is none. */
+scalr_email_code scalr_email_queue_show(
+    scalr_email_queue *q, long long id, void (*item)(void *arg, const scalr_email_queue_item *it),
+    void (*attempt)(void *arg, const scalr_email_queue_attempt *a), void *arg,
+    scalr_email_error *err);
+
+/* Operator actions.  id > 0 acts on one row (ENOTFOUND, or EINVAL when its
+ * state does not allow it); id == 0 acts on every row in state (retry,
+ * purge) or on all (hold, release).  *changed (may be NULL) counts rows.
+ *   retry:   failed/expired/held/unknown/queued -> queued, due now
+ *   cancel:  queued/held/unknown -> cancelled (a leased row cannot be)
+ *   hold:    queued -> held;  release: held -> queued (and clears held
+ *            providers when id == 0)
+ *   purge:   delete terminal rows in state finished before older_than_ms ago */
+scalr_email_code scalr_email_queue_retry(scalr_email_queue *q, long long id, const char *state,
+                                         long long *changed, scalr_email_error *err);
+scalr_email_code scalr_email_queue_cancel(scalr_email_queue *q, long long id,
+                                          scalr_email_error *err);
+scalr_email_code scalr_email_queue_hold(scalr_email_queue *q, long long id, long long *changed,
+                                        scalr_email_error *err);
+scalr_email_code scalr_email_queue_release(scalr_email_queue *q, long long id, long long *changed,
+                                           scalr_email_error *err);
+scalr_email_code scalr_email_queue_purge(scalr_email_queue *q, const char *state,
+                                         long long older_than_ms, long long *removed,
+                                         scalr_email_error *err);
+
+/* A worker's options; zero fields are defaults. */
+typedef struct scalr_email_work_opts {
+    unsigned connections;       /* parallel connections; 0: 1 */
+    double rate;                /* messages per second at the send; 0: none */
+    int drain;                  /* return once nothing is queued, leased or due */
+    long long backoff_base_ms;  /* 0: 30 s; doubles per attempt, with jitter */
+    long long backoff_cap_ms;   /* 0: 1 h */
+    unsigned max_attempts;      /* 0: 20 */
+    int on_ambiguous_hold;      /* 1: an ambiguous message goes to unknown */
+    long long lease_ms;         /* 0: 60 s */
+    long long retention_ms;     /* terminal rows kept; 0: 7 days */
+    long long data_timeout_ms;  /* wait for the reply to the end of data; 0: 600 s */
+    /* Called for each outcome (one line, e.g. for logs), never two at a time. */
+    void (*on_event)(void *arg, long long id, const char *outcome, const scalr_email_error *e);
+    void *arg;
+} scalr_email_work_opts;
+
+/* Send queued messages through client until scalr_email_queue_stop (or,
+ * with drain, until nothing is left).  Returns OK after a graceful stop. */
+scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client *client,
+                                        const scalr_email_work_opts *opts, scalr_email_error *err);
+/* Async-signal-safe.  immediate 0: stop claiming, finish what is in flight,
+ * give back unclaimed leases; 1: give back every lease and return now. */
+void scalr_email_queue_stop(scalr_email_queue *q, int immediate);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,8 @@ const char *scalr_email_strerror(scalr_email_code code)
     case SCALR_EMAIL_EPROTOCOL: return "SMTP protocol error";
     case SCALR_EMAIL_EIO: return "I/O error";
     case SCALR_EMAIL_ENOMEM: return "out of memory";
+    case SCALR_EMAIL_ESTORE: return "queue database error";
+    case SCALR_EMAIL_ENOTFOUND: return "no such queued message";
     }
     return "unknown error";
 }
