@@ -14,7 +14,10 @@ CPPFLAGS += -Iinclude -Isrc -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 SSL_CFLAGS := $(shell pkg-config --cflags openssl 2>/dev/null)
 SSL_LIBS   := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CPPFLAGS += $(SSL_CFLAGS)
-LDLIBS   += $(SSL_LIBS) -lidn2 -lpthread
+PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+CPPFLAGS += $(PQ_CFLAGS)
+# The queue's stores: SQLite and PostgreSQL (libpq).
+LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

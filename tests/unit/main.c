@@ -88,6 +88,8 @@ int main(int argc, char **argv)
         }
         fflush(stdout);
     }
-    printf("unit: %d passed, %d failed\n", passed, failed);
+    /* TH_SUITE names the summary line when a subset runs as its own suite. */
+    const char *suite = getenv("TH_SUITE");
+    printf("%s: %d passed, %d failed\n", suite && *suite ? suite : "unit", passed, failed);
     return failed ? 1 : 0;
 }
