@@ -4,7 +4,8 @@
 set -euo pipefail
 
 pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev libmicrohttpd-dev libjansson-dev
-      openssl ca-certificates python3 python3-aiosmtpd)
+      openssl ca-certificates python3 python3-aiosmtpd
+      libpq-dev postgresql)
 pkgs+=("$@")
 
 missing=()

@@ -46,6 +46,7 @@ build() {
 
 if build; then
     run unit build/unit-tests
+    run queue-store-pg bash tests/queue/run_store.sh build
     SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
     SCALR_EMAIL_BIN=build/scalr-email run pool /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
@@ -62,6 +63,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if build SAN=1 BUILD=build-san; then
     run unit-san build-san/unit-tests
+    run queue-store-pg-san bash tests/queue/run_store.sh build-san
     SCALR_EMAIL_BIN=build-san/scalr-email run integration-san /usr/bin/python3 tests/integration/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run pool-san /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py

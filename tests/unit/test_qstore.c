@@ -15,12 +15,6 @@
 static char url[512];
 static int n_files;
 
-static int is_pg(void)
-{
-    const char *u = getenv("SCALR_EMAIL_TEST_QUEUE_URL");
-    return u && !strncmp(u, "postgres", 8);
-}
-
 /* A queue with nothing in it. */
 static scalr_email_queue *fresh(void)
 {
@@ -621,10 +615,9 @@ TEST(qstore_list_pages_through_everything)
 }
 
 /* The SQLite file itself going wrong: one clear line, a distinct code. */
-TEST(qstore_sqlite_bad_files_are_clear_errors)
+/* Named qsqlite_ so that the PostgreSQL run (filter "qstore_") leaves it out. */
+TEST(qsqlite_bad_files_are_clear_errors)
 {
-    if (is_pg())
-        return;
     scalr_email_queue *q = NULL;
     scalr_email_error e;
     CHECK_INT(scalr_email_queue_open(&q, "sqlite:/nonexistent-dir/q.db", &e), SCALR_EMAIL_ESTORE);
