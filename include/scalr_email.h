@@ -410,8 +410,13 @@ typedef struct scalr_email_work_opts {
     long long lease_ms;         /* 0: 60 s */
     long long retention_ms;     /* terminal rows kept; 0: 7 days */
     long long data_timeout_ms;  /* wait for the reply to the end of data; 0: 600 s */
+    long long expire_ms;        /* default age limit of a message; 0: 24 h */
+    const char *provider;       /* serve this provider's messages; NULL: "" */
     /* Called for each outcome (one line, e.g. for logs), never two at a time. */
-    void (*on_event)(void *arg, long long id, const char *outcome, const scalr_email_error *e);
+    /* outcome: sent retry failed expired held unknown released; age_ms:
+     * from enqueue to this outcome. */
+    void (*on_event)(void *arg, long long id, const char *outcome, long long age_ms,
+                     const scalr_email_error *e);
     void *arg;
 } scalr_email_work_opts;
 

@@ -247,18 +247,23 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
                              scalr_email_error *err)
 {
     char buf[16384];
-    int wrote = 0;
+    int wrote = 0, eod_told = 0;
     scalr_email_code rc;
     for (;;) {
         se_smtp_want w = se_smtp_step(ss->eng);
         int done_ok;
         scalr_email_error done;
-        if (pl && se_smtp_take_done(ss->eng, &done_ok, &done))
+        if (pl && pl->done && se_smtp_take_done(ss->eng, &done_ok, &done))
             pl->done(pl->arg, done_ok, &done);
         if (w == SE_SMTP_WRITE) {
             /* A batch's next message joins this flight when it may. */
-            if (pl && se_smtp_can_queue(ss->eng))
+            if (pl && pl->queue && se_smtp_can_queue(ss->eng))
                 pl->queue(pl->arg, ss->eng);
+            int eod_now = pl && !eod_told && se_smtp_eod_queued(ss->eng);
+            if (eod_now && pl->before_eod && pl->before_eod(pl->arg, err)) {
+                rc = err && err->code != SCALR_EMAIL_OK ? err->code : SCALR_EMAIL_EIO;
+                break;
+            }
             size_t n;
             const char *p = se_smtp_out(ss->eng, &n);
             rc = se_conn_write(ss->conn, p, n, to, se_smtp_stage(ss->eng), err);
@@ -266,13 +271,19 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
                 break;
             se_smtp_sent(ss->eng, n);
             wrote = 1;
+            if (eod_now) {
+                eod_told = 1;
+                if (pl->after_eod)
+                    pl->after_eod(pl->arg);
+            }
         } else if (w == SE_SMTP_READ) {
             if (wrote && flights)
                 (*flights)++;
             wrote = 0;
             size_t got = 0;
             const char *st = se_smtp_stage(ss->eng);
-            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, to, st, err);
+            unsigned rto = eod_told && pl->eod_timeout_ms ? pl->eod_timeout_ms : to;
+            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, rto, st, err);
             if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") &&
                 c->s.tls != SCALR_EMAIL_TLS_IMPLICIT && err) {
                 /* The classic mismatch: a plain client on an implicit-TLS
@@ -484,7 +495,7 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
         rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
     }
     note(c, "%u round trip%s for %s", flights, flights == 1 ? "" : "s",
-         pl ? "these pipelined messages" : "this message");
+         pl && pl->queue ? "these pipelined messages" : "this message");
     return rc;
 }
 

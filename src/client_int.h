@@ -32,6 +32,13 @@ typedef struct se_pipeline {
     void (*queue)(void *arg, se_smtp *eng);
     void (*done)(void *arg, int ok, const scalr_email_error *e);
     void *arg;
+    /* The queue's duplicate window: before_eod is called once, just before
+     * the write that carries the end of data (nonzero: that write is not
+     * made, the transaction fails with err filled and the message was not
+     * delivered); after_eod once that write is made.  Either may be NULL. */
+    int (*before_eod)(void *arg, scalr_email_error *err);
+    void (*after_eod)(void *arg);
+    unsigned eod_timeout_ms; /* the wait for the reply to the end of data; 0: the timeout */
 } se_pipeline;
 
 /* One transaction on ss (with pl, more may follow it; the outcome then is

@@ -325,15 +325,15 @@ static int split_rcpt(se_qrow *row, const char *s)
 }
 
 #define DUE_FILTER                                                                                 \
-    "state = 'queued' AND run_at <= NOW_MS AND provider NOT IN (SELECT provider FROM "            \
+    "state = 'queued' AND run_at <= NOW_MS AND provider = ? AND provider NOT IN (SELECT provider FROM "            \
     "scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS)"
 
 /* The next tenant with due rows in lane after `after` (wrapping once). */
 static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char *after,
-                                    int strictly, char *out, size_t outlen, int *found,
-                                    scalr_email_error *err)
+                                    const char *provider, int strictly, char *out, size_t outlen,
+                                    int *found, scalr_email_error *err)
 {
-    const se_qval p[] = {QT(lane), QT(after)};
+    const se_qval p[] = {QT(lane), QT(after), QT(provider)};
     se_qres r = {0};
     scalr_email_code rc =
         X(st,
@@ -341,7 +341,7 @@ static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char 
                      " ORDER BY tenant LIMIT 1"
                    : "SELECT tenant FROM scalr_email_queue WHERE lane = ? AND tenant >= ? AND " DUE_FILTER
                      " ORDER BY tenant LIMIT 1",
-          p, 2, &r, NULL, err);
+          p, 3, &r, NULL, err);
     *found = rc == SCALR_EMAIL_OK && r.rows;
     if (*found)
         snprintf(out, outlen, "%s", se_qres_text(&r, 0, 0) ? se_qres_text(&r, 0, 0) : "");
@@ -353,11 +353,13 @@ static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char 
     "id, mail_from, rcpt_to, message_id, body, size, lane, tenant, provider, attempts, "           \
     "COALESCE(max_attempts, 0), created_at, COALESCE(expire_at, 0)"
 
-static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const char *lane,
-                                     const char *tenant, size_t k, int64_t lease_ms,
-                                     se_qrow **rows, size_t *n, size_t *cap, scalr_email_error *err)
+static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const char *provider,
+                                     const char *lane, const char *tenant, size_t k,
+                                     int64_t lease_ms, se_qrow **rows, size_t *n, size_t *cap,
+                                     scalr_email_error *err)
 {
-    const se_qval p[] = {QT(worker), QI(lease_ms), QT(lane), QT(tenant), QI((int64_t)k)};
+    const se_qval p[] = {QT(worker), QI(lease_ms), QT(lane), QT(tenant), QT(provider),
+                         QI((int64_t)k)};
     se_qres r = {0};
     scalr_email_code rc =
         X(st,
@@ -414,9 +416,12 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
 
 #define MAX_TENANTS 64
 
-scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, size_t max, int64_t lease_ms,
-                                 se_qrow **rows, size_t *n, scalr_email_error *err)
+scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
+                                 size_t max, int64_t lease_ms, se_qrow **rows, size_t *n,
+                                 scalr_email_error *err)
 {
+    if (!provider)
+        provider = "";
     *rows = NULL;
     *n = 0;
     size_t cap = 0;
@@ -434,8 +439,8 @@ scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, size_t max, 
         int wrapped = 0, strictly = 1;
         while (nt < MAX_TENANTS && nt < max - *n) {
             int found = 0;
-            rc = next_tenant(st, lanes[li], cur, strictly, tenants[nt], sizeof tenants[nt], &found,
-                             err);
+            rc = next_tenant(st, lanes[li], cur, provider, strictly, tenants[nt],
+                             sizeof tenants[nt], &found, err);
             if (rc != SCALR_EMAIL_OK)
                 goto fail;
             if (!found) {
@@ -465,8 +470,8 @@ scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, size_t max, 
                     continue;
                 size_t left = max - *n, share = (left + left_tenants - 1) / left_tenants;
                 size_t before = *n;
-                rc = claim_tenant(st, worker, lanes[li], tenants[j], share, lease_ms, rows, n,
-                                  &cap, err);
+                rc = claim_tenant(st, worker, provider, lanes[li], tenants[j], share, lease_ms,
+                                  rows, n, &cap, err);
                 if (rc != SCALR_EMAIL_OK)
                     goto fail;
                 left_tenants--;

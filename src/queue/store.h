@@ -81,12 +81,13 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
 scalr_email_code se_qstore_register(se_qstore *st, const char *worker, scalr_email_error *err);
 scalr_email_code se_qstore_heartbeat(se_qstore *st, const char *worker, int64_t lease_ms,
                                      scalr_email_error *err);
-/* Claim up to max due rows (state queued, run_at <= now, provider neither
- * paused nor held): transactional lane first, round-robin across tenants
+/* Claim up to max due rows of provider (state queued, run_at <= now, the
+ * provider neither paused nor held): transactional lane first, round-robin across tenants
  * inside a lane, oldest run_at first within a tenant.  They become leased
  * by worker until now + lease_ms.  *rows is malloc'd (n may be 0). */
-scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, size_t max, int64_t lease_ms,
-                                 se_qrow **rows, size_t *n, scalr_email_error *err);
+scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
+                                 size_t max, int64_t lease_ms, se_qrow **rows, size_t *n,
+                                 scalr_email_error *err);
 void se_qrow_free(se_qrow *rows, size_t n);
 
 /* The duplicate window: durable before the end of data is written. */

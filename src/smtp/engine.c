@@ -604,6 +604,11 @@ int se_smtp_authenticated(const se_smtp *s)
     return s->authenticated;
 }
 
+int se_smtp_eod_queued(const se_smtp *s)
+{
+    return s->eod;
+}
+
 int se_smtp_handed_over(const se_smtp *s)
 {
     return s->handed;

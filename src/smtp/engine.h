@@ -159,6 +159,11 @@ const scalr_email_error *se_smtp_error(const se_smtp *s);
  * connection ("handed over").  Reset by se_smtp_mail. */
 int se_smtp_handed_over(const se_smtp *s);
 
+/* 1 once the current transaction's end of data ("." or the BDAT LAST
+ * chunk) has been queued in se_smtp_out(): the write that carries it
+ * opens the duplicate window (the queue records that before it). */
+int se_smtp_eod_queued(const se_smtp *s);
+
 /* What the server said about itself. */
 unsigned se_smtp_caps(const se_smtp *s);            /* SE_CAP_* bits */
 unsigned se_smtp_auth_mechs(const se_smtp *s);      /* SE_AUTH_* bits */

@@ -102,6 +102,7 @@ struct se_smtp {
     scalr_email_error done_err;
     int last_ok;
     int handed; /* the message's content was queued for writing (see engine.h) */
+    int eod;    /* the end of data was queued for writing (see engine.h) */
 
     scalr_email_error err;
 };

@@ -190,6 +190,8 @@ static int put_piece(se_smtp *s, int bdat)
         s->tx.phase = PH_DOT;
         s->pending++; /* its reply, like a command's */
     }
+    if (last && (dot || s->tx.final == FIN_BDAT_LAST))
+        s->eod = 1;
     s->out.data[s->out.len] = '\0';
     s->tx.all_sent = last;
     char shown[64];
@@ -351,6 +353,7 @@ static int begin(se_smtp *s, int *refused)
     se_error_clear(&s->err);
     s->last_ok = 0;
     s->handed = 0;
+    s->eod = 0;
     s->idle_told = 0;
     if (s->in.len || s->eof) { /* unsolicited bytes: the stream is not in step */
         s->idle_told = 1;
@@ -517,6 +520,7 @@ static void finish(se_smtp *s)
     s->has_next = 0;
     s->last_ok = 0;
     s->handed = 0;
+    s->eod = 0;
     se_error_clear(&s->err);
 }
 
@@ -573,6 +577,7 @@ static void final_cmd_reply(se_smtp *s, const se_reply *r)
         } else if (s->tx.final == FIN_BDAT_LAST) {
             success(s, r);
         } else if (se_smtp_cmd(s, NULL, "BDAT 0 LAST") == 0) {
+            s->eod = 1;
             s->tx.phase = PH_LAST;
         }
         break;
