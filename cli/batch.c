@@ -10,16 +10,7 @@
 
 #include "cli.h"
 
-/* One input line: the parsed message, or why it is not one. */
-typedef struct item {
-    size_t line;
-    json_t *json; /* owns every string the message points to */
-    scalr_email_message m;
-    const char **lists[3]; /* to, cc, bcc */
-    scalr_email_header *headers;
-    scalr_email_attachment *att;
-    char why[200]; /* non-empty: malformed, nothing sent */
-} item;
+typedef cli_item item;
 
 typedef struct run {
     item *items;
@@ -60,150 +51,9 @@ static void worse(run *r, int status)
 }
 
 /* A string, or a list of strings, into a NULL-terminated array. */
-static int str_list(json_t *v, const char ***out, char *why, size_t whylen, const char *field)
-{
-    size_t n = json_is_array(v) ? json_array_size(v) : 1;
-    const char **l = calloc(n + 1, sizeof *l);
-    if (!l) {
-        snprintf(why, whylen, "out of memory");
-        return -1;
-    }
-    *out = l;
-    if (json_is_string(v)) {
-        l[0] = json_string_value(v);
-        return 0;
-    }
-    if (!json_is_array(v)) {
-        snprintf(why, whylen, "'%s' must be a string or a list of strings", field);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_string(e)) {
-            snprintf(why, whylen, "'%s' must be a string or a list of strings", field);
-            return -1;
-        }
-        l[i] = json_string_value(e);
-    }
-    return 0;
-}
 
-static int get_str(json_t *v, const char **out, size_t *len, char *why, size_t whylen,
-                   const char *field)
-{
-    if (!json_is_string(v)) {
-        snprintf(why, whylen, "'%s' must be a string", field);
-        return -1;
-    }
-    *out = json_string_value(v);
-    if (len) /* a NUL inside stays visible to the library, which refuses it */
-        *len = json_string_length(v);
-    return 0;
-}
 
-static int parse_item(item *it, const char *text, size_t len)
-{
-    char *why = it->why;
-    size_t wl = sizeof it->why;
-    json_error_t je;
-    it->json = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
-    if (!it->json) {
-        snprintf(why, wl, "invalid JSON: %s", je.text);
-        return -1;
-    }
-    if (!json_is_object(it->json)) {
-        snprintf(why, wl, "a line must be a JSON object");
-        return -1;
-    }
-    scalr_email_message *m = &it->m;
-    const char *key;
-    json_t *v;
-    json_object_foreach(it->json, key, v)
-    {
-        int rc;
-        if (!strcmp(key, "to") || !strcmp(key, "cc") || !strcmp(key, "bcc")) {
-            int k = key[0] == 't' ? 0 : key[0] == 'c' ? 1 : 2;
-            rc = str_list(v, &it->lists[k], why, wl, key);
-        } else if (!strcmp(key, "subject")) {
-            rc = get_str(v, &m->subject, NULL, why, wl, key);
-        } else if (!strcmp(key, "body")) {
-            rc = get_str(v, &m->body, &m->body_len, why, wl, key);
-            if (!rc && !m->body_len)
-                m->body = "";
-        } else if (!strcmp(key, "body_html")) {
-            rc = get_str(v, &m->body_html, &m->body_html_len, why, wl, key);
-            if (!rc && !m->body_html_len)
-                m->body_html = "";
-        } else if (!strcmp(key, "sender")) {
-            rc = get_str(v, &m->sender, NULL, why, wl, key);
-        } else if (!strcmp(key, "reply_to")) {
-            rc = get_str(v, &m->reply_to, NULL, why, wl, key);
-        } else if (!strcmp(key, "headers")) {
-            if (!json_is_object(v)) {
-                snprintf(why, wl, "'headers' must be an object of strings");
-                return -1;
-            }
-            it->headers = calloc(json_object_size(v) + 1, sizeof *it->headers);
-            if (!it->headers) {
-                snprintf(why, wl, "out of memory");
-                return -1;
-            }
-            size_t i = 0;
-            const char *hk;
-            json_t *hv;
-            json_object_foreach(v, hk, hv)
-            {
-                if (!json_is_string(hv)) {
-                    snprintf(why, wl, "header '%.60s' must be a string", hk);
-                    return -1;
-                }
-                it->headers[i].name = hk;
-                it->headers[i++].value = json_string_value(hv);
-            }
-            m->headers = it->headers;
-            rc = 0;
-        } else if (!strcmp(key, "attachments")) {
-            const char **paths = NULL;
-            rc = json_is_array(v) ? str_list(v, &paths, why, wl, key) : -1;
-            if (!json_is_array(v))
-                snprintf(why, wl, "'attachments' must be a list of paths");
-            if (!rc) {
-                size_t n = json_array_size(v);
-                it->att = calloc(n + 1, sizeof *it->att);
-                if (!it->att) {
-                    snprintf(why, wl, "out of memory");
-                    rc = -1;
-                }
-                for (size_t i = 0; !rc && i < n; i++)
-                    it->att[i].path = paths[i];
-                m->attachments = it->att;
-            }
-            free(paths);
-        } else {
-            snprintf(why, wl, "unknown field '%.60s'", key);
-            rc = -1;
-        }
-        if (rc)
-            return -1;
-    }
-    m->to = it->lists[0];
-    m->cc = it->lists[1];
-    m->bcc = it->lists[2];
-    if (!m->to && !m->cc && !m->bcc) {
-        snprintf(why, wl, "no recipient: 'to', 'cc' or 'bcc' is required");
-        return -1;
-    }
-    return 0;
-}
 
-static void item_free(item *it)
-{
-    for (int k = 0; k < 3; k++)
-        free(it->lists[k]);
-    free(it->headers);
-    free(it->att);
-    json_decref(it->json);
-}
 
 static void print_result(run *r, size_t line, const scalr_email_error *e, const char *why)
 {
@@ -287,7 +137,7 @@ static int read_items(FILE *f, run *r)
         item *it = &r->items[r->n_items++];
         memset(it, 0, sizeof *it);
         it->line = lineno;
-        parse_item(it, line, n);
+        cli_item_parse(it, line, n);
     }
     free(line);
     return ferror(f) ? -1 : 0;
@@ -379,7 +229,7 @@ int cli_send_batch(int argc, char **argv)
         status = r.worst;
     }
     for (size_t i = 0; i < r.n_items; i++)
-        item_free(&r.items[i]);
+        cli_item_free(&r.items[i]);
     free(r.items);
     free(r.msg_item);
     free(msgs);

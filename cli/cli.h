@@ -19,4 +19,33 @@ void cli_trace(void *arg, char dir, const char *line, size_t len);
 /* Usage error: message on stderr, returns EX_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+#include <jansson.h>
+
+/* One input line: the parsed message, or why it is not one. */
+typedef struct cli_item {
+    size_t line;
+    json_t *json; /* owns every string the message points to */
+    scalr_email_message m;
+    const char **lists[3]; /* to, cc, bcc */
+    scalr_email_header *headers;
+    scalr_email_attachment *att;
+    char why[200]; /* non-empty: malformed, nothing sent */
+} cli_item;
+
+/* Parse one JSON line into it: 0, or -1 with it->why saying why it is not a message. */
+int cli_item_parse(cli_item *it, const char *text, size_t len);
+void cli_item_free(cli_item *it);
+
+int cli_queue(int argc, char **argv);
+
+/* Parse `send`-style options into a message (shared by send and queue add).
+ * extra: further long options the caller handles with on_extra (returns 0,
+ * or an exit status). */
+typedef struct cli_msg cli_msg;
+int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
+                  int (*on_extra)(void *arg, int opt, const char *val), void *arg, cli_msg **out);
+const scalr_email_message *cli_msg_message(const cli_msg *m);
+const char *cli_msg_env_file(const cli_msg *m);
+int cli_msg_verbose(const cli_msg *m);
+void cli_msg_free(cli_msg *m);
 #endif

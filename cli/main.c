@@ -17,6 +17,7 @@ static const char usage[] =
     "                        [--print] [-v]\n"
     "       scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [-v] FILE\n"
     "       scalr-email check [--env-file PATH] [-v]\n"
+    "       scalr-email queue add|work|status|list|show|retry|cancel|hold|release|purge ...\n"
     "       scalr-email --help | --version\n"
     "\n"
     "The body is read from standard input when neither --body nor --body-file is given.\n"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
         return cli_send_batch(argc - 1, argv + 1);
     if (!strcmp(cmd, "check"))
         return cli_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "queue"))
+        return cli_queue(argc - 1, argv + 1);
 #ifdef SCALR_EMAIL_INBOX
     if (!strcmp(cmd, "inbox"))
         return inbox_main(argc - 1, argv + 1);

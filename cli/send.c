@@ -108,13 +108,20 @@ struct send_args {
     int print, verbose;
 };
 
-static int parse(int argc, char **argv, struct send_args *a)
+static int parse(int argc, char **argv, struct send_args *a, const struct option *all,
+                 int (*on_extra)(void *arg, int opt, const char *val), void *arg)
 {
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":v", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":v", all, NULL)) != -1) {
         int rc = 0;
+        if (c >= 1000 && on_extra) {
+            int st = on_extra(arg, c, optarg);
+            if (st)
+                return st;
+            continue;
+        }
         switch (c) {
         case OPT_TO: rc = push(&a->to, optarg); break;
         case OPT_CC: rc = push(&a->cc, optarg); break;
@@ -184,68 +191,124 @@ static int read_input(const char *what, const char *path, char **data, size_t *l
     return EX_NOINPUT;
 }
 
-int cli_send(int argc, char **argv)
-{
-    struct send_args a = {0};
-    scalr_email_header *headers = NULL;
-    scalr_email_attachment *att = NULL;
-    char *body_buf = NULL, *html_buf = NULL, *from_env = NULL, *printed = NULL;
-    scalr_email_client *client = NULL;
-    scalr_email_error err;
-    int status = parse(argc, argv, &a);
-    if (status)
-        goto out;
-    if ((status = split_headers(&a.headers, &headers)))
-        goto out;
-    att = calloc(a.attach.n + 1, sizeof *att);
-    if (!att) {
-        status = EX_OSERR;
-        goto out;
-    }
-    for (size_t i = 0; i < a.attach.n; i++)
-        att[i].path = a.attach.v[i];
+struct cli_msg {
+    struct send_args a;
+    scalr_email_header *headers;
+    scalr_email_attachment *att;
+    char *body_buf, *html_buf;
+    scalr_email_message m;
+};
 
-    scalr_email_message m = {
-        .to = a.to.v,
-        .cc = a.cc.v,
-        .bcc = a.bcc.v,
-        .subject = a.subject,
-        .sender = a.from,
-        .reply_to = a.reply_to,
-        .headers = headers,
-        .attachments = att,
+void cli_msg_free(cli_msg *c)
+{
+    if (!c)
+        return;
+    if (c->headers)
+        for (size_t i = 0; c->headers[i].name; i++)
+            free((char *)c->headers[i].name);
+    free(c->headers);
+    free(c->att);
+    free(c->body_buf);
+    free(c->html_buf);
+    free(c->a.to.v);
+    free(c->a.cc.v);
+    free(c->a.bcc.v);
+    free(c->a.headers.v);
+    free(c->a.attach.v);
+    free(c);
+}
+
+const scalr_email_message *cli_msg_message(const cli_msg *c) { return &c->m; }
+const char *cli_msg_env_file(const cli_msg *c) { return c->a.env_file; }
+int cli_msg_verbose(const cli_msg *c) { return c->a.verbose; }
+
+int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
+                  int (*on_extra)(void *arg, int opt, const char *val), void *arg, cli_msg **out)
+{
+    *out = NULL;
+    cli_msg *c = calloc(1, sizeof *c);
+    size_t n_base = sizeof opts / sizeof opts[0] - 1;
+    struct option *all = calloc(n_base + n_extra + 1, sizeof *all);
+    if (!c || !all) {
+        free(c);
+        free(all);
+        fputs("scalr-email: out of memory\n", stderr);
+        return EX_OSERR;
+    }
+    memcpy(all, opts, n_base * sizeof *all);
+    if (n_extra)
+        memcpy(all + n_base, extra_opts, n_extra * sizeof *all);
+    int status = parse(argc, argv, &c->a, all, on_extra, arg);
+    free(all);
+    if (status)
+        goto fail;
+    if ((status = split_headers(&c->a.headers, &c->headers)))
+        goto fail;
+    c->att = calloc(c->a.attach.n + 1, sizeof *c->att);
+    if (!c->att) {
+        status = EX_OSERR;
+        goto fail;
+    }
+    for (size_t i = 0; i < c->a.attach.n; i++)
+        c->att[i].path = c->a.attach.v[i];
+    scalr_email_message *m = &c->m;
+    *m = (scalr_email_message){
+        .to = c->a.to.v,
+        .cc = c->a.cc.v,
+        .bcc = c->a.bcc.v,
+        .subject = c->a.subject,
+        .sender = c->a.from,
+        .reply_to = c->a.reply_to,
+        .headers = c->headers,
+        .attachments = c->att,
     };
     size_t len = 0;
-    if (a.body) {
-        m.body = a.body;
+    if (c->a.body) {
+        m->body = c->a.body;
     } else {
-        if ((status = read_input("--body-file", a.body_file, &body_buf, &len)))
-            goto out;
-        m.body = body_buf;
-        m.body_len = len;
+        if ((status = read_input("--body-file", c->a.body_file, &c->body_buf, &len)))
+            goto fail;
+        m->body = c->body_buf;
+        m->body_len = len;
     }
-    if (a.html) {
-        m.body_html = a.html;
-    } else if (a.html_file) {
-        if ((status = read_input("--html-file", a.html_file, &html_buf, &len)))
-            goto out;
-        m.body_html = html_buf;
-        m.body_html_len = len;
+    if (c->a.html) {
+        m->body_html = c->a.html;
+    } else if (c->a.html_file) {
+        if ((status = read_input("--html-file", c->a.html_file, &c->html_buf, &len)))
+            goto fail;
+        m->body_html = c->html_buf;
+        m->body_html_len = len;
     }
     /* An empty file must not mean "use strlen" of a longer buffer. */
-    if (m.body && m.body_len == 0 && body_buf)
-        m.body = "";
-    if (m.body_html && m.body_html_len == 0 && html_buf)
-        m.body_html = "";
+    if (m->body && m->body_len == 0 && c->body_buf)
+        m->body = "";
+    if (m->body_html && m->body_html_len == 0 && c->html_buf)
+        m->body_html = "";
+    *out = c;
+    return 0;
+fail:
+    cli_msg_free(c);
+    return status;
+}
 
-    if (a.print) {
-        if (!a.from &&
-            scalr_email_config_get(a.env_file, "SMTP_FROM", &from_env, &err) != SCALR_EMAIL_OK) {
+int cli_send(int argc, char **argv)
+{
+    cli_msg *c = NULL;
+    char *from_env = NULL, *printed = NULL;
+    scalr_email_client *client = NULL;
+    scalr_email_error err;
+    int status = cli_msg_parse(argc, argv, NULL, 0, NULL, NULL, &c);
+    if (status)
+        goto out;
+    const scalr_email_message *m = &c->m;
+    if (c->a.print) {
+        if (!c->a.from && scalr_email_config_get(c->a.env_file, "SMTP_FROM", &from_env, &err) !=
+                              SCALR_EMAIL_OK) {
             status = cli_report(&err);
             goto out;
         }
         size_t n;
-        if (scalr_email_compose(&m, from_env, &printed, &n, &err) != SCALR_EMAIL_OK) {
+        if (scalr_email_compose(m, from_env, &printed, &n, &err) != SCALR_EMAIL_OK) {
             status = cli_report(&err);
             goto out;
         }
@@ -253,12 +316,12 @@ int cli_send(int argc, char **argv)
         goto out;
     }
 
-    if (scalr_email_client_from_env(&client, a.env_file, a.verbose ? cli_trace : NULL, NULL,
+    if (scalr_email_client_from_env(&client, c->a.env_file, c->a.verbose ? cli_trace : NULL, NULL,
                                     &err) != SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;
     }
-    if (scalr_email_client_send(client, &m, &err) != SCALR_EMAIL_OK) {
+    if (scalr_email_client_send(client, m, &err) != SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;
     }
@@ -266,20 +329,9 @@ int cli_send(int argc, char **argv)
            err.enhanced, err.server_text);
     status = EX_OK;
 out:
-    if (headers)
-        for (size_t i = 0; headers[i].name; i++)
-            free((char *)headers[i].name);
-    free(headers);
-    free(att);
-    free(body_buf);
-    free(html_buf);
     free(from_env);
     free(printed);
-    free(a.to.v);
-    free(a.cc.v);
-    free(a.bcc.v);
-    free(a.headers.v);
-    free(a.attach.v);
+    cli_msg_free(c);
     scalr_email_client_free(client);
     return status;
 }

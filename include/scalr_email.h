@@ -368,6 +368,11 @@ scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
                                                         int held, long long paused_until,
                                                         const char *reason),
                                              void *arg, scalr_email_error *err);
+/* How many rows per state, lane and tenant (for metrics). */
+scalr_email_code scalr_email_queue_depth(scalr_email_queue *q,
+                                         void (*fn)(void *arg, const char *state, const char *lane,
+                                                    const char *tenant, long long count),
+                                         void *arg, scalr_email_error *err);
 /* Rows in state (NULL: all), oldest first, at most limit (0: all). */
 scalr_email_code scalr_email_queue_list(scalr_email_queue *q, const char *state, size_t limit,
                                         void (*fn)(void *arg, const scalr_email_queue_item *it),

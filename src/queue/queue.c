@@ -125,6 +125,15 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
     *id = got;
     if (existed)
         *existed = ex;
+    if (ex && err) { /* the message that is queued is the earlier one */
+        se_qres r = {0};
+        const se_qval p[] = {QI(got)};
+        if (se_qstore_exec(q->st, "SELECT message_id FROM scalr_email_queue WHERE id = ?", p, 1,
+                           &r, NULL, NULL) == SCALR_EMAIL_OK &&
+            r.rows)
+            snprintf(err->message_id, sizeof err->message_id, "%s", se_qres_text(&r, 0, 0));
+        se_qres_free(&r);
+    }
     if (err)
         snprintf(err->message, sizeof err->message, "%s %lld", ex ? "already queued as" : "queued as",
                  (long long)got);
@@ -502,4 +511,27 @@ scalr_email_code scalr_email_queue_purge(scalr_email_queue *q, const char *state
     if (removed)
         *removed = n;
     return se_qstore_commit(q->st, err);
+}
+
+scalr_email_code scalr_email_queue_depth(scalr_email_queue *q,
+                                         void (*fn)(void *arg, const char *state, const char *lane,
+                                                    const char *tenant, long long count),
+                                         void *arg, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q || !fn)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_depth: NULL argument");
+    se_qres r = {0};
+    scalr_email_code rc = se_qstore_exec(q->st,
+                                         "SELECT state, lane, tenant, COUNT(*) FROM "
+                                         "scalr_email_queue GROUP BY state, lane, tenant ORDER BY "
+                                         "state, lane, tenant",
+                                         NULL, 0, &r, NULL, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    for (size_t i = 0; i < r.rows; i++)
+        fn(arg, se_qres_text(&r, i, 0), se_qres_text(&r, i, 1), se_qres_text(&r, i, 2),
+           se_qres_int(&r, i, 3));
+    se_qres_free(&r);
+    return SCALR_EMAIL_OK;
 }
