@@ -48,11 +48,6 @@ struct se_conn {
     size_t n_first;          /* recognise a plain-text server             */
     struct sockaddr_storage peer, local;
     socklen_t peer_len, local_len;
-    /* The handshake's writes are held until we wait for the server, so the
-     * last flight (Finished) leaves in one segment with the first command
-     * after STARTTLS (EHLO): see hold_write. */
-    unsigned char held[4096];
-    size_t n_held;
     long long limit;   /* no wait goes past this (se_conn_set_limit); 0: none */
     unsigned limit_ms; /* the limit as configured, for messages          */
 };
@@ -284,81 +279,10 @@ static void quick_ack(se_conn *c)
 
 /* --- the socket BIO ------------------------------------------------------ */
 
-/* Send what is held, without blocking.  0: all gone, 1: would block,
- * -1: failed (c->io_errno). */
-static int flush_held(se_conn *c)
-{
-    while (c->n_held) {
-        ssize_t r = send(c->fd, c->held, c->n_held, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 1;
-        if (r < 0) {
-            c->io_errno = errno;
-            return -1;
-        }
-        memmove(c->held, c->held + r, c->n_held - (size_t)r);
-        c->n_held -= (size_t)r;
-    }
-    return 0;
-}
-
-/* Flush what is held before waiting for the server (or returning from a
- * write), each wait bounded by deadline. */
-static scalr_email_code drain_held(se_conn *c, long long deadline, const char *stage,
-                                   scalr_email_error *err)
-{
-    for (;;) {
-        int r = flush_held(c);
-        if (r == 0)
-            return SCALR_EMAIL_OK;
-        if (r < 0)
-            return se_fail(err, SCALR_EMAIL_EIO, stage, "error sending to the server (%s): %s",
-                           stage, strerror(c->io_errno));
-        int w = wait_until(c->fd, POLLOUT, deadline);
-        if (w == 0)
-            return se_fail(err, SCALR_EMAIL_ETIMEOUT, stage,
-                           "the server accepted no data in time (%s)", stage);
-        if (w < 0)
-            return se_fail(err, SCALR_EMAIL_EIO, stage, "error sending to the server (%s): %s",
-                           stage, strerror(errno));
-    }
-}
-
-/* Hold a record while the handshake runs, and let the first record after
- * it join what is held: with the Finished flight and EHLO in one segment,
- * the server reads both at once.  Sent separately, a server with Nagle on
- * (Postfix) answered EHLO only after the ACK of its session ticket, one
- * delayed ACK later (40 ms).  1: held, 0: not (send it now). */
-static int hold_write(se_conn *c, const char *p, size_t n)
-{
-    if ((!c->in_handshake && !c->n_held) || c->n_held + n > sizeof c->held)
-        return 0;
-    memcpy(c->held + c->n_held, p, n);
-    c->n_held += n;
-    if (!c->in_handshake && flush_held(c) < 0)
-        return -1;
-    return 1;
-}
-
 static int sbio_write(BIO *b, const char *p, int n)
 {
     se_conn *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    int h = hold_write(c, p, (size_t)n);
-    if (h > 0)
-        return n;
-    if (h < 0)
-        return -1;
-    if (c->n_held) { /* too big to join: what is held goes first */
-        if (flush_held(c) < 0)
-            return -1;
-        if (c->n_held) {
-            BIO_set_retry_write(b);
-            return -1;
-        }
-    }
     ssize_t r;
     do
         r = send(c->fd, p, (size_t)n, MSG_NOSIGNAL);
@@ -620,16 +544,6 @@ scalr_email_code se_conn_start_tls(se_conn *c, const char *host, const char *ca_
             c->in_handshake = 0;
             return handshake_failed(c, host, e, err);
         }
-        /* The server answers only what it has received. */
-        int f = flush_held(c);
-        if (f < 0) {
-            c->in_handshake = 0;
-            c->tls_dead = 1;
-            return se_fail(err, SCALR_EMAIL_EIO, "TLS", "TLS handshake with %s: %s", host,
-                           strerror(c->io_errno));
-        }
-        if (f > 0)
-            ev = POLLOUT;
         int w = wait_until(c->fd, ev, deadline);
         if (w <= 0) {
             char secs[32];
@@ -737,10 +651,6 @@ scalr_email_code se_conn_write(se_conn *c, const void *p, size_t n, unsigned tim
                            stage, strerror(errno));
         }
     }
-    if (c->n_held) { /* the Finished flight that joined this write */
-        int by_limit;
-        return drain_held(c, clamp(c, se_conn_now_ms() + timeout_ms, &by_limit), stage, err);
-    }
     return SCALR_EMAIL_OK;
 }
 
@@ -768,12 +678,6 @@ scalr_email_code se_conn_read_by(se_conn *c, void *p, size_t n, size_t *got, lon
      * tickets, key updates) must not extend it. */
     int by_limit;
     deadline = clamp(c, deadline, &by_limit);
-    /* Implicit TLS: the server greets only once it has our Finished. */
-    if (c->n_held) {
-        scalr_email_code rc = drain_held(c, deadline, stage, err);
-        if (rc != SCALR_EMAIL_OK)
-            return rc;
-    }
     for (;;) {
         short ev = POLLIN;
         if (c->ssl) {
