@@ -226,6 +226,8 @@ def table(rows, delay_ms):
 
 
 if __name__ == "__main__":
+    # SIGTERM too runs measure()'s finally, which stops Postfix and the proxy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     delay = float(os.environ.get("BENCH_DELAY_MS", "5"))
     print(table(measure(delay_ms=delay, count=n), delay))
