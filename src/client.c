@@ -58,8 +58,8 @@ static scalr_email_code int_from_env(const char *env_file, const char *name, lon
     errno = 0;
     long n = strtol(v, &end, 10);
     if (errno || end == v || *end || n < 0 || n > max)
-        rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s must be a number from 0 to %ld, got '%.40s'",
-                     name, max, v);
+        rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                     "%s must be a number from 0 to %ld, got '%.40s'", name, max, v);
     else
         *out = (int)n;
     free(v);

@@ -62,7 +62,8 @@ struct se_smtp {
     unsigned pending; /* commands sent whose reply has not come */
     int extra;        /* bytes followed the last awaited reply */
     int idle_told;    /* step() has reported IDLE once */
-    unsigned long n_replies; /* replies parsed so far: the driver's per-reply deadline */
+    /* Replies parsed so far: the driver's per-reply deadline. */
+    unsigned long n_replies;
 
     /* session */
     int tls_active;

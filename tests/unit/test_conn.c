@@ -1012,13 +1012,11 @@ TEST(conn_read_by_deadline_and_send_limit)
         /* the send's limit cuts a longer wait short, and says so */
         se_conn_set_limit(c, mono_ms() + 150, 1500);
         t0 = mono_ms();
-        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 5000, "DATA", &err),
-                  SCALR_EMAIL_ETIMEOUT);
+        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 5000, "DATA", &err), SCALR_EMAIL_ETIMEOUT);
         CHECK(mono_ms() - t0 < 2000);
         CHECK_STR(err.message, "the send did not finish within its time limit of 1.5 s (DATA)");
         se_conn_set_limit(c, 0, 0);
-        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 100, "DATA", &err),
-                  SCALR_EMAIL_ETIMEOUT);
+        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 100, "DATA", &err), SCALR_EMAIL_ETIMEOUT);
         CHECK_STR(err.message, "no reply from the server within 0.1 s (DATA)");
     }
     unpair(c, lfd, sfd);
