@@ -118,7 +118,7 @@ def lib_sender(lib_path):
     return send
 
 
-def smtplib_sender(port, tls, cafile):
+def smtplib_sender(port, tls, cafile, auth=False):
     body = "Hello from the cold round-trip benchmark.\n" * 10
 
     def send(i):
@@ -128,6 +128,8 @@ def smtplib_sender(port, tls, cafile):
         s = smtplib.SMTP("127.0.0.1", port, local_hostname="bench.localdomain", timeout=30)
         if tls:
             s.starttls(context=ssl.create_default_context(cafile=cafile))
+        if auth:
+            s.login("bench", "bench-pw")
         s.send_message(m)
         s.quit()
     return send
@@ -150,8 +152,10 @@ def proxy_records(logfile, after):
     return recs[after:]
 
 
-def measure(pf_root=None, work=None, lib=None, delay_ms=5.0, count=20):
-    """Rows: {name, mode, rt (round trips per message), flights, labels, ms}."""
+def measure(pf_root=None, work=None, lib=None, delay_ms=5.0, count=20, inbox_bin=None):
+    """Rows: {name, mode, path, rt (round trips per message), flights, labels, ms}.
+    With inbox_bin (a scalr-email with `inbox`; default build/scalr-email when it
+    has one), STARTTLS+AUTH rows too, against `scalr-email inbox --auth any`."""
     work = Path(work or tempfile.mkdtemp(prefix="cold-rtt-"))
     work.mkdir(parents=True, exist_ok=True)
     os.chmod(work, 0o755)  # Postfix's daemons run as nobody
@@ -168,31 +172,47 @@ def measure(pf_root=None, work=None, lib=None, delay_ms=5.0, count=20):
         env, argv = postfix.command(pf_root, conf)
         procs.start(argv, env=env, port=pf_port)
         rtt = 2 * delay_ms / 1000.0
+        modes = (("plain", False, False), ("STARTTLS", True, False))
         for path, extra in (("proxy", []), ("proxy --quickack", ["--quickack"])):
-            rows += run_path(procs, work, path, extra, pf_port, cert, lib, delay_ms, rtt, count)
+            rows += run_path(procs, work, path, extra, pf_port, modes, cert, lib, delay_ms, rtt,
+                             count)
+        inbox_bin = Path(inbox_bin or ROOT / "build" / "scalr-email")
+        if inbox_bin.exists() and subprocess.run([str(inbox_bin), "inbox", "--help"],
+                                                 capture_output=True).returncode == 0:
+            ib_port = free_port()
+            procs.start([inbox_bin, "inbox", "--smtp", "127.0.0.1:%d" % ib_port, "--http",
+                         "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--auth", "any"],
+                        port=ib_port)
+            for path, extra in (("proxy, inbox", []), ("proxy --quickack, inbox", ["--quickack"])):
+                rows += run_path(procs, work, path, extra, ib_port,
+                                 (("STARTTLS+AUTH", True, True),), cert, lib, delay_ms, rtt, count)
     finally:
         procs.stop()
     return rows
 
 
-def run_path(procs, work, path, extra, pf_port, cert, lib, delay_ms, rtt, count):
+def run_path(procs, work, path, extra, pf_port, modes, cert, lib, delay_ms, rtt, count):
     rows = []
     if True:
-        px_port, log = free_port(), work / ("cold-proxy-%d.jsonl" % len(extra))
+        px_port, log = free_port(), work / ("cold-proxy-%d.jsonl" % len(procs.procs))
         if log.exists():
             log.unlink()
         procs.start([PY, BENCH / "delayproxy.py", px_port, pf_port, delay_ms, log] + extra,
                     port=px_port)
         time.sleep(0.2)
         base = len(proxy_records(log, 0))  # the port probes above
-        for mode, tls in (("plain", False), ("STARTTLS", True)):
+        for mode, tls, auth in modes:
             os.environ.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(px_port), SMTP_FROM=FROM,
                               SMTP_USE_TLS="true" if tls else "false", SMTP_POOL_SIZE="0",
                               SMTP_HELO_NAME="bench.localdomain", SMTP_TIMEOUT="30",
                               SSL_CERT_FILE=cert)
+            for k in ("SMTP_USERNAME", "SMTP_PASSWORD"):
+                os.environ.pop(k, None)
+            if auth:
+                os.environ.update(SMTP_USERNAME="bench", SMTP_PASSWORD="bench-pw")
             for name, send in (("scalr_email_send(), SMTP_POOL_SIZE=0", lib_sender(lib)),
                                ("smtplib, 1 connection per message",
-                                smtplib_sender(px_port, tls, cert))):
+                                smtplib_sender(px_port, tls, cert, auth))):
                 times = timed(send, count)
                 time.sleep(3 * delay_ms / 1000 + 0.2)  # the last connection's log line
                 recs = proxy_records(log, base)
@@ -208,7 +228,8 @@ def run_path(procs, work, path, extra, pf_port, cert, lib, delay_ms, rtt, count)
 
 
 def table(rows, delay_ms):
-    out = ["Cold sends, one connection per message, Postfix smtpd through a proxy adding "
+    out = ["Cold sends, one connection per message, Postfix smtpd (STARTTLS+AUTH: `scalr-email "
+           "inbox --auth any`, as Postfix needs a SASL server for AUTH) through a proxy adding "
            "%g ms each way (round trip %g ms); median of each message's time." % (delay_ms,
                                                                                    2 * delay_ms),
            "",

@@ -306,6 +306,8 @@ void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
         se_smtp_quit(s->eng);
         char buf[512];
         scalr_email_error e;
+        /* One deadline for the reply, however it trickles in. */
+        long long end = se_conn_now_ms() + quit_ms;
         for (int steps = 0; steps < 8; steps++) {
             se_smtp_want w = se_smtp_step(s->eng);
             if (w == SE_SMTP_WRITE) {
@@ -316,7 +318,7 @@ void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
                 se_smtp_sent(s->eng, n);
             } else if (w == SE_SMTP_READ && wait_reply) {
                 size_t got = 0;
-                if (se_conn_read(s->conn, buf, sizeof buf, &got, quit_ms, "QUIT", &e) !=
+                if (se_conn_read_by(s->conn, buf, sizeof buf, &got, end, quit_ms, "QUIT", &e) !=
                     SCALR_EMAIL_OK)
                     break;
                 if (got == 0)
