@@ -285,7 +285,7 @@ class PoolMax(Base):
 
     def test_without_pool_max_threads_open_their_own(self):
         # the same load without the cap opens more: the cap is what held it
-        self.srv.final_delay = {i: 0.05 for i in range(1, 7)}
+        self.srv.final_delay = {i: 0.3 for i in range(1, 7)}
         rc, rows, err = self.driver("threads", 6, 1)
         self.assertEqual(rc, 0, err)
         self.assertGreater(self.srv.max_active, 2)
