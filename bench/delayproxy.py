@@ -9,7 +9,11 @@ makes one flight; one that waits for each reply makes three.  Because the
 server's bytes are handed to the client only after the delay, a client chunk
 that arrives before that hand-over cannot be a reaction to it.
 
-Usage: delayproxy.py LISTEN_PORT UPSTREAM_PORT DELAY_MS LOGFILE
+Usage: delayproxy.py LISTEN_PORT UPSTREAM_PORT DELAY_MS LOGFILE [--quickack]
+With --quickack the proxy ACKs the server's bytes at once (TCP_QUICKACK), as a
+client that does so would; without it, Linux's delayed ACK in the proxy itself
+holds a server with Nagle on (Postfix answering EHLO behind its TLS 1.3 session
+ticket) for up to 40 ms, whatever the client does.
 Each closed connection appends one JSON line to LOGFILE:
   {"flights": N, "labels": [...], "c2s": bytes, "s2c": bytes, "open": t, "close": t}
 where labels name each flight by its first bytes ("EHLO", "MAIL", "<tls>", "<data>").
@@ -17,8 +21,21 @@ The proxy listens only on 127.0.0.1 and connects only to 127.0.0.1.
 """
 import asyncio
 import json
+import socket
 import sys
 import time
+
+QUICKACK = "--quickack" in sys.argv[5:]
+
+
+def quick_ack(writer):
+    """Re-arm TCP_QUICKACK (Linux leaves quick-ACK mode on its own)."""
+    sock = writer.get_extra_info("socket")
+    if QUICKACK and sock is not None and hasattr(socket, "TCP_QUICKACK"):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
 
 
 CMDS = {"EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP",
@@ -65,7 +82,7 @@ class Conn:
         self.opened = time.time()
 
 
-async def pump(reader, writer, delay, on_read, on_deliver):
+async def pump(reader, writer, delay, on_read, on_deliver, upstream_writer):
     """Copy reader to writer, each chunk delivered `delay` seconds after it was read."""
     q = asyncio.Queue()
 
@@ -88,6 +105,7 @@ async def pump(reader, writer, delay, on_read, on_deliver):
                 await writer.drain()
             except OSError:
                 return
+            quick_ack(upstream_writer)
 
     task = asyncio.ensure_future(deliver())
     try:
@@ -95,6 +113,7 @@ async def pump(reader, writer, delay, on_read, on_deliver):
             chunk = await reader.read(65536)
             if not chunk:
                 break
+            quick_ack(upstream_writer)
             on_read(chunk)
             await q.put((time.monotonic() + delay, chunk))
     except OSError:
@@ -133,8 +152,8 @@ async def handle(creader, cwriter, upstream, delay, logfile):
         c.server_spoke = True
 
     await asyncio.gather(
-        pump(creader, swriter, delay, client_read, lambda ch: None),
-        pump(sreader, cwriter, delay, lambda ch: None, server_deliver),
+        pump(creader, swriter, delay, client_read, lambda ch: None, swriter),
+        pump(sreader, cwriter, delay, lambda ch: None, server_deliver, swriter),
     )
     for w in (swriter, cwriter):
         try:

@@ -148,7 +148,9 @@ typedef struct scalr_email_config {
     const char *password;
     const char *from; /* default sender, "Name <addr>" or "addr" */
     scalr_email_tls tls;
-    unsigned timeout_ms;   /* bound on every wait; 0: 30000 */
+    unsigned timeout_ms;   /* bound on every wait, from its start: connect
+                              (per address), TLS handshake, each whole
+                              reply however it trickles in; 0: 30000 */
     const char *helo_name; /* 0: this host's FQDN, or its address literal */
     const char *ca_file;   /* extra trust anchors (PEM); 0: OpenSSL's
                               default paths (SSL_CERT_FILE, SSL_CERT_DIR) */
@@ -158,6 +160,17 @@ typedef struct scalr_email_config {
                               reuse (see "Connection pool" below); 0: 2;
                               -1: no pooling, one connection per message */
     unsigned pool_idle_ms; /* how long an idle connection is kept; 0: 5000 */
+    /* Added later; zero keeps the default. */
+    unsigned send_timeout_ms; /* bound on one whole send, from taking a
+                                 connection to the reply to the end of
+                                 data (for callers inside a request with
+                                 their own budget); 0: none, only the
+                                 per-wait timeout_ms */
+    int pool_max;             /* connections per destination, in use and
+                                 idle; a send needing one more waits up to
+                                 timeout_ms for one to be released; 0: no cap */
+    unsigned pool_probe_ms;   /* a pooled connection idle longer than this
+                                 is probed with NOOP before reuse; 0: 2000 */
 } scalr_email_config;
 
 typedef struct scalr_email_client scalr_email_client;
@@ -170,11 +183,15 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
 
 /* Make a client from the SMTP_* environment variables: SMTP_HOST, SMTP_PORT,
  * SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM, SMTP_USE_TLS, SMTP_USE_SSL,
- * SMTP_TIMEOUT, SMTP_HELO_NAME, SMTP_POOL_SIZE (idle connections kept per
- * destination, 0 turns pooling off; default 2) and SMTP_POOL_IDLE (seconds
- * an idle connection is kept, fractions allowed; default 5).  When env_file is not NULL it is read
- * as a dotenv file first; variables already in the environment win over it. trace/trace_arg may be
- * NULL. */
+ * SMTP_TIMEOUT, SMTP_HELO_NAME, SMTP_SEND_TIMEOUT (seconds for one whole
+ * send; default none), SMTP_POOL_SIZE (idle connections kept per
+ * destination, 0 turns pooling off; default 2), SMTP_POOL_IDLE (seconds
+ * an idle connection is kept, fractions allowed; default 5), SMTP_POOL_MAX
+ * (connections per destination in use and idle; default no cap) and
+ * SMTP_POOL_PROBE (seconds of idle after which a reused connection is
+ * probed with NOOP first; default 2).  When env_file is not NULL it is read
+ * as a dotenv file first; variables already in the environment win over it.
+ * trace/trace_arg may be NULL. */
 scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const char *env_file,
                                              scalr_email_trace_fn trace, void *trace_arg,
                                              scalr_email_error *err);
@@ -196,7 +213,11 @@ void scalr_email_client_free(scalr_email_client *client);
  * (or by scalr_email_pool_close_idle).  A connection is discarded after any
  * timeout, I/O, TLS or protocol error and is never handed out in the middle
  * of a transaction.  Before reuse a zero-timeout poll() detects a server
- * that has closed or spoken (421) meanwhile, costing no round trip.
+ * that has closed or spoken (421) meanwhile, costing no round trip; one idle
+ * longer than pool_probe_ms is first probed with NOOP (one round trip, its
+ * reply awaited for a quarter of timeout_ms, at most 2 s), and a failed
+ * probe means a fresh connection, nothing of the message written.  With
+ * pool_max, at most that many connections per key exist at once.
  *
  * Never sent twice.  A message is "handed over" once the library has begun
  * writing its content (the bytes after DATA's 354, or the BDAT payload)

@@ -36,6 +36,9 @@ const se_compose_opts se_client_compose_opts = {.defer_over = 64 * 1024};
 
 #define DEFAULT_POOL_SIZE 2
 #define DEFAULT_POOL_IDLE_MS 5000 /* SES drops idle clients after about 10 s */
+/* A connection idle longer than this is probed with NOOP before reuse: NATs
+ * and providers drop idle connections silently (no FIN). */
+#define DEFAULT_PROBE_MS 2000
 
 static void make_key(scalr_email_client *c)
 {
@@ -43,48 +46,62 @@ static void make_key(scalr_email_client *c)
                 c->ca_file, c->s.helo_name);
 }
 
-/* SMTP_POOL_SIZE: 0..1000; SMTP_POOL_IDLE: seconds, fractions allowed,
- * 0..3600.  Unset: the defaults. */
-static scalr_email_code pool_from_env(scalr_email_client *c, const char *env_file,
+/* An integer 0..max from the environment; unset leaves *out alone. */
+static scalr_email_code int_from_env(const char *env_file, const char *name, long max, int *out,
+                                     scalr_email_error *err)
+{
+    char *v = NULL;
+    scalr_email_code rc = scalr_email_config_get(env_file, name, &v, err);
+    if (rc != SCALR_EMAIL_OK || !v)
+        return rc;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < 0 || n > max)
+        rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                     "%s must be a number from 0 to %ld, got '%.40s'", name, max, v);
+    else
+        *out = (int)n;
+    free(v);
+    return rc;
+}
+
+/* Seconds (fractions allowed) 0..3600 from the environment, as ms; unset
+ * leaves *ms alone. */
+static scalr_email_code secs_from_env(const char *env_file, const char *name, unsigned *ms,
                                       scalr_email_error *err)
 {
     char *v = NULL;
+    scalr_email_code rc = scalr_email_config_get(env_file, name, &v, err);
+    if (rc != SCALR_EMAIL_OK || !v)
+        return rc;
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0 && d <= 3600))
+        rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                     "%s must be a number of seconds from 0 to 3600, got '%.40s'", name, v);
+    else
+        *ms = (unsigned)(d * 1000 + 0.5);
+    free(v);
+    return rc;
+}
+
+/* SMTP_POOL_SIZE, SMTP_POOL_MAX: 0..1000; SMTP_POOL_IDLE, SMTP_POOL_PROBE,
+ * SMTP_SEND_TIMEOUT: seconds.  Unset: the defaults. */
+static scalr_email_code pool_from_env(scalr_email_client *c, const char *env_file,
+                                      scalr_email_error *err)
+{
     scalr_email_code rc;
     c->pool_size = DEFAULT_POOL_SIZE;
     c->pool_idle_ms = DEFAULT_POOL_IDLE_MS;
-    if ((rc = scalr_email_config_get(env_file, "SMTP_POOL_SIZE", &v, err)) != SCALR_EMAIL_OK)
+    c->probe_ms = DEFAULT_PROBE_MS;
+    if ((rc = int_from_env(env_file, "SMTP_POOL_SIZE", 1000, &c->pool_size, err)) ||
+        (rc = int_from_env(env_file, "SMTP_POOL_MAX", 1000, &c->pool_max, err)) ||
+        (rc = secs_from_env(env_file, "SMTP_POOL_IDLE", &c->pool_idle_ms, err)) ||
+        (rc = secs_from_env(env_file, "SMTP_POOL_PROBE", &c->probe_ms, err)) ||
+        (rc = secs_from_env(env_file, "SMTP_SEND_TIMEOUT", &c->send_timeout_ms, err)))
         return rc;
-    if (v) {
-        char *end;
-        errno = 0;
-        long n = strtol(v, &end, 10);
-        int bad = errno || end == v || *end || n < 0 || n > 1000;
-        if (bad)
-            rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                         "SMTP_POOL_SIZE must be a number from 0 to 1000, got '%.40s'", v);
-        c->pool_size = (int)n;
-        free(v);
-        if (rc)
-            return rc;
-    }
-    v = NULL;
-    if ((rc = scalr_email_config_get(env_file, "SMTP_POOL_IDLE", &v, err)) != SCALR_EMAIL_OK)
-        return rc;
-    if (v) {
-        char *end;
-        errno = 0;
-        double d = strtod(v, &end);
-        int bad = errno || end == v || *end || !(d >= 0 && d <= 3600);
-        if (bad)
-            rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                         "SMTP_POOL_IDLE must be a number of seconds from 0 to 3600, got '%.40s'",
-                         v);
-        else
-            c->pool_idle_ms = (unsigned)(d * 1000 + 0.5);
-        free(v);
-        if (rc)
-            return rc;
-    }
     return SCALR_EMAIL_OK;
 }
 
@@ -145,6 +162,9 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     c->trace_arg = cfg->trace_arg;
     c->pool_size = cfg->pool_size < 0 ? 0 : cfg->pool_size ? cfg->pool_size : DEFAULT_POOL_SIZE;
     c->pool_idle_ms = cfg->pool_idle_ms ? cfg->pool_idle_ms : DEFAULT_POOL_IDLE_MS;
+    c->pool_max = cfg->pool_max > 0 ? cfg->pool_max : 0;
+    c->probe_ms = cfg->pool_probe_ms ? cfg->pool_probe_ms : DEFAULT_PROBE_MS;
+    c->send_timeout_ms = cfg->send_timeout_ms;
     if (!c->s.host || (has_user && (!c->s.username || !c->s.password)) ||
         (cfg->from && *cfg->from && !c->s.from) || (cfg->ca_file && *cfg->ca_file && !c->ca_file) ||
         (cfg->helo_name && *cfg->helo_name && !c->s.helo_name)) {
@@ -238,16 +258,44 @@ static const char *tls_mode_name(scalr_email_tls t)
                                          : "STARTTLS";
 }
 
+/* A timeout while a reply was arriving: say what arrived (a server that
+ * stopped mid-line is not an implicit-TLS port). */
+static void explain_timeout(const scalr_email_client *c, se_session *ss, const char *stage,
+                            scalr_email_error *err)
+{
+    size_t n, l = strlen(err->message);
+    const char *p = se_smtp_partial(ss->eng, &n);
+    int greeting = !strcmp(stage, "CONNECT");
+    if (n) {
+        char said[96];
+        se_copy_line(said, sizeof said, p, n < 80 ? n : 80);
+        snprintf(err->message + l, sizeof err->message - l,
+                 "; the server sent only part of %s (%zu bytes: \"%s%s\")",
+                 greeting ? "a greeting" : "a reply", n, said, n > 80 ? "..." : "");
+    } else if (greeting && c->s.tls != SCALR_EMAIL_TLS_IMPLICIT) {
+        /* The classic mismatch: a plain client on an implicit-TLS port
+         * waits for a greeting that never comes. */
+        snprintf(err->message + l, sizeof err->message - l,
+                 "; no SMTP greeting: if port %u expects TLS from the first byte "
+                 "(usually 465), set SMTP_USE_SSL=true",
+                 c->s.port);
+    }
+}
+
 /* Run the engine until it wants a transaction (IDLE), has finished
  * (DONE) or failed.  I/O errors abort the engine, so the session is never
  * reused after them.  *flights counts the times the driver waited for the
- * server after writing: round trips. */
+ * server after writing: round trips.  Each reply has one deadline, `to`
+ * from when the wait for it began (after our last write or the reply
+ * before it), however slowly its bytes trickle in. */
 static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsigned to,
                              unsigned *flights, se_smtp_want *end, const se_pipeline *pl,
                              scalr_email_error *err)
 {
     char buf[16384];
     int wrote = 0, eod_told = 0;
+    long long wait_end = 0;
+    unsigned long seen = 0;
     scalr_email_code rc;
     for (;;) {
         se_smtp_want w = se_smtp_step(ss->eng);
@@ -271,6 +319,7 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
                 break;
             se_smtp_sent(ss->eng, n);
             wrote = 1;
+            wait_end = 0;
             if (eod_now) {
                 eod_told = 1;
                 if (pl->after_eod)
@@ -282,18 +331,16 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
             wrote = 0;
             size_t got = 0;
             const char *st = se_smtp_stage(ss->eng);
+            /* The queue waits longer for the reply to the end of data. */
             unsigned rto = eod_told && pl->eod_timeout_ms ? pl->eod_timeout_ms : to;
-            rc = se_conn_read(ss->conn, buf, sizeof buf, &got, rto, st, err);
-            if (rc == SCALR_EMAIL_ETIMEOUT && !strcmp(st, "CONNECT") &&
-                c->s.tls != SCALR_EMAIL_TLS_IMPLICIT && err) {
-                /* The classic mismatch: a plain client on an implicit-TLS
-                 * port waits for a greeting that never comes. */
-                size_t l = strlen(err->message);
-                snprintf(err->message + l, sizeof err->message - l,
-                         "; no SMTP greeting: if port %u expects TLS from the first byte "
-                         "(usually 465), set SMTP_USE_SSL=true",
-                         c->s.port);
+            unsigned long nr = se_smtp_replies(ss->eng);
+            if (!wait_end || nr != seen) {
+                wait_end = se_conn_now_ms() + rto;
+                seen = nr;
             }
+            rc = se_conn_read_by(ss->conn, buf, sizeof buf, &got, wait_end, rto, st, err);
+            if (rc == SCALR_EMAIL_ETIMEOUT && err)
+                explain_timeout(c, ss, st, err);
             if (rc != SCALR_EMAIL_OK)
                 break;
             if (got == 0)
@@ -330,8 +377,9 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
 }
 
 /* Connect, TLS, EHLO, AUTH: a new session ready for a transaction.  rep,
- * when given, is filled as far as the session got. */
-static scalr_email_code open_session(scalr_email_client *c, se_session **out,
+ * when given, is filled as far as the session got; no wait goes past
+ * limit (0: none). */
+static scalr_email_code open_session(scalr_email_client *c, se_session **out, long long limit,
                                      scalr_email_report *rep, scalr_email_error *err)
 {
     const se_settings *s = &c->s;
@@ -346,7 +394,8 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out,
     memcpy(ss->key, c->key, sizeof ss->key);
 
     note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
-    scalr_email_code rc = se_conn_open(&ss->conn, s->host, s->port, to, err);
+    scalr_email_code rc =
+        se_conn_open_by(&ss->conn, s->host, s->port, to, limit, c->send_timeout_ms, err);
     if (rc != SCALR_EMAIL_OK) {
         free(ss);
         return rc;
@@ -425,28 +474,79 @@ fail:
     return rc;
 }
 
+/* A pooled session idle for long: NOOP and its reply before anything of
+ * a message is written.  0: alive; -1: closed (a fresh one is needed). */
+static int probe(scalr_email_client *c, se_session *ss, long long idle)
+{
+    unsigned to = c->s.timeout_ms / 4;
+    to = to > 2000 ? 2000 : to < 100 ? 100 : to;
+    scalr_email_error e;
+    se_error_clear(&e);
+    se_smtp_want end;
+    note(c, "the connection was idle %lld ms: probing it with NOOP", idle);
+    if (se_smtp_noop(ss->eng) == 0 && pump(c, ss, to, NULL, &end, NULL, &e) == SCALR_EMAIL_OK &&
+        end == SE_SMTP_IDLE && se_smtp_reusable(ss->eng))
+        return 0;
+    note(c, "the idle connection did not answer NOOP (%s); opening a new one", e.message);
+    se_session_close(ss, 0, 0);
+    return -1;
+}
+
+scalr_email_code se_client_session_until(scalr_email_client *c, se_session **out, long long limit,
+                                         scalr_email_error *err)
+{
+    *out = NULL;
+    int reserved = 0;
+    long long slot_wait = se_conn_now_ms() + c->s.timeout_ms;
+    if (limit && limit < slot_wait)
+        slot_wait = limit;
+    while (!reserved) {
+        se_session *ss = c->pool_size > 0 ? se_pool_get(c->key, c->pool_idle_ms) : NULL;
+        if (ss) {
+            ss->trace = c->trace;
+            ss->trace_arg = c->trace_arg;
+            se_conn_set_limit(ss->conn, limit, c->send_timeout_ms);
+            long long idle = se_conn_now_ms() - ss->idle_since;
+            if (idle > (long long)c->probe_ms && probe(c, ss, idle) < 0)
+                continue;
+            note(c, "reusing a connection to %s:%u", c->s.host, c->s.port);
+            *out = ss;
+            return SCALR_EMAIL_OK;
+        }
+        if (c->pool_max <= 0)
+            break;
+        int r = se_pool_reserve(c->key, c->pool_max, slot_wait);
+        if (r < 0) {
+            char secs[32];
+            snprintf(secs, sizeof secs, "%.3g", c->s.timeout_ms / 1000.0);
+            return se_fail(err, SCALR_EMAIL_ETIMEOUT, "CONNECT",
+                           "all %d connections to %s:%u (SMTP_POOL_MAX) stayed in use for %s s",
+                           c->pool_max, c->s.host, c->s.port, secs);
+        }
+        reserved = r == 1;
+    }
+    scalr_email_code rc = open_session(c, out, limit, NULL, err);
+    if (reserved && rc == SCALR_EMAIL_OK)
+        (*out)->counted = 1;
+    else if (reserved)
+        se_pool_unreserve(c->key);
+    return rc;
+}
+
 scalr_email_code se_client_session(scalr_email_client *c, se_session **out, scalr_email_error *err)
 {
-    se_session *ss = c->pool_size > 0 ? se_pool_get(c->key, c->pool_idle_ms) : NULL;
-    if (ss) {
-        ss->trace = c->trace;
-        ss->trace_arg = c->trace_arg;
-        note(c, "reusing a connection to %s:%u", c->s.host, c->s.port);
-        *out = ss;
-        return SCALR_EMAIL_OK;
-    }
-    return open_session(c, out, NULL, err);
+    return se_client_session_until(c, out, 0, err);
 }
 
 void se_client_release(scalr_email_client *c, se_session *ss)
 {
     if (!ss)
         return;
-    unsigned to = c->s.timeout_ms;
-    if (c->pool_size > 0)
-        se_pool_put(ss, c->pool_size);
-    else
-        se_session_close(ss, to < 5000 ? to : 5000, 1);
+    se_conn_set_limit(ss->conn, 0, 0); /* the limit was this send's */
+    /* Without a pool: QUIT is written, its reply not awaited (the message
+     * was accepted at the 250; the caller need not wait one more round
+     * trip). */
+    se_pool_put(ss, c->pool_size);
 }
 
 int se_client_conn_failure(const scalr_email_error *e)
@@ -494,6 +594,14 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
     } else if (rc == SCALR_EMAIL_OK) {
         rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
     }
+    if (rc != SCALR_EMAIL_OK && *handed && err && se_client_conn_failure(err)) {
+        /* After the message was handed over, a lost or late reply says
+         * nothing about delivery: never a success, never resent. */
+        size_t l = strlen(err->message);
+        snprintf(err->message + l, sizeof err->message - l,
+                 "; the message was handed over, so the outcome is unknown: the server may or "
+                 "may not have it (not resent)");
+    }
     note(c, "%u round trip%s for %s", flights, flights == 1 ? "" : "s",
          pl && pl->queue ? "these pipelined messages" : "this message");
     return rc;
@@ -505,9 +613,10 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
 static scalr_email_code send_composed(scalr_email_client *c, const se_composed *comp,
                                       scalr_email_error *err)
 {
+    long long limit = c->send_timeout_ms ? se_conn_now_ms() + c->send_timeout_ms : 0;
     for (int attempt = 0;; attempt++) {
         se_session *ss = NULL;
-        scalr_email_code rc = se_client_session(c, &ss, err);
+        scalr_email_code rc = se_client_session_until(c, &ss, limit, err);
         if (rc != SCALR_EMAIL_OK)
             return rc;
         int handed = 0, reused = ss->reused;
@@ -555,7 +664,7 @@ scalr_email_code scalr_email_client_check(scalr_email_client *c, scalr_email_rep
     if (!c)
         return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "check: NULL client");
     se_session *ss = NULL;
-    scalr_email_code rc = open_session(c, &ss, rep, err);
+    scalr_email_code rc = open_session(c, &ss, 0, rep, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version, rep->tls_cipher,

@@ -15,6 +15,9 @@ struct scalr_email_client {
     void *trace_arg;
     int pool_size; /* idle connections kept per key; 0: no pool */
     unsigned pool_idle_ms;
+    int pool_max;             /* connections per key, in use and idle; 0: no cap */
+    unsigned probe_ms;        /* idle longer than this: NOOP before reuse */
+    unsigned send_timeout_ms; /* bound on one whole send; 0: none */
     unsigned char key[SE_POOL_KEY_LEN];
 };
 
@@ -24,6 +27,10 @@ extern const se_compose_opts se_client_compose_opts;
 /* A session for c: an idle pooled one, or a new one (connect, TLS, EHLO,
  * AUTH).  On failure err says why and *out is NULL. */
 scalr_email_code se_client_session(scalr_email_client *c, se_session **out, scalr_email_error *err);
+/* The same, and no wait on the session goes past `limit` (se_conn_now_ms
+ * clock; 0: none) until it is released: a whole-send bound. */
+scalr_email_code se_client_session_until(scalr_email_client *c, se_session **out, long long limit,
+                                         scalr_email_error *err);
 
 /* Batches: queue(arg, eng) is called when the next message may join the
  * flight (se_smtp_can_queue); done(arg, ok, e) when a transaction ends

@@ -20,6 +20,27 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 static se_session *idle_list;
 
+/* Connection slots per key (SMTP_POOL_MAX): sessions opened with a
+ * reservation, in use or idle.  A waiter sleeps on `released`, signalled
+ * when a session is given back or a slot freed. */
+typedef struct slot_count {
+    unsigned char key[SE_POOL_KEY_LEN];
+    int n;
+    struct slot_count *next;
+} slot_count;
+static slot_count *slots;
+static pthread_cond_t released;
+static pthread_once_t cond_once = PTHREAD_ONCE_INIT;
+
+static void cond_init(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC); /* deadlines are monotonic */
+    pthread_cond_init(&released, &a);
+    pthread_condattr_destroy(&a);
+}
+
 long long se_pool_now_ms(void)
 {
     struct timespec ts;
@@ -53,6 +74,12 @@ static void after_fork_child(void)
 {
     se_session *s = idle_list;
     idle_list = NULL;
+    /* The parent's slots are not the child's (its sessions are dropped). */
+    while (slots) {
+        slot_count *n = slots->next;
+        free(slots);
+        slots = n;
+    }
     pthread_mutex_unlock(&lock);
     while (s) {
         se_session *next = s->next;
@@ -161,8 +188,11 @@ void se_pool_put(se_session *s, int max_idle)
     if (!s)
         return;
     pthread_once(&atfork_once, register_atfork);
+    pthread_once(&cond_once, cond_init);
     if (max_idle <= 0 || s->pid != getpid() || !se_smtp_reusable(s->eng)) {
-        se_session_close(s, 5000, 1);
+        /* The message was accepted at its 250: QUIT goes out, its reply is
+         * not worth a round trip of the caller's time. */
+        se_session_close(s, 5000, 0);
         return;
     }
     int n = 0;
@@ -177,9 +207,85 @@ void se_pool_put(se_session *s, int max_idle)
         s->next = idle_list;
         idle_list = s;
     }
+    if (keep)
+        pthread_cond_broadcast(&released);
     pthread_mutex_unlock(&lock);
     if (!keep)
         se_session_close(s, 1000, 0);
+}
+
+static slot_count *slot_find(const unsigned char *key)
+{
+    for (slot_count *c = slots; c; c = c->next)
+        if (memcmp(c->key, key, SE_POOL_KEY_LEN) == 0)
+            return c;
+    return NULL;
+}
+
+static int idle_for(const unsigned char *key)
+{
+    for (se_session *t = idle_list; t; t = t->next)
+        if (memcmp(t->key, key, SE_POOL_KEY_LEN) == 0 && t->pid == getpid())
+            return 1;
+    return 0;
+}
+
+int se_pool_reserve(const unsigned char key[SE_POOL_KEY_LEN], int max, long long deadline)
+{
+    pthread_once(&atfork_once, register_atfork);
+    pthread_once(&cond_once, cond_init);
+    int rc;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        slot_count *c = slot_find(key);
+        if (!c || c->n < max) {
+            if (!c && (c = calloc(1, sizeof *c)) != NULL) {
+                memcpy(c->key, key, SE_POOL_KEY_LEN);
+                c->next = slots;
+                slots = c;
+            }
+            if (c)
+                c->n++;
+            rc = 1; /* out of memory: not counted, but never stuck */
+            break;
+        }
+        if (idle_for(key)) {
+            rc = 0;
+            break;
+        }
+        long long left = deadline - se_pool_now_ms();
+        if (left <= 0) {
+            rc = -1;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&released, &lock, &ts);
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+void se_pool_unreserve(const unsigned char key[SE_POOL_KEY_LEN])
+{
+    pthread_once(&cond_once, cond_init);
+    pthread_mutex_lock(&lock);
+    slot_count **pp = &slots;
+    while (*pp && memcmp((*pp)->key, key, SE_POOL_KEY_LEN) != 0)
+        pp = &(*pp)->next;
+    if (*pp && --(*pp)->n <= 0) {
+        slot_count *dead = *pp;
+        *pp = dead->next;
+        free(dead);
+    }
+    pthread_cond_broadcast(&released);
+    pthread_mutex_unlock(&lock);
 }
 
 void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
@@ -200,6 +306,8 @@ void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
         se_smtp_quit(s->eng);
         char buf[512];
         scalr_email_error e;
+        /* One deadline for the reply, however it trickles in. */
+        long long end = se_conn_now_ms() + quit_ms;
         for (int steps = 0; steps < 8; steps++) {
             se_smtp_want w = se_smtp_step(s->eng);
             if (w == SE_SMTP_WRITE) {
@@ -210,7 +318,7 @@ void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
                 se_smtp_sent(s->eng, n);
             } else if (w == SE_SMTP_READ && wait_reply) {
                 size_t got = 0;
-                if (se_conn_read(s->conn, buf, sizeof buf, &got, quit_ms, "QUIT", &e) !=
+                if (se_conn_read_by(s->conn, buf, sizeof buf, &got, end, quit_ms, "QUIT", &e) !=
                     SCALR_EMAIL_OK)
                     break;
                 if (got == 0)
@@ -224,6 +332,8 @@ void se_session_close(se_session *s, unsigned quit_ms, int wait_reply)
     }
     se_conn_close(s->conn);
     se_smtp_free(s->eng);
+    if (s->counted)
+        se_pool_unreserve(s->key);
     free(s);
 }
 

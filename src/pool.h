@@ -20,6 +20,7 @@ typedef struct se_session {
     long long idle_since; /* monotonic ms, while in the pool */
     pid_t pid;            /* the process that opened it */
     int reused;           /* came from the pool: may have gone stale */
+    int counted;          /* holds one of its key's slots (se_pool_reserve) */
     /* The engine traces through the session: set while a caller uses it,
      * NULL while idle (a pooled session outlives its client). */
     scalr_email_trace_fn trace;
@@ -42,8 +43,7 @@ se_session *se_pool_get(const unsigned char key[SE_POOL_KEY_LEN], unsigned idle_
 
 /* Give back a session after a transaction.  Kept when it is reusable and
  * fewer than max_idle are idle for its key; otherwise closed (QUIT when
- * the stream is in step; its reply awaited only when max_idle is 0, the
- * no-pool mode that says goodbye like a one-shot client). */
+ * the stream is in step, its reply not awaited). */
 void se_pool_put(se_session *s, int max_idle);
 
 /* Close a session: QUIT when quit_ms > 0 and the stream is in step (each
@@ -51,6 +51,14 @@ void se_pool_put(se_session *s, int max_idle);
  * else just close.  Sessions of another process are dropped silently
  * (no byte written, no TLS close_notify).  NULL is fine. */
 void se_session_close(se_session *s, unsigned quit_ms, int wait_reply);
+
+/* SMTP_POOL_MAX: reserve one of max connection slots (in use and idle)
+ * for key, waiting until deadline (se_pool_now_ms clock) for one to be
+ * released.  1: reserved (the session opened with it sets counted; else
+ * give it back with se_pool_unreserve); 0: an idle session for key came
+ * back meanwhile, try se_pool_get again; -1: timed out. */
+int se_pool_reserve(const unsigned char key[SE_POOL_KEY_LEN], int max, long long deadline);
+void se_pool_unreserve(const unsigned char key[SE_POOL_KEY_LEN]);
 
 /* Close every idle session of this process. */
 void se_pool_close_idle(void);

@@ -26,7 +26,7 @@ logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 SMTP_VARS = ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_FROM",
              "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT", "SMTP_HELO_NAME", "SSL_CERT_FILE",
-             "SSL_CERT_DIR")
+             "SSL_CERT_DIR", "SMTP_SEND_TIMEOUT")
 
 
 def listening_socket():

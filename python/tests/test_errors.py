@@ -2,6 +2,7 @@
 filled from the library's scalr_email_error."""
 import os
 import pickle
+import time
 import unittest
 
 import scalr_email
@@ -10,7 +11,7 @@ from scalr_email import (AuthenticationError, ConfigurationError, EmailError,
                          TLSError, TransientError, send)
 
 from base import EnvTestCase
-from servers import ScriptServer, SilentServer, closed_port
+from servers import ScriptServer, SilentServer, SmtpServer, closed_port
 
 
 class Configuration(EnvTestCase):
@@ -114,6 +115,17 @@ class Connection(EnvTestCase):
         with self.assertRaises(TransientError) as cm:
             send("user@example.com", "s", "b")
         self.assertEqual(cm.exception.code, "ETIMEOUT")
+
+    def test_send_timeout_bounds_the_whole_send(self):
+        # each wait is within SMTP_TIMEOUT, the whole send is not within SMTP_SEND_TIMEOUT
+        srv = self.start(SmtpServer(data_delay=2.0))
+        self.configure(srv.port, SMTP_TIMEOUT="5", SMTP_SEND_TIMEOUT="0.8")
+        t0 = time.monotonic()
+        with self.assertRaises(TransientError) as cm:
+            send("user@example.com", "s", "b")
+        self.assertEqual(cm.exception.code, "ETIMEOUT")
+        self.assertIn("time limit", str(cm.exception))
+        self.assertLess(time.monotonic() - t0, 4.5)
 
     def test_garbage_greeting_is_protocol_error(self):
         srv = self.start(ScriptServer([b"hello, I am not an SMTP server"]))

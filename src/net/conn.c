@@ -48,11 +48,13 @@ struct se_conn {
     size_t n_first;          /* recognise a plain-text server             */
     struct sockaddr_storage peer, local;
     socklen_t peer_len, local_len;
+    long long limit;   /* no wait goes past this (se_conn_set_limit); 0: none */
+    unsigned limit_ms; /* the limit as configured, for messages          */
 };
 
 /* --- time and waiting ------------------------------------------------ */
 
-static long long now_ms(void)
+long long se_conn_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -64,7 +66,7 @@ static long long now_ms(void)
 static int wait_until(int fd, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - se_conn_now_ms();
         struct pollfd p = {.fd = fd, .events = events};
         int r = poll(&p, 1, left > 0 ? (int)left : 0);
         if (r > 0)
@@ -87,6 +89,30 @@ static void fmt_secs(char *out, size_t outlen, unsigned ms)
     size_t n = strlen(out);
     while (n && out[n - 1] == '0')
         out[--n] = '\0';
+}
+
+/* The wait's own deadline, or the connection's limit when that is sooner
+ * (*by_limit then 1). */
+static long long clamp(const se_conn *c, long long deadline, int *by_limit)
+{
+    *by_limit = c && c->limit && c->limit < deadline;
+    return *by_limit ? c->limit : deadline;
+}
+
+static scalr_email_code limit_failed(const se_conn *c, const char *stage, scalr_email_error *err)
+{
+    char secs[32];
+    fmt_secs(secs, sizeof secs, c->limit_ms);
+    return se_fail(err, SCALR_EMAIL_ETIMEOUT, stage,
+                   "the send did not finish within its time limit of %s s (%s)", secs, stage);
+}
+
+void se_conn_set_limit(se_conn *c, long long deadline, unsigned limit_ms)
+{
+    if (c) {
+        c->limit = deadline;
+        c->limit_ms = limit_ms;
+    }
 }
 
 static void fmt_hostport(char *out, size_t outlen, const char *host, unsigned port)
@@ -112,7 +138,7 @@ static void fmt_addr(const struct sockaddr *sa, char *out, size_t outlen)
 
 /* Connect one address.  0 and *fdp set, or an errno (ETIMEDOUT when the
  * wait ran out). */
-static int connect_one(const struct addrinfo *ai, unsigned timeout_ms, int *fdp)
+static int connect_one(const struct addrinfo *ai, long long deadline, int *fdp)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
@@ -133,7 +159,7 @@ static int connect_one(const struct addrinfo *ai, unsigned timeout_ms, int *fdp)
         close(fd);
         return e;
     }
-    int r = wait_until(fd, POLLOUT, now_ms() + timeout_ms);
+    int r = wait_until(fd, POLLOUT, deadline);
     int e = 0;
     if (r == 0) {
         e = ETIMEDOUT;
@@ -154,6 +180,13 @@ static int connect_one(const struct addrinfo *ai, unsigned timeout_ms, int *fdp)
 
 scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, unsigned timeout_ms,
                               scalr_email_error *err)
+{
+    return se_conn_open_by(out, host, port, timeout_ms, 0, 0, err);
+}
+
+scalr_email_code se_conn_open_by(se_conn **out, const char *host, unsigned port,
+                                 unsigned timeout_ms, long long limit, unsigned limit_ms,
+                                 scalr_email_error *err)
 {
     *out = NULL;
     if (!timeout_ms)
@@ -178,15 +211,19 @@ scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, un
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
     }
     c->fd = -1;
+    c->limit = limit;
+    c->limit_ms = limit_ms;
 
-    /* RFC 5321 5.1: try each address of the host in turn. */
-    int tried = 0, timed_out = 0, last_errno = 0;
+    /* RFC 5321 5.1: try each address of the host in turn, each for up to
+     * timeout_ms (never past the send's limit). */
+    int tried = 0, timed_out = 0, last_errno = 0, by_limit = 0;
     char last_addr[INET6_ADDRSTRLEN] = "?";
     for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
             continue;
         tried++;
-        int e = connect_one(ai, timeout_ms, &c->fd);
+        long long dl = clamp(c, se_conn_now_ms() + timeout_ms, &by_limit);
+        int e = connect_one(ai, dl, &c->fd);
         if (e == 0)
             break;
         if (e == ETIMEDOUT) {
@@ -199,6 +236,11 @@ scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, un
     freeaddrinfo(res);
 
     if (c->fd < 0) {
+        if (by_limit && timed_out) {
+            scalr_email_code lc = limit_failed(c, "CONNECT", err);
+            free(c);
+            return lc;
+        }
         free(c);
         fmt_secs(secs, sizeof secs, timeout_ms);
         if (!tried)
@@ -218,6 +260,21 @@ scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, un
         c->local_len = 0;
     *out = c;
     return SCALR_EMAIL_OK;
+}
+
+/* ACK what arrives while we wait at once.  A TLS 1.3 server sends its
+ * session ticket right after the handshake; a server with Nagle on
+ * (Postfix) then holds its answer to our EHLO until that ticket is ACKed,
+ * and a delayed ACK costs 40 ms (Linux).  Linux leaves quick-ACK mode on
+ * its own, so it is asked for before each wait. */
+static void quick_ack(se_conn *c)
+{
+#ifdef TCP_QUICKACK
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+    (void)c;
+#endif
 }
 
 /* --- the socket BIO ------------------------------------------------------ */
@@ -466,7 +523,8 @@ scalr_email_code se_conn_start_tls(se_conn *c, const char *host, const char *ca_
         return rc;
     }
 
-    long long deadline = now_ms() + timeout_ms;
+    int by_limit;
+    long long deadline = clamp(c, se_conn_now_ms() + timeout_ms, &by_limit);
     c->in_handshake = 1;
     c->n_first = 0;
     c->eof = 0;
@@ -492,6 +550,8 @@ scalr_email_code se_conn_start_tls(se_conn *c, const char *host, const char *ca_
             fmt_secs(secs, sizeof secs, timeout_ms);
             c->in_handshake = 0;
             c->tls_dead = 1;
+            if (w == 0 && by_limit)
+                return limit_failed(c, "TLS", err);
             if (w == 0)
                 return se_fail(err, SCALR_EMAIL_ETIMEOUT, "TLS",
                                "TLS handshake with %s timed out after %s s", host, secs);
@@ -577,10 +637,13 @@ scalr_email_code se_conn_write(se_conn *c, const void *p, size_t n, unsigned tim
         }
         /* Each wait is bounded, not the whole write: a large message on a
          * slow link is fine as long as it makes progress. */
-        int r = wait_until(c->fd, ev, now_ms() + timeout_ms);
+        int by_limit;
+        int r = wait_until(c->fd, ev, clamp(c, se_conn_now_ms() + timeout_ms, &by_limit));
         if (r <= 0) {
             char secs[32];
             fmt_secs(secs, sizeof secs, timeout_ms);
+            if (r == 0 && by_limit)
+                return limit_failed(c, stage, err);
             if (r == 0)
                 return se_fail(err, SCALR_EMAIL_ETIMEOUT, stage,
                                "the server accepted no data within %s s (%s)", secs, stage);
@@ -594,20 +657,27 @@ scalr_email_code se_conn_write(se_conn *c, const void *p, size_t n, unsigned tim
 scalr_email_code se_conn_read(se_conn *c, void *p, size_t n, size_t *got, unsigned timeout_ms,
                               const char *stage, scalr_email_error *err)
 {
+    if (!timeout_ms)
+        timeout_ms = SE_CONN_DEFAULT_TIMEOUT_MS;
+    return se_conn_read_by(c, p, n, got, se_conn_now_ms() + timeout_ms, timeout_ms, stage, err);
+}
+
+scalr_email_code se_conn_read_by(se_conn *c, void *p, size_t n, size_t *got, long long deadline,
+                                 unsigned timeout_ms, const char *stage, scalr_email_error *err)
+{
     *got = 0;
     if (!stage)
         stage = "";
-    if (!timeout_ms)
-        timeout_ms = SE_CONN_DEFAULT_TIMEOUT_MS;
     if (c->tls_dead)
         return se_fail(err, SCALR_EMAIL_EIO, stage, "connection unusable after a TLS error");
     if (n == 0)
         return SCALR_EMAIL_OK;
     if (!c->ssl)
         c->plain_io = 1;
-    /* One deadline for the call: TLS records without application data
-     * (session tickets, key updates) must not extend it. */
-    long long deadline = now_ms() + timeout_ms;
+    /* One deadline: TLS records without application data (session
+     * tickets, key updates) must not extend it. */
+    int by_limit;
+    deadline = clamp(c, deadline, &by_limit);
     for (;;) {
         short ev = POLLIN;
         if (c->ssl) {
@@ -638,10 +708,14 @@ scalr_email_code se_conn_read(se_conn *c, void *p, size_t n, size_t *got, unsign
                 return se_fail(err, SCALR_EMAIL_EIO, stage,
                                "error reading from the server (%s): %s", stage, strerror(errno));
         }
+        if (c->ssl)
+            quick_ack(c);
         int w = wait_until(c->fd, ev, deadline);
         if (w <= 0) {
             char secs[32];
             fmt_secs(secs, sizeof secs, timeout_ms);
+            if (w == 0 && by_limit)
+                return limit_failed(c, stage, err);
             if (w == 0)
                 return se_fail(err, SCALR_EMAIL_ETIMEOUT, stage,
                                "no reply from the server within %s s (%s)", secs, stage);

@@ -18,6 +18,16 @@ typedef struct se_conn se_conn;
 scalr_email_code se_conn_open(se_conn **out, const char *host, unsigned port, unsigned timeout_ms,
                               scalr_email_error *err);
 
+/* se_conn_open, and then no wait on the connection (connect included) goes
+ * past the absolute deadline `limit` (se_conn_now_ms clock; 0: none).  A wait
+ * cut short by it fails ETIMEOUT saying the send's time limit (limit_ms)
+ * ran out. */
+scalr_email_code se_conn_open_by(se_conn **out, const char *host, unsigned port,
+                                 unsigned timeout_ms, long long limit, unsigned limit_ms,
+                                 scalr_email_error *err);
+/* Change that limit (a pooled connection serves sends with their own). */
+void se_conn_set_limit(se_conn *c, long long limit, unsigned limit_ms);
+
 /* TLS client handshake on the open connection: TLS 1.2 or newer, SNI (not
  * for IP literals), certificate chain verified against OpenSSL's default
  * paths (SSL_CERT_FILE, SSL_CERT_DIR) plus ca_file when given, host name
@@ -38,6 +48,15 @@ scalr_email_code se_conn_write(se_conn *c, const void *p, size_t n, unsigned tim
  * Errors: ETIMEOUT, EIO, ETLS. */
 scalr_email_code se_conn_read(se_conn *c, void *p, size_t n, size_t *got, unsigned timeout_ms,
                               const char *stage, scalr_email_error *err);
+
+/* se_conn_read with an absolute deadline (se_conn_now_ms() clock), for a
+ * caller that bounds a whole reply read in several calls.  timeout_ms is
+ * only quoted in the error message. */
+scalr_email_code se_conn_read_by(se_conn *c, void *p, size_t n, size_t *got, long long deadline,
+                                 unsigned timeout_ms, const char *stage, scalr_email_error *err);
+
+/* Monotonic milliseconds: the clock of every deadline. */
+long long se_conn_now_ms(void);
 
 int se_conn_peer_is_loopback(const se_conn *c);
 /* The local address as an RFC 5321 address literal: "[127.0.0.1]" or

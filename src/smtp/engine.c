@@ -169,6 +169,7 @@ static const char *stage_of(const se_smtp *s)
     case ST_TX: return se_smtp_tx_stage(s);
     case ST_RSET: return s->err.stage;
     case ST_QUIT: return "QUIT";
+    case ST_NOOP: return "NOOP";
     default: return "";
     }
 }
@@ -330,6 +331,12 @@ static void dispatch(se_smtp *s, const se_reply *r)
         s->state = s->after_quit;
         s->sync = 0;
         break;
+    case ST_NOOP:
+        if (r->code / 100 == 2)
+            se_smtp_go_idle(s);
+        else
+            se_smtp_fail_reply(s, 0, SCALR_EMAIL_EPROTOCOL, "NOOP", r, "unexpected reply to NOOP");
+        break;
     default: break;
     }
 }
@@ -363,6 +370,7 @@ static int next_reply(se_smtp *s)
     }
     trace_lines(s, s->in.data, used);
     se_buf_consume(&s->in, used);
+    s->n_replies++;
     if (s->in_tail > s->in.len)
         s->in_tail = s->in.len;
     if (s->pending)
@@ -546,6 +554,14 @@ void se_smtp_quit(se_smtp *s)
         s->err = keep;
 }
 
+int se_smtp_noop(se_smtp *s)
+{
+    if (!se_smtp_reusable(s))
+        return -1;
+    s->state = ST_NOOP;
+    return se_smtp_cmd(s, NULL, "NOOP");
+}
+
 void se_smtp_abort(se_smtp *s, scalr_email_code code, const char *what)
 {
     if (s->state == ST_DONE)
@@ -617,4 +633,15 @@ int se_smtp_handed_over(const se_smtp *s)
 int se_smtp_reusable(const se_smtp *s)
 {
     return s->state == ST_IDLE && !s->in.len && !s->eof;
+}
+
+unsigned long se_smtp_replies(const se_smtp *s)
+{
+    return s->n_replies;
+}
+
+const char *se_smtp_partial(const se_smtp *s, size_t *len)
+{
+    *len = s->in.len;
+    return s->in.data ? s->in.data : "";
 }

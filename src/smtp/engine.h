@@ -144,6 +144,11 @@ int se_smtp_take_done(se_smtp *s, int *ok, scalr_email_error *e);
  * nothing is sent. */
 void se_smtp_quit(se_smtp *s);
 
+/* Probe an idle session (RFC 5321 4.1.1.9): NOOP, then IDLE again on a 2xx;
+ * anything else (421, EOF, garbage) fails the session.  Only when
+ * se_smtp_reusable(); returns 0, or -1. */
+int se_smtp_noop(se_smtp *s);
+
 /* The driver hit a timeout or I/O error: engine goes FAILED with this. */
 void se_smtp_abort(se_smtp *s, scalr_email_code code, const char *what);
 
@@ -163,6 +168,14 @@ int se_smtp_handed_over(const se_smtp *s);
  * chunk) has been queued in se_smtp_out(): the write that carries it
  * opens the duplicate window (the queue records that before it). */
 int se_smtp_eod_queued(const se_smtp *s);
+
+/* Complete replies parsed so far: a driver restarts its per-reply
+ * deadline when this grows (or after it wrote), never while a reply
+ * trickles in. */
+unsigned long se_smtp_replies(const se_smtp *s);
+/* Bytes received that do not yet make a complete reply (for an error that
+ * says what arrived before a timeout). */
+const char *se_smtp_partial(const se_smtp *s, size_t *len);
 
 /* What the server said about itself. */
 unsigned se_smtp_caps(const se_smtp *s);            /* SE_CAP_* bits */

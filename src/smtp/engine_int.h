@@ -20,6 +20,7 @@ typedef enum se_st {
     ST_IDLE,
     ST_TX,   /* a transaction is under way (tx.*) */
     ST_RSET, /* RSET sent to end a failed transaction */
+    ST_NOOP, /* NOOP sent to probe an idle session */
     ST_QUIT, /* QUIT sent */
     ST_DONE,
     ST_FAILED
@@ -61,6 +62,8 @@ struct se_smtp {
     unsigned pending; /* commands sent whose reply has not come */
     int extra;        /* bytes followed the last awaited reply */
     int idle_told;    /* step() has reported IDLE once */
+    /* Replies parsed so far: the driver's per-reply deadline. */
+    unsigned long n_replies;
 
     /* session */
     int tls_active;

@@ -41,6 +41,14 @@ def env_for(srv, **extra):
     return env
 
 
+def wait_for(cond, secs):
+    """Poll cond until it holds or secs pass (a deadline, not a threshold)."""
+    end = time.monotonic() + secs
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.02)
+    return cond()
+
+
 class Base(unittest.TestCase):
     server_args = {}
 
@@ -90,6 +98,9 @@ class Pool(Base):
         rc, rows, err = self.driver("seq", 3, SMTP_POOL_SIZE=0)
         self.assertEqual(rc, 0, err)
         self.assertEqual(self.srv.connections, 3)
+        # QUIT is written but its reply not awaited: the last may still be
+        # on its way when the driver exits
+        wait_for(lambda: self.srv.quits == 3, 5)
         self.assertEqual(self.srv.quits, 3)
         self.assertEqual(len(self.srv.messages), 3)
 
@@ -220,6 +231,69 @@ def msg(to, tag, **kw):
     d = {"to": to, "subject": tag, "body": "id=%s\n" % tag}
     d.update(kw)
     return json.dumps(d)
+
+
+class StaleConnections(Base):
+    """A pooled connection idle past SMTP_POOL_PROBE is probed with NOOP
+    before anything of the message is written."""
+
+    def stale(self, fault):
+        self.srv.idle_fault, self.srv.idle_after = fault, 0.6
+        t0 = time.monotonic()
+        rc, rows, err = self.driver("seq", 2, 900, SMTP_POOL_PROBE="0.5")
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.srv.idle_faults, 1)
+        self.assertEqual(self.srv.connections, 2)
+        self.assertEqual(sorted(m[0] for m in self.srv.messages), [1, 2])
+        # the first connection saw the probe and nothing of the second message
+        first = [l for n, l in self.srv.commands if n == 1]
+        self.assertEqual(first[-1], "NOOP", first)
+        self.assertEqual(sum(1 for l in first if l.startswith("MAIL")), 1, first)
+        return took
+
+    def test_probe_times_out_on_a_silently_dropped_connection(self):
+        took = self.stale("silent")
+        # the probe waits a quarter of SMTP_TIMEOUT (5 s): well below it
+        self.assertLess(took, 0.9 + 5, "the probe must give up before the send timeout")
+
+    def test_probe_sees_a_reset_connection(self):
+        self.stale("reset")
+
+    def test_no_probe_after_a_short_idle(self):
+        rc, rows, err = self.driver("seq", 3)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.srv.connections, 1)
+        self.assertNotIn("NOOP", [l for _, l in self.srv.commands])
+
+    def test_probe_on_a_live_connection_reuses_it(self):
+        rc, rows, err = self.driver("seq", 2, 700, SMTP_POOL_PROBE="0.5")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.srv.connections, 1)
+        cmds = [l for _, l in self.srv.commands]
+        self.assertEqual(cmds.count("NOOP"), 1, cmds)
+        self.assertTrue(cmds[cmds.index("NOOP") + 1].startswith("MAIL"), cmds)
+
+
+class PoolMax(Base):
+    def test_pool_max_caps_connections_per_destination(self):
+        rc, rows, err = self.driver("threads", 6, 4, SMTP_POOL_MAX=2)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(self.srv.messages), 24)
+        self.assertLessEqual(self.srv.max_active, 2)
+        self.assertLessEqual(self.srv.connections, 2)
+
+    def test_without_pool_max_threads_open_their_own(self):
+        # the same load without the cap opens more: the cap is what held it
+        self.srv.final_delay = {i: 0.3 for i in range(1, 7)}
+        rc, rows, err = self.driver("threads", 6, 1)
+        self.assertEqual(rc, 0, err)
+        self.assertGreater(self.srv.max_active, 2)
+
+    def test_pool_max_must_be_a_number(self):
+        rc, rows, err = self.driver("seq", 1, SMTP_POOL_MAX="lots")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("SMTP_POOL_MAX", "".join(r[2] for r in rows.values()) + err)
 
 
 class Batch(Base):

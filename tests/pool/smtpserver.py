@@ -30,6 +30,11 @@ class Server:
         self.mail_replies = {}      # mail_no -> reply line (e.g. 421)
         self.final_delay = {}       # mail_no -> seconds before the final reply
         self.quits = 0
+        self.idle_fault = None      # "silent" or "reset": what an idle connection gets
+        self.idle_after = 1.0       # seconds without a command that make it idle
+        self.idle_faults = 0        # connections that got it
+        self.active = 0             # connections open now
+        self.max_active = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -75,11 +80,16 @@ class Server:
             t.start()
 
     def _session(self, c, n):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
         try:
             Session(self, c, n).run()
         except (OSError, ConnectionError, ValueError):
             pass  # stopped under our feet
         finally:
+            with self.lock:
+                self.active -= 1
             try:
                 c.close()
             except OSError:
@@ -119,12 +129,18 @@ class Session:
         self.reply("220 pooltest ESMTP")
         self.flush()
         self.replied = True
+        last = time.monotonic()
         while True:
             line = self.readline()
             if line is None:
                 return
             with self.srv.lock:
                 self.srv.commands.append((self.n, line))
+            now = time.monotonic()
+            if self.srv.idle_fault and now - last > self.srv.idle_after:
+                self.idle_fault()
+                return
+            last = now
             if not self.handle(line):
                 return
 
@@ -142,6 +158,20 @@ class Session:
             self.flights += 1
             self.replied = False
         self.buf += data
+
+    def idle_fault(self):
+        """What a NAT or a provider does to an idle connection: forget it
+        silently (no FIN: read and never answer), or reset it."""
+        with self.srv.lock:
+            self.srv.idle_faults += 1
+        if self.srv.idle_fault == "reset":
+            self.c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+            self.c.close()
+            return
+        while not self.srv.stopping:
+            r = select.select([self.c], [], [], 0.2)[0]
+            if r and not self.c.recv(65536):
+                return
 
     def readline(self):
         while b"\r\n" not in self.buf:

@@ -989,3 +989,35 @@ TEST(conn_tls_peer_gone_raises_no_sigpipe)
     se_conn_close(c);
     server_stop(&s);
 }
+
+/* One deadline for a wait read in several calls, and the send's limit. */
+TEST(conn_read_by_deadline_and_send_limit)
+{
+    int lfd, sfd;
+    se_conn *c = pair_up(&lfd, &sfd);
+    if (c && sfd >= 0) {
+        char buf[64];
+        size_t got = 0;
+        scalr_email_error err;
+        long long t0 = mono_ms();
+        /* a deadline already past: no wait at all, even with bytes coming */
+        CHECK_INT(se_conn_read_by(c, buf, sizeof buf, &got, t0 - 1, 3000, "EHLO", &err),
+                  SCALR_EMAIL_ETIMEOUT);
+        CHECK_STR(err.message, "no reply from the server within 3 s (EHLO)");
+        CHECK(mono_ms() - t0 < 1000);
+        CHECK_INT(write(sfd, "2", 1), 1);
+        CHECK_INT(se_conn_read_by(c, buf, sizeof buf, &got, mono_ms() + 2000, 2000, "EHLO", &err),
+                  SCALR_EMAIL_OK);
+        CHECK_INT(got, 1);
+        /* the send's limit cuts a longer wait short, and says so */
+        se_conn_set_limit(c, mono_ms() + 150, 1500);
+        t0 = mono_ms();
+        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 5000, "DATA", &err), SCALR_EMAIL_ETIMEOUT);
+        CHECK(mono_ms() - t0 < 2000);
+        CHECK_STR(err.message, "the send did not finish within its time limit of 1.5 s (DATA)");
+        se_conn_set_limit(c, 0, 0);
+        CHECK_INT(se_conn_read(c, buf, sizeof buf, &got, 100, "DATA", &err), SCALR_EMAIL_ETIMEOUT);
+        CHECK_STR(err.message, "no reply from the server within 0.1 s (DATA)");
+    }
+    unpair(c, lfd, sfd);
+}

@@ -1465,3 +1465,46 @@ TEST(engine_input_bounded)
     CHECK(steps <= SE_REPLY_MAX_LINES + 1);
     se_smtp_free(s);
 }
+
+/* NOOP probes an idle session; replies are counted, partial bytes shown. */
+TEST(engine_noop_probe_and_reply_count)
+{
+    se_smtp_opts o = {.helo_name = "client.example", .tls = SCALR_EMAIL_TLS_NONE};
+    se_smtp *s = se_smtp_new(&o);
+    size_t n;
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_INT(se_smtp_noop(s), -1); /* not idle yet */
+    se_smtp_feed(s, "220 hi\r\n", 8);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_WRITE);
+    se_smtp_out(s, &n);
+    se_smtp_sent(s, n);
+    se_smtp_feed(s, "250 ok\r\n", 8);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_IDLE);
+    CHECK_INT(se_smtp_replies(s), 2);
+    CHECK_INT(se_smtp_noop(s), 0);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_WRITE);
+    const char *out = se_smtp_out(s, &n);
+    CHECK_MEM(out, n, "NOOP\r\n");
+    se_smtp_sent(s, n);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_READ);
+    CHECK_STR(se_smtp_stage(s), "NOOP");
+    se_smtp_feed(s, "25", 2);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_READ);
+    const char *p = se_smtp_partial(s, &n);
+    CHECK_MEM(p, n, "25");
+    CHECK_INT(se_smtp_replies(s), 2);
+    se_smtp_feed(s, "0 2.0.0 Ok\r\n", 12);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_IDLE);
+    CHECK_INT(se_smtp_replies(s), 3);
+    CHECK(se_smtp_reusable(s));
+    /* a server closing instead: the session is done */
+    CHECK_INT(se_smtp_noop(s), 0);
+    se_smtp_out(s, &n);
+    se_smtp_sent(s, n);
+    se_smtp_feed(s, "421 4.4.2 idle too long\r\n", 25);
+    CHECK_INT(se_smtp_step(s), SE_SMTP_FAILED);
+    CHECK_INT(se_smtp_error(s)->code, SCALR_EMAIL_ETRANSIENT);
+    se_smtp_free(s);
+}

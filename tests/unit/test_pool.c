@@ -244,3 +244,32 @@ TEST(batch_arguments_and_per_message_results)
     CHECK(strstr(err.message, "2 of 2 messages") != NULL);
     scalr_email_client_free(c);
 }
+
+/* SMTP_POOL_MAX slots: reserved up to max, then a wait bounded by its
+ * deadline; a slot freed by closing a counted session is taken again. */
+TEST(pool_max_slots_wait_and_release)
+{
+    unsigned char key[SE_POOL_KEY_LEN];
+    se_pool_key(key, "slots.example", 25, 0, NULL, NULL, NULL, "h");
+    long long now = se_pool_now_ms();
+    CHECK_INT(se_pool_reserve(key, 2, now + 1000), 1);
+    CHECK_INT(se_pool_reserve(key, 2, now + 1000), 1);
+    long long t0 = se_pool_now_ms();
+    CHECK_INT(se_pool_reserve(key, 2, t0 + 150), -1);
+    long long dt = se_pool_now_ms() - t0;
+    CHECK(dt >= 140 && dt < 2000);
+    /* a counted session closed gives its slot back */
+    unsigned port;
+    int lfd = listener(&port);
+    se_session *s = lfd >= 0 ? idle_session(port, key) : NULL;
+    CHECK(s != NULL);
+    if (s) {
+        s->counted = 1;
+        se_session_close(s, 0, 0);
+        CHECK_INT(se_pool_reserve(key, 2, se_pool_now_ms() + 1000), 1);
+        se_pool_unreserve(key);
+    }
+    se_pool_unreserve(key); /* the first reservation; the second went with s */
+    if (lfd >= 0)
+        close(lfd);
+}
