@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mime/compose.h" /* the library is compiled in: se_compose gives the envelope */
 #include "scalr_email.h"
 
 /* Names of scalr_email_code as Python sees them (EmailError.code). */
@@ -39,6 +40,8 @@ static const char *code_name(scalr_email_code code)
     case SCALR_EMAIL_EPROTOCOL: return "EPROTOCOL";
     case SCALR_EMAIL_EIO: return "EIO";
     case SCALR_EMAIL_ENOMEM: return "ENOMEM";
+    case SCALR_EMAIL_ESTORE: return "ESTORE";
+    case SCALR_EMAIL_ENOTFOUND: return "ENOTFOUND";
     }
     return "EUNKNOWN";
 }
@@ -392,6 +395,225 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     return Py_BuildValue("(NN)", result(rc, &err), data);
 }
 
+/* Parse the ten arguments plus n keyword-only extras (all optional). */
+static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
+                        int n, PyObject **a, PyObject **vals)
+{
+    enum { MAX_EXTRA = 8 };
+    if (n > MAX_EXTRA) {
+        PyErr_SetString(PyExc_SystemError, "too many keyword arguments");
+        return 0;
+    }
+    char *names[N_ARGS + MAX_EXTRA + 1];
+    for (int i = 0; i < N_ARGS; i++)
+        names[i] = (char *)arg_names[i];
+    for (int i = 0; i < n; i++)
+        names[N_ARGS + i] = (char *)extra[i];
+    names[N_ARGS + n] = NULL;
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|$%.*s:%s", n, "OOOOOOOO", fn);
+    PyObject **p[N_ARGS + MAX_EXTRA];
+    for (int i = 0; i < N_ARGS; i++)
+        p[i] = &a[i];
+    for (int i = 0; i < n; i++)
+        p[N_ARGS + i] = &vals[i];
+    for (int i = n; i < MAX_EXTRA; i++)
+        p[N_ARGS + i] = NULL;
+    return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, p[0], p[1], p[2], p[3], p[4], p[5],
+                                       p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
+                                       p[15], p[16], p[17]);
+}
+
+PyDoc_STRVAR(
+    envelope_doc,
+    "envelope(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "         *, default_from=None) -> tuple\n\n"
+    "Internal: compose the message as the queue stores it.  Returns\n"
+    "(result_tuple, data, message_id, mail_from, rcpt) where data is the exact\n"
+    "bytes (CRLF, not dot-stuffed), rcpt a tuple of addr-specs (to, cc, bcc);\n"
+    "data is None on failure.");
+
+static PyObject *native_envelope(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static const char *const extra[] = {"default_from"};
+    PyObject *a[N_ARGS];
+    PyObject *from_obj = Py_None;
+    if (!parse_extras(args, kw, "envelope", extra, 1, a, &from_obj))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = 1;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *from = NULL;
+    int cr = convert(a, &c, &err);
+    if (!cr)
+        cr = text(from_obj, "default_from", 0, &from, NULL, &err);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return Py_BuildValue("(NOOOO)", result(err.code, &err), Py_None, Py_None, Py_None,
+                             Py_None);
+    }
+    se_composed comp;
+    memset(&comp, 0, sizeof comp);
+    scalr_email_code rc;
+    /* No deferred parts (defer_over 0): every attachment is read now, so
+     * the stored bytes are the whole message. */
+    Py_BEGIN_ALLOW_THREADS rc = se_compose(&c.msg, from, NULL, &comp, &err);
+    Py_END_ALLOW_THREADS conv_free(&c);
+    if (rc != SCALR_EMAIL_OK) {
+        se_composed_free(&comp);
+        return Py_BuildValue("(NOOOO)", result(rc, &err), Py_None, Py_None, Py_None, Py_None);
+    }
+    snprintf(err.message_id, sizeof err.message_id, "%s", comp.message_id);
+    PyObject *rcpt = PyTuple_New((Py_ssize_t)comp.n_rcpt);
+    PyObject *out = NULL;
+    if (rcpt) {
+        size_t i;
+        for (i = 0; i < comp.n_rcpt; i++) {
+            PyObject *r = PyUnicode_FromString(comp.rcpt[i]);
+            if (!r)
+                break;
+            PyTuple_SET_ITEM(rcpt, (Py_ssize_t)i, r);
+        }
+        if (i == comp.n_rcpt)
+            out = Py_BuildValue("(Ny#ssO)", result(rc, &err), comp.data.data,
+                                (Py_ssize_t)comp.data.len, comp.message_id, comp.mail_from, rcpt);
+        Py_DECREF(rcpt);
+    }
+    se_composed_free(&comp);
+    return out;
+}
+
+/* A long long from an int or None (0). */
+static int ll_arg(PyObject *o, const char *field, long long *out)
+{
+    *out = 0;
+    if (o == Py_None)
+        return 0;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be int, not %.80s", field, Py_TYPE(o)->tp_name);
+        return -2;
+    }
+    *out = PyLong_AsLongLong(o);
+    return (*out == -1 && PyErr_Occurred()) ? -2 : 0;
+}
+
+PyDoc_STRVAR(
+    enqueue_doc,
+    "enqueue(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "        *, default_from=None, queue=None, send_at_ms=None, lane=0, tenant=None,\n"
+    "        key=None, expire_in_ms=None, max_attempts=None) -> tuple\n\n"
+    "Internal: scalr_email_queue_add on the queue named by the URL queue (None:\n"
+    "$SCALR_EMAIL_QUEUE, else sqlite:scalr-email-queue.db).  Returns\n"
+    "(result_tuple, id, existed); id is None on failure.  The GIL is released\n"
+    "while the queue is opened and written.");
+
+static PyObject *native_enqueue(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static const char *const extra[] = {"default_from", "queue",        "send_at_ms",
+                                        "lane",         "tenant",       "key",
+                                        "expire_in_ms", "max_attempts"};
+    PyObject *a[N_ARGS];
+    PyObject *v[8] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None};
+    if (!parse_extras(args, kw, "enqueue", extra, 8, a, v))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = 1;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *from = NULL, *url = NULL;
+    scalr_email_enqueue_opts o;
+    memset(&o, 0, sizeof o);
+    long long lane = 0, max_att = 0;
+    int cr = convert(a, &c, &err);
+    if (!cr)
+        cr = text(v[0], "default_from", 0, &from, NULL, &err);
+    if (!cr)
+        cr = text(v[1], "queue", 0, &url, NULL, &err);
+    if (!cr)
+        cr = ll_arg(v[2], "send_at_ms", &o.send_at_ms);
+    if (!cr)
+        cr = ll_arg(v[3], "lane", &lane);
+    if (!cr)
+        cr = text(v[4], "tenant", 0, &o.tenant, NULL, &err);
+    if (!cr)
+        cr = text(v[5], "idempotency_key", 0, &o.idempotency_key, NULL, &err);
+    if (!cr)
+        cr = ll_arg(v[6], "expire_in_ms", &o.expire_in_ms);
+    if (!cr)
+        cr = ll_arg(v[7], "max_attempts", &max_att);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return Py_BuildValue("(NOi)", result(err.code, &err), Py_None, 0);
+    }
+    o.lane = lane ? SCALR_EMAIL_LANE_BULK : SCALR_EMAIL_LANE_TRANSACTIONAL;
+    o.max_attempts = max_att > 0 && max_att < 1000000 ? (unsigned)max_att : 0;
+
+    scalr_email_code rc;
+    long long id = 0;
+    int existed = 0;
+    /* url NULL: the library reads $SCALR_EMAIL_QUEUE.  Read it here, with
+     * the GIL held, so a thread changing os.environ cannot race getenv(). */
+    char *url_copy = NULL;
+    if (!url) {
+        const char *e = getenv("SCALR_EMAIL_QUEUE");
+        url_copy = strdup(e && *e ? e : "sqlite:scalr-email-queue.db");
+        if (!url_copy) {
+            conv_free(&c);
+            return PyErr_NoMemory();
+        }
+        url = url_copy;
+    }
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_add(q, &c.msg, from, &o, &id, &existed, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url_copy);
+    conv_free(&c);
+    if (rc != SCALR_EMAIL_OK)
+        return Py_BuildValue("(NOi)", result(rc, &err), Py_None, 0);
+    return Py_BuildValue("(NLi)", result(rc, &err), id, existed);
+}
+
+PyDoc_STRVAR(queue_init_doc, "queue_init(url) -> tuple\n\n"
+                             "Internal: open the queue named by url (creating or migrating its\n"
+                             "tables) and close it.  Returns the result tuple.");
+
+static PyObject *native_queue_init(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *url;
+    int cr = text(arg, "queue", 0, &url, NULL, &err);
+    if (cr == -2)
+        return NULL;
+    if (cr == -1)
+        return result(err.code, &err);
+    char *copy = strdup(url);
+    if (!copy)
+        return PyErr_NoMemory();
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, copy, &err);
+    if (rc == SCALR_EMAIL_OK)
+        scalr_email_queue_close(q);
+    Py_END_ALLOW_THREADS free(copy);
+    return result(rc, &err);
+}
+
 PyDoc_STRVAR(strerror_doc, "strerror(code: str) -> str\n\n"
                            "The library's short description of a code name ('EREJECTED').");
 
@@ -401,7 +623,7 @@ static PyObject *native_strerror(PyObject *self, PyObject *arg)
     const char *name = PyUnicode_AsUTF8(arg);
     if (!name)
         return NULL;
-    for (int i = SCALR_EMAIL_OK; i <= SCALR_EMAIL_ENOMEM; i++) {
+    for (int i = SCALR_EMAIL_OK; i <= SCALR_EMAIL_ENOTFOUND; i++) {
         if (!strcmp(name, code_name((scalr_email_code)i)))
             return PyUnicode_FromString(scalr_email_strerror((scalr_email_code)i));
     }
@@ -413,6 +635,11 @@ static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))native_send, METH_VARARGS | METH_KEYWORDS, send_doc},
     {"compose", (PyCFunction)(void (*)(void))native_compose, METH_VARARGS | METH_KEYWORDS,
      compose_doc},
+    {"envelope", (PyCFunction)(void (*)(void))native_envelope, METH_VARARGS | METH_KEYWORDS,
+     envelope_doc},
+    {"enqueue", (PyCFunction)(void (*)(void))native_enqueue, METH_VARARGS | METH_KEYWORDS,
+     enqueue_doc},
+    {"queue_init", native_queue_init, METH_O, queue_init_doc},
     {"strerror", native_strerror, METH_O, strerror_doc},
     {NULL, NULL, 0, NULL},
 };
