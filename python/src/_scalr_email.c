@@ -455,8 +455,7 @@ static PyObject *native_envelope(PyObject *self, PyObject *args, PyObject *kw)
     }
     if (cr == -1) {
         conv_free(&c);
-        return Py_BuildValue("(NOOOO)", result(err.code, &err), Py_None, Py_None, Py_None,
-                             Py_None);
+        return Py_BuildValue("(NOOOO)", result(err.code, &err), Py_None, Py_None, Py_None, Py_None);
     }
     se_composed comp;
     memset(&comp, 0, sizeof comp);
@@ -516,9 +515,8 @@ PyDoc_STRVAR(
 static PyObject *native_enqueue(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static const char *const extra[] = {"default_from", "queue",        "send_at_ms",
-                                        "lane",         "tenant",       "key",
-                                        "expire_in_ms", "max_attempts"};
+    static const char *const extra[] = {"default_from", "queue", "send_at_ms",   "lane",
+                                        "tenant",       "key",   "expire_in_ms", "max_attempts"};
     PyObject *a[N_ARGS];
     PyObject *v[8] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None};
     if (!parse_extras(args, kw, "enqueue", extra, 8, a, v))
