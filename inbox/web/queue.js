@@ -138,6 +138,7 @@
   function setFilter(v) {
     q.filter = v;
     $('q-filter').value = v;
+    for (const b of $('q-counts').children) b.classList.toggle('q-on', b.dataset.state === v);
     load();
   }
 
@@ -244,7 +245,7 @@
     }
     const t = el('table', 'q-table q-attempts');
     const h = el('tr');
-    for (const c of ['#', 'When', 'Outcome', 'Stage', 'Reply', 'Recipient', 'Worker', 'Message']) h.append(el('th', null, c));
+    for (const c of ['#', 'When', 'Outcome', 'Stage', 'Reply', 'Recipient', 'Message']) h.append(el('th', null, c));
     const th = el('thead');
     th.append(h);
     const tb = el('tbody');
@@ -252,9 +253,10 @@
     for (const a of d.attempts) {
       const tr = el('tr');
       const reply = [a.smtp_code, a.enhanced, a.server_text].filter((x) => x).join(' ');
-      tr.append(el('td', null, a.n), el('td', null, stamp(a.at)), el('td', 'q-outcome', a.outcome),
+      tr.append(el('td', null, a.n), el('td', null, a.at ? new Date(a.at).toLocaleTimeString() : ''), el('td', 'q-outcome', a.outcome),
         el('td', null, a.stage), el('td', 'q-reply', reply), el('td', null, a.recipient),
-        el('td', 'muted', a.worker), el('td', null, a.message));
+        el('td', null, a.message));
+      tr.title = 'worker ' + a.worker;
       tb.append(tr);
     }
     t.append(th, tb);
