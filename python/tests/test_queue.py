@@ -166,6 +166,29 @@ class Enqueue(QueueCase):
             enqueue("u@example.com", "s", "b", conn=object())
         self.assertEqual(self.count(), 0)
 
+    def test_threads_enqueue_at_once(self):
+        import threading
+        enqueue("first@example.com", "tables", "x", queue=self.url)
+        ids, errors = [], []
+
+        def worker(t):
+            try:
+                for i in range(10):
+                    ids.append(enqueue("u%d@example.com" % t, "n %d" % i, "x", queue=self.url,
+                                       idempotency_key="t%d-%d" % (t, i % 5)))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(ids), 80)
+        self.assertEqual(len(set(ids)), 40)  # 5 keys per thread, each stored once
+        self.assertEqual(self.count(), 41)
+
     def test_unusable_queue_is_a_queue_error(self):
         with self.assertRaises(QueueError) as cm:
             enqueue("u@example.com", "s", "b",
