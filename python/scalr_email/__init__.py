@@ -38,7 +38,7 @@ from .errors import (AuthenticationError, ConfigurationError, EmailError, Invali
                      NotConfiguredError, PermanentError, ProtocolError, QueueError, TLSError,
                      TransientError, error_from_result)
 from . import queue as _queue
-from .queue import init_queue
+from .queue import init_queue, queue_show, queue_status
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,8 @@ __all__ = [
     "compose",
     "enqueue",
     "init_queue",
+    "queue_status",
+    "queue_show",
     "EmailError",
     "NotConfiguredError",
     "ConfigurationError",

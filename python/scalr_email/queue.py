@@ -235,3 +235,34 @@ def init_queue(queue: Optional[str] = None) -> None:
     res = _native.queue_init(url)
     if res[0] != "OK":
         raise error_from_result(res)
+
+
+def _url(queue: Optional[str]) -> Optional[str]:
+    if queue is not None and not isinstance(queue, str):
+        raise TypeError(f"queue must be a URL str, not {type(queue).__name__}")
+    return queue
+
+
+def queue_status(queue: Optional[str] = None) -> dict:
+    """Counts by state and timings of the queue (as `scalr-email queue status
+    --json`): {"counts": {"queued": n, ...}, "oldest_queued_ms", "next_run_at",
+    "sent_last_minute", "now"}; times in ms since the epoch, database clock."""
+    res, st = _native.queue_status(_url(queue))
+    if res[0] != "OK":
+        raise error_from_result(res)
+    return st
+
+
+def queue_show(queue_id: int, queue: Optional[str] = None) -> dict:
+    """One queued message and its attempts (as `scalr-email queue show ID
+    --json`): the row's columns (without the body; rcpt_to as a list) plus
+    "attempts", a list of {"n", "at", "outcome", "stage", "smtp_code",
+    "enhanced", "recipient", "server_text", "message", "worker"}.  QueueError
+    (ENOTFOUND) when there is no such id."""
+    if isinstance(queue_id, bool) or not isinstance(queue_id, int):
+        raise TypeError("queue_id must be int")
+    res, item, attempts = _native.queue_show(queue_id, _url(queue))
+    if res[0] != "OK":
+        raise error_from_result(res)
+    item["attempts"] = attempts
+    return item

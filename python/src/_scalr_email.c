@@ -612,6 +612,197 @@ static PyObject *native_queue_init(PyObject *self, PyObject *arg)
     return result(rc, &err);
 }
 
+/* The queue URL: the argument, else $SCALR_EMAIL_QUEUE (read with the GIL
+ * held), else the default.  malloc'd; NULL with a Python exception set. */
+static char *queue_url(PyObject *arg)
+{
+    const char *url = NULL;
+    if (arg != Py_None) {
+        if (!PyUnicode_Check(arg)) {
+            PyErr_SetString(PyExc_TypeError, "queue must be a URL str");
+            return NULL;
+        }
+        url = PyUnicode_AsUTF8(arg);
+        if (!url)
+            return NULL;
+    } else {
+        url = getenv("SCALR_EMAIL_QUEUE");
+        if (!url || !*url)
+            url = "sqlite:scalr-email-queue.db";
+    }
+    char *copy = strdup(url);
+    if (!copy)
+        PyErr_NoMemory();
+    return copy;
+}
+
+static PyObject *none_ref(void)
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *opt_str(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return decode(s);
+}
+
+static PyObject *opt_ms(long long v)
+{
+    if (v <= 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+/* One row as a dict; NULL with an exception set. */
+static PyObject *item_dict(const scalr_email_queue_item *it)
+{
+    PyObject *rcpt = PyList_New(0);
+    if (!rcpt)
+        return NULL;
+    const char *p = it->rcpt_to ? it->rcpt_to : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        PyObject *r = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "replace");
+        if (!r || PyList_Append(rcpt, r) < 0) {
+            Py_XDECREF(r);
+            Py_DECREF(rcpt);
+            return NULL;
+        }
+        Py_DECREF(r);
+        p += n + (nl != NULL);
+    }
+    return Py_BuildValue(
+        "{s:L,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "id",
+        it->id, "state", opt_str(it->state), "lane", opt_str(it->lane), "tenant",
+        opt_str(it->tenant), "provider", opt_str(it->provider), "idempotency_key",
+        opt_str(it->idempotency_key), "mail_from", opt_str(it->mail_from), "rcpt_to", rcpt,
+        "message_id", opt_str(it->message_id), "size", it->size, "attempts", it->attempts,
+        "max_attempts", it->max_attempts ? PyLong_FromLong(it->max_attempts) : none_ref(),
+        "created_at", opt_ms(it->created_at), "run_at", opt_ms(it->run_at), "expire_at",
+        opt_ms(it->expire_at), "updated_at", opt_ms(it->updated_at), "finished_at",
+        opt_ms(it->finished_at), "lease_owner", opt_str(it->lease_owner), "lease_until",
+        opt_ms(it->lease_until), "last_error", opt_str(it->last_error));
+}
+
+typedef struct shown {
+    PyObject *item, *attempts;
+    int failed; /* a Python exception is set */
+} shown;
+
+static void show_item(void *arg, const scalr_email_queue_item *it)
+{
+    shown *s = arg;
+    if (s->failed)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_XDECREF(s->item);
+    s->item = item_dict(it);
+    if (!s->item)
+        s->failed = 1;
+    PyGILState_Release(g);
+}
+
+static void show_attempt(void *arg, const scalr_email_queue_attempt *a)
+{
+    shown *s = arg;
+    if (s->failed)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *d = Py_BuildValue(
+        "{s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "n", a->n, "at", opt_ms(a->at), "worker",
+        opt_str(a->worker), "outcome", opt_str(a->outcome), "stage", opt_str(a->stage), "smtp_code",
+        a->smtp_code ? PyLong_FromLong(a->smtp_code) : none_ref(), "enhanced", opt_str(a->enhanced),
+        "recipient", opt_str(a->recipient), "server_text", opt_str(a->server_text), "message",
+        opt_str(a->message));
+    if (!d || PyList_Append(s->attempts, d) < 0)
+        s->failed = 1;
+    Py_XDECREF(d);
+    PyGILState_Release(g);
+}
+
+PyDoc_STRVAR(queue_show_doc,
+             "queue_show(id, queue=None) -> tuple\n\n"
+             "Internal: scalr_email_queue_show.  Returns (result_tuple, item_dict or None,\n"
+             "attempts list).");
+
+static PyObject *native_queue_show(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long id;
+    PyObject *qarg = Py_None;
+    if (!PyArg_ParseTuple(args, "L|O:queue_show", &id, &qarg))
+        return NULL;
+    char *url = queue_url(qarg);
+    if (!url)
+        return NULL;
+    shown s = {NULL, PyList_New(0), 0};
+    if (!s.attempts) {
+        free(url);
+        return NULL;
+    }
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_code rc;
+    /* The callbacks take the GIL back for the moment they build objects. */
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_show(q, id, show_item, show_attempt, &s, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url);
+    if (s.failed) {
+        Py_XDECREF(s.item);
+        Py_DECREF(s.attempts);
+        return NULL;
+    }
+    if (rc != SCALR_EMAIL_OK || !s.item) {
+        Py_XDECREF(s.item);
+        Py_DECREF(s.attempts);
+        return Py_BuildValue("(NOO)", result(rc ? rc : SCALR_EMAIL_ENOTFOUND, &err), Py_None,
+                             Py_None);
+    }
+    return Py_BuildValue("(NNN)", result(rc, &err), s.item, s.attempts);
+}
+
+PyDoc_STRVAR(queue_status_doc, "queue_status(queue=None) -> tuple\n\n"
+                               "Internal: scalr_email_queue_get_status.  Returns (result_tuple,\n"
+                               "dict or None).");
+
+static PyObject *native_queue_status(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *qarg = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:queue_status", &qarg))
+        return NULL;
+    char *url = queue_url(qarg);
+    if (!url)
+        return NULL;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_queue_status st;
+    memset(&st, 0, sizeof st);
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_get_status(q, &st, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url);
+    if (rc != SCALR_EMAIL_OK)
+        return Py_BuildValue("(NO)", result(rc, &err), Py_None);
+    return Py_BuildValue("(N{s:{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L},s:L,s:N,s:L,s:L})",
+                         result(rc, &err), "counts", "queued", st.queued, "leased", st.leased,
+                         "sent", st.sent, "failed", st.failed, "expired", st.expired, "cancelled",
+                         st.cancelled, "held", st.held, "unknown", st.unknown, "oldest_queued_ms",
+                         st.oldest_queued_ms, "next_run_at", opt_ms(st.next_run_at),
+                         "sent_last_minute", st.sent_last_minute, "now", st.now);
+}
+
 PyDoc_STRVAR(strerror_doc, "strerror(code: str) -> str\n\n"
                            "The library's short description of a code name ('EREJECTED').");
 
@@ -638,6 +829,8 @@ static PyMethodDef methods[] = {
     {"enqueue", (PyCFunction)(void (*)(void))native_enqueue, METH_VARARGS | METH_KEYWORDS,
      enqueue_doc},
     {"queue_init", native_queue_init, METH_O, queue_init_doc},
+    {"queue_status", native_queue_status, METH_VARARGS, queue_status_doc},
+    {"queue_show", native_queue_show, METH_VARARGS, queue_show_doc},
     {"strerror", native_strerror, METH_O, strerror_doc},
     {NULL, NULL, 0, NULL},
 };

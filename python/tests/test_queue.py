@@ -189,6 +189,26 @@ class Enqueue(QueueCase):
         self.assertEqual(len(set(ids)), 40)  # 5 keys per thread, each stored once
         self.assertEqual(self.count(), 41)
 
+    def test_status_and_show(self):
+        a = enqueue(["a@example.com", "b@example.com"], "s", "b", tenant="t", queue=self.url)
+        enqueue("c@example.com", "s", "b", priority="bulk", queue=self.url)
+        st = scalr_email.queue_status(self.url)
+        self.assertEqual(st["counts"]["queued"], 2)
+        self.assertEqual(sum(st["counts"].values()), 2)
+        self.assertLessEqual(abs(st["now"] - time.time() * 1000), 60_000)
+        it = scalr_email.queue_show(a, queue=self.url)
+        [row] = self.rows("id = %d" % a)
+        self.assertEqual(it["id"], a)
+        self.assertEqual(it["state"], "queued")
+        self.assertEqual(it["rcpt_to"], ["a@example.com", "b@example.com"])
+        self.assertEqual(it["message_id"], row["message_id"])
+        self.assertEqual((it["tenant"], it["lane"], it["size"]), ("t", "transactional",
+                                                                  row["size"]))
+        self.assertEqual(it["attempts"], [])
+        with self.assertRaises(QueueError) as cm:
+            scalr_email.queue_show(a + 100, queue=self.url)
+        self.assertEqual(cm.exception.code, "ENOTFOUND")
+
     def test_unusable_queue_is_a_queue_error(self):
         with self.assertRaises(QueueError) as cm:
             enqueue("u@example.com", "s", "b",
@@ -302,6 +322,10 @@ class Delivery(QueueCase):
                              row["body"].replace(b"\r\n", b"\n"))
         states = {r["id"]: r["state"] for r in self.rows()}
         self.assertEqual(states, {i: "sent" for i in ids})
+        shown = scalr_email.queue_show(ids[1], queue=self.url)
+        self.assertEqual(shown["state"], "sent")
+        self.assertEqual([a["outcome"] for a in shown["attempts"]], ["sent"])
+        self.assertEqual(scalr_email.queue_status(self.url)["counts"]["sent"], 3)
         self.assertTrue(all(r["body"] is None for r in self.rows()))
 
 
