@@ -500,7 +500,7 @@ def delivery(res):
         pc = n(2000)
         row("Python loop over an SQLite table, smtplib, 1 connection",
             lambda: python_sqlite_loop(port, pc), pc, "commit (FULL) per message")
-        pfc = n(1000)
+        pfc = n(800)
         row("Postfix's queue (sendmail inject, relay to the sink)",
             lambda: postfix_relay(port, pfc), pfc,
             "queue flush only; injecting with its sendmail ran at %.0f msgs/s")
