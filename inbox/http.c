@@ -13,6 +13,7 @@
  * and reading messages; the JSON of each API lives in http_mailhog.c and
  * http_ui.c. */
 #include "http_int.h"
+#include "http_queue.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -407,6 +408,8 @@ static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *u
         return is_get(method) ? ib_http_events(h, c) : ib_http_not_allowed(c, "GET, HEAD");
     if (strcmp(url, "/api/scalr/chaos") == 0)
         return ib_http_chaos(h, c, method, r);
+    if (strncmp(url, "/api/scalr/queue", 16) == 0 && (url[16] == '\0' || url[16] == '/'))
+        return ib_http_queue(c, url, method); /* http_queue.c */
     return ib_http_send_error(c, 404, "not found");
 }
 

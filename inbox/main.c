@@ -13,6 +13,7 @@
 
 #include "chaos.h"
 #include "http.h"
+#include "http_queue.h"
 #include "server.h"
 #include "store.h"
 
@@ -24,7 +25,7 @@ static const char usage[] =
     "usage: scalr-email inbox [--smtp HOST:PORT] [--http HOST:PORT] [--db PATH]\n"
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
-    "                         [--idle-timeout SECONDS] [--chaos RULE ...]\n"
+    "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
     "\n"
     "A local mail catcher: SMTP on 127.0.0.1:1025, web UI and API on 127.0.0.1:8025.\n"
     "  --smtp, --http   where to listen; port 0 picks a free port (printed when ready)\n"
@@ -35,12 +36,14 @@ static const char usage[] =
     "  --max-size       message size limit (default 26214400)\n"
     "  --max-conn       simultaneous SMTP connections (default 500)\n"
     "  --chaos RULE     fault injection, e.g. 'rcpt:550 5.1.1 no such user:match=bad@',\n"
-    "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n";
+    "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n"
+    "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
+    "                   read-only, in the UI's Queue view and under /api/scalr/queue\n";
 
 typedef struct opts {
     char smtp_host[256], http_host[256];
     unsigned smtp_port, http_port;
-    const char *db, *cert, *key, *auth;
+    const char *db, *cert, *key, *auth, *queue;
     int implicit;
     unsigned long max_size, max_conn, idle;
     const char *rules[MAX_RULES];
@@ -150,6 +153,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--idle-timeout")) {
             if (parse_ulong(v, 1, 86400, &o->idle) < 0)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
+        } else if (!strcmp(name, "--queue")) {
+            o->queue = v;
         } else if (!strcmp(name, "--chaos")) {
             if (o->n_rules == MAX_RULES)
                 return bad("at most 64 --chaos rules");
@@ -229,6 +234,14 @@ int inbox_main(int argc, char **argv)
         rc = EX_UNAVAILABLE;
         goto out;
     }
+    if (o.queue) {
+        scalr_email_code qc = ib_http_queue_init(o.queue, why, sizeof why);
+        if (qc != SCALR_EMAIL_OK) {
+            fprintf(stderr, "scalr-email inbox: %s\n", why);
+            rc = qc == SCALR_EMAIL_ECONFIG ? EX_CONFIG : EX_CANTCREAT; /* as cli/exit.c */
+            goto out;
+        }
+    }
     if (ib_http_start(&http, o.http_host, o.http_port, st, chaos, why, sizeof why) < 0) {
         fprintf(stderr, "scalr-email inbox: %s\n", why);
         rc = EX_UNAVAILABLE;
@@ -250,6 +263,7 @@ out:
     ib_server_stop(srv);
     ib_store_close(st);
     ib_chaos_free(chaos);
+    ib_http_queue_free();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -99,6 +99,28 @@ ssl_cflags = pkg_config("--cflags") or []
 ssl_libs = pkg_config("--libs") or ["-lssl", "-lcrypto"]
 
 
+def uses(header):
+    """Whether a library source includes header (the queue's store backends)."""
+    for src in LIB_SOURCES:
+        with open(os.path.join(HERE, src), encoding="utf-8", errors="replace") as f:
+            if header in f.read():
+                return True
+    return False
+
+
+# The durable queue's stores: SQLite (libsqlite3-dev) and PostgreSQL (libpq-dev).
+QUEUE_LIBS, QUEUE_INCLUDES = [], []
+if uses("<sqlite3.h>"):
+    QUEUE_LIBS.append("sqlite3")
+if uses("<libpq-fe.h>"):
+    QUEUE_LIBS.append("pq")
+    try:
+        QUEUE_INCLUDES.append(subprocess.run(["pg_config", "--includedir"], check=True,
+                                             capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        QUEUE_INCLUDES.append("/usr/include/postgresql")
+
+
 class BuildExt(build_ext):
     """Export only the module's init function from the shared object."""
 
@@ -125,11 +147,12 @@ native = Extension(
     "scalr_email._native",
     sources=["src/_scalr_email.c"] + LIB_SOURCES,
     depends=HEADERS,
-    include_dirs=[os.path.join(BUILD_CSRC, "include"), os.path.join(BUILD_CSRC, "src")],
+    include_dirs=[os.path.join(BUILD_CSRC, "include"), os.path.join(BUILD_CSRC, "src")] +
+    QUEUE_INCLUDES,
     define_macros=[("_DEFAULT_SOURCE", None), ("_POSIX_C_SOURCE", "200809L")],
     extra_compile_args=["-std=c11", "-fvisibility=hidden"] + ssl_cflags,
     extra_link_args=[a for a in ssl_libs if not a.startswith("-l")],
-    libraries=[a[2:] for a in ssl_libs if a.startswith("-l")] + ["idn2", "pthread"],
+    libraries=[a[2:] for a in ssl_libs if a.startswith("-l")] + ["idn2", "pthread"] + QUEUE_LIBS,
 )
 
 setup(

@@ -18,11 +18,16 @@ cross an unencrypted connection to a remote host, every wait is bounded by
 SMTP_TIMEOUT (default 30 s), and the GIL is released while it talks to the
 server, so other threads keep running.  send_async() is the asyncio form.
 
+enqueue() puts the message in the durable queue instead (a worker,
+`scalr-email queue work`, sends it with retries); with conn= it is written
+inside the caller's own database transaction (the transactional outbox).
+
 Failures raise a subclass of EmailError; see scalr_email.errors for which
 library code maps to which class.
 """
 
 import asyncio
+import datetime
 import functools
 import os
 from collections.abc import Mapping
@@ -30,8 +35,10 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .errors import (AuthenticationError, ConfigurationError, EmailError, InvalidMessageError,
-                     NotConfiguredError, PermanentError, ProtocolError, TLSError, TransientError,
-                     error_from_result)
+                     NotConfiguredError, PermanentError, ProtocolError, QueueError, TLSError,
+                     TransientError, error_from_result)
+from . import queue as _queue
+from .queue import init_queue, queue_show, queue_status
 
 __version__ = "0.1.0"
 
@@ -39,6 +46,10 @@ __all__ = [
     "send",
     "send_async",
     "compose",
+    "enqueue",
+    "init_queue",
+    "queue_status",
+    "queue_show",
     "EmailError",
     "NotConfiguredError",
     "ConfigurationError",
@@ -48,6 +59,7 @@ __all__ = [
     "AuthenticationError",
     "TLSError",
     "ProtocolError",
+    "QueueError",
 ]
 
 StrPath = Union[str, "os.PathLike[str]", bytes, "os.PathLike[bytes]"]
@@ -220,3 +232,72 @@ def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
         raise error_from_result(res)
     return data
 
+
+
+def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+            sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
+            bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
+            headers: Optional[Headers] = None,
+            attachments: Optional[Iterable[Attachment]] = None,
+            send_at: Optional[Union[datetime.datetime, int, float]] = None,
+            priority: str = "transactional", tenant: Optional[str] = None,
+            idempotency_key: Optional[str] = None,
+            expire_in: Optional[Union[datetime.timedelta, int, float]] = None,
+            max_attempts: Optional[int] = None, queue: Optional[str] = None,
+            conn=None) -> int:
+    """Put one email in the durable queue and return its queue id (int).
+
+    Same message arguments as send().  The message is composed now (its
+    Message-ID and Date are fixed) and stored with its envelope; a worker
+    (`scalr-email queue work`) sends it, retrying transient failures, so
+    every retry is byte-identical.  The From: is `sender`, else SMTP_FROM.
+
+    send_at         not before this: a datetime (naive = local time) or epoch
+                    seconds; None: now.
+    priority        "transactional" (always sent first) or "bulk".
+    tenant          fairness key inside the lane (round-robin).
+    idempotency_key the same key again returns the existing id and stores
+                    nothing new.
+    expire_in       give up after this long: seconds or a timedelta
+                    (default 24 h).
+    max_attempts    tries before giving up (None: the worker's default, 20).
+    queue           the queue's URL ("sqlite:PATH" or "postgresql://...");
+                    None: $SCALR_EMAIL_QUEUE, else sqlite:scalr-email-queue.db.
+    conn            a sqlite3 connection to the queue's SQLite database, or a
+                    psycopg / psycopg2 connection to the PostgreSQL queue: the
+                    row is INSERTed through it, inside the caller's current
+                    transaction and not committed, so the email is sent if and
+                    only if that transaction commits (the transactional
+                    outbox).  The tables must exist (init_queue()).
+
+    Raises what send() raises for bad input (InvalidMessageError,
+    NotConfiguredError when there is no sender; nothing is stored) and
+    QueueError when the queue's database cannot be used.  Nothing is sent
+    here.  Without conn the GIL is released while the row is written.
+    """
+    args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
+                    attachments)
+    lane = _queue.lane(priority)
+    run_at = _queue.send_at_ms(send_at)
+    expire_ms = _queue.duration_ms(expire_in, "expire_in")
+    tenant = _text(tenant, "tenant")
+    key = _text(idempotency_key, "idempotency_key")
+    if max_attempts is not None and (isinstance(max_attempts, bool)
+                                     or not isinstance(max_attempts, int)):
+        raise TypeError("max_attempts must be int or None")
+    if max_attempts is not None and max_attempts <= 0:
+        raise ValueError("max_attempts must be positive")
+    default_from = os.environ.get("SMTP_FROM") or None
+    if conn is not None:
+        if queue is not None:
+            raise TypeError("give queue= or conn=, not both")
+        return _queue.outbox_insert(conn, args, default_from, lane, tenant, key, run_at,
+                                    expire_ms, max_attempts)
+    if queue is not None and not isinstance(queue, str):
+        raise TypeError(f"queue must be a URL str, not {type(queue).__name__}")
+    res, qid, _existed = _native.enqueue(*args, default_from=default_from, queue=queue,
+                                         send_at_ms=run_at, lane=lane, tenant=tenant, key=key,
+                                         expire_in_ms=expire_ms, max_attempts=max_attempts)
+    if res[0] != "OK":
+        raise error_from_result(res)
+    return qid

@@ -23,6 +23,9 @@ AuthenticationError   EAUTH           credentials refused, or no usable mechanis
 TLSError              ETLS            no STARTTLS, handshake, untrusted certificate
 ProtocolError         EPROTOCOL       the server broke the SMTP protocol
                       EIO             read/write failed, or the server hung up
+QueueError            ESTORE          the queue's database cannot be used (unreadable,
+                                      unwritable, locked past the timeout, tables missing)
+                      ENOTFOUND       no queued message with that id
 EmailError            ENOMEM          (and any code added later)
 
 Attributes of every EmailError: ``code``, ``smtp_code`` (int or None),
@@ -46,6 +49,7 @@ __all__ = [
     "AuthenticationError",
     "TLSError",
     "ProtocolError",
+    "QueueError",
 ]
 
 
@@ -133,6 +137,14 @@ class ProtocolError(EmailError):
     failed or the server hung up (EIO)."""
 
 
+class QueueError(EmailError):
+    """The durable queue could not be used: its database cannot be opened,
+    read or written, is locked past the timeout, or lacks the queue's
+    tables (ESTORE); or there is no queued message with that id
+    (ENOTFOUND).  With enqueue(conn=...), a database error raised by the
+    connection is the ``__cause__``."""
+
+
 CODE_CLASSES: Dict[str, Type[EmailError]] = {
     "ENOTCONFIGURED": NotConfiguredError,
     "ECONFIG": ConfigurationError,
@@ -149,6 +161,8 @@ CODE_CLASSES: Dict[str, Type[EmailError]] = {
     "ETLS": TLSError,
     "EPROTOCOL": ProtocolError,
     "EIO": ProtocolError,
+    "ESTORE": QueueError,
+    "ENOTFOUND": QueueError,
 }
 
 # (code, smtp_code, enhanced, stage, recipient, server_text, message, message_id)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mime/compose.h" /* the library is compiled in: se_compose gives the envelope */
 #include "scalr_email.h"
 
 /* Names of scalr_email_code as Python sees them (EmailError.code). */
@@ -39,6 +40,8 @@ static const char *code_name(scalr_email_code code)
     case SCALR_EMAIL_EPROTOCOL: return "EPROTOCOL";
     case SCALR_EMAIL_EIO: return "EIO";
     case SCALR_EMAIL_ENOMEM: return "ENOMEM";
+    case SCALR_EMAIL_ESTORE: return "ESTORE";
+    case SCALR_EMAIL_ENOTFOUND: return "ENOTFOUND";
     }
     return "EUNKNOWN";
 }
@@ -392,6 +395,414 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     return Py_BuildValue("(NN)", result(rc, &err), data);
 }
 
+/* Parse the ten arguments plus n keyword-only extras (all optional). */
+static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
+                        int n, PyObject **a, PyObject **vals)
+{
+    enum { MAX_EXTRA = 8 };
+    if (n > MAX_EXTRA) {
+        PyErr_SetString(PyExc_SystemError, "too many keyword arguments");
+        return 0;
+    }
+    char *names[N_ARGS + MAX_EXTRA + 1];
+    for (int i = 0; i < N_ARGS; i++)
+        names[i] = (char *)arg_names[i];
+    for (int i = 0; i < n; i++)
+        names[N_ARGS + i] = (char *)extra[i];
+    names[N_ARGS + n] = NULL;
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|$%.*s:%s", n, "OOOOOOOO", fn);
+    PyObject **p[N_ARGS + MAX_EXTRA];
+    for (int i = 0; i < N_ARGS; i++)
+        p[i] = &a[i];
+    for (int i = 0; i < n; i++)
+        p[N_ARGS + i] = &vals[i];
+    for (int i = n; i < MAX_EXTRA; i++)
+        p[N_ARGS + i] = NULL;
+    return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, p[0], p[1], p[2], p[3], p[4], p[5],
+                                       p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
+                                       p[15], p[16], p[17]);
+}
+
+PyDoc_STRVAR(
+    envelope_doc,
+    "envelope(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "         *, default_from=None) -> tuple\n\n"
+    "Internal: compose the message as the queue stores it.  Returns\n"
+    "(result_tuple, data, message_id, mail_from, rcpt) where data is the exact\n"
+    "bytes (CRLF, not dot-stuffed), rcpt a tuple of addr-specs (to, cc, bcc);\n"
+    "data is None on failure.");
+
+static PyObject *native_envelope(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static const char *const extra[] = {"default_from"};
+    PyObject *a[N_ARGS];
+    PyObject *from_obj = Py_None;
+    if (!parse_extras(args, kw, "envelope", extra, 1, a, &from_obj))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = 1;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *from = NULL;
+    int cr = convert(a, &c, &err);
+    if (!cr)
+        cr = text(from_obj, "default_from", 0, &from, NULL, &err);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return Py_BuildValue("(NOOOO)", result(err.code, &err), Py_None, Py_None, Py_None, Py_None);
+    }
+    se_composed comp;
+    memset(&comp, 0, sizeof comp);
+    scalr_email_code rc;
+    /* No deferred parts (defer_over 0): every attachment is read now, so
+     * the stored bytes are the whole message. */
+    Py_BEGIN_ALLOW_THREADS rc = se_compose(&c.msg, from, NULL, &comp, &err);
+    Py_END_ALLOW_THREADS conv_free(&c);
+    if (rc != SCALR_EMAIL_OK) {
+        se_composed_free(&comp);
+        return Py_BuildValue("(NOOOO)", result(rc, &err), Py_None, Py_None, Py_None, Py_None);
+    }
+    snprintf(err.message_id, sizeof err.message_id, "%s", comp.message_id);
+    PyObject *rcpt = PyTuple_New((Py_ssize_t)comp.n_rcpt);
+    PyObject *out = NULL;
+    if (rcpt) {
+        size_t i;
+        for (i = 0; i < comp.n_rcpt; i++) {
+            PyObject *r = PyUnicode_FromString(comp.rcpt[i]);
+            if (!r)
+                break;
+            PyTuple_SET_ITEM(rcpt, (Py_ssize_t)i, r);
+        }
+        if (i == comp.n_rcpt)
+            out = Py_BuildValue("(Ny#ssO)", result(rc, &err), comp.data.data,
+                                (Py_ssize_t)comp.data.len, comp.message_id, comp.mail_from, rcpt);
+        Py_DECREF(rcpt);
+    }
+    se_composed_free(&comp);
+    return out;
+}
+
+/* A long long from an int or None (0). */
+static int ll_arg(PyObject *o, const char *field, long long *out)
+{
+    *out = 0;
+    if (o == Py_None)
+        return 0;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be int, not %.80s", field, Py_TYPE(o)->tp_name);
+        return -2;
+    }
+    *out = PyLong_AsLongLong(o);
+    return (*out == -1 && PyErr_Occurred()) ? -2 : 0;
+}
+
+PyDoc_STRVAR(
+    enqueue_doc,
+    "enqueue(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
+    "        *, default_from=None, queue=None, send_at_ms=None, lane=0, tenant=None,\n"
+    "        key=None, expire_in_ms=None, max_attempts=None) -> tuple\n\n"
+    "Internal: scalr_email_queue_add on the queue named by the URL queue (None:\n"
+    "$SCALR_EMAIL_QUEUE, else sqlite:scalr-email-queue.db).  Returns\n"
+    "(result_tuple, id, existed); id is None on failure.  The GIL is released\n"
+    "while the queue is opened and written.");
+
+static PyObject *native_enqueue(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static const char *const extra[] = {"default_from", "queue", "send_at_ms",   "lane",
+                                        "tenant",       "key",   "expire_in_ms", "max_attempts"};
+    PyObject *a[N_ARGS];
+    PyObject *v[8] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None};
+    if (!parse_extras(args, kw, "enqueue", extra, 8, a, v))
+        return NULL;
+    conv c = {0};
+    c.check_body_nul = 1;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *from = NULL, *url = NULL;
+    scalr_email_enqueue_opts o;
+    memset(&o, 0, sizeof o);
+    long long lane = 0, max_att = 0;
+    int cr = convert(a, &c, &err);
+    if (!cr)
+        cr = text(v[0], "default_from", 0, &from, NULL, &err);
+    if (!cr)
+        cr = text(v[1], "queue", 0, &url, NULL, &err);
+    if (!cr)
+        cr = ll_arg(v[2], "send_at_ms", &o.send_at_ms);
+    if (!cr)
+        cr = ll_arg(v[3], "lane", &lane);
+    if (!cr)
+        cr = text(v[4], "tenant", 0, &o.tenant, NULL, &err);
+    if (!cr)
+        cr = text(v[5], "idempotency_key", 0, &o.idempotency_key, NULL, &err);
+    if (!cr)
+        cr = ll_arg(v[6], "expire_in_ms", &o.expire_in_ms);
+    if (!cr)
+        cr = ll_arg(v[7], "max_attempts", &max_att);
+    if (cr == -2) {
+        conv_free(&c);
+        return NULL;
+    }
+    if (cr == -1) {
+        conv_free(&c);
+        return Py_BuildValue("(NOi)", result(err.code, &err), Py_None, 0);
+    }
+    o.lane = lane ? SCALR_EMAIL_LANE_BULK : SCALR_EMAIL_LANE_TRANSACTIONAL;
+    o.max_attempts = max_att > 0 && max_att < 1000000 ? (unsigned)max_att : 0;
+
+    scalr_email_code rc;
+    long long id = 0;
+    int existed = 0;
+    /* url NULL: the library reads $SCALR_EMAIL_QUEUE.  Read it here, with
+     * the GIL held, so a thread changing os.environ cannot race getenv(). */
+    char *url_copy = NULL;
+    if (!url) {
+        const char *e = getenv("SCALR_EMAIL_QUEUE");
+        url_copy = strdup(e && *e ? e : "sqlite:scalr-email-queue.db");
+        if (!url_copy) {
+            conv_free(&c);
+            return PyErr_NoMemory();
+        }
+        url = url_copy;
+    }
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_add(q, &c.msg, from, &o, &id, &existed, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url_copy);
+    conv_free(&c);
+    if (rc != SCALR_EMAIL_OK)
+        return Py_BuildValue("(NOi)", result(rc, &err), Py_None, 0);
+    return Py_BuildValue("(NLi)", result(rc, &err), id, existed);
+}
+
+PyDoc_STRVAR(queue_init_doc, "queue_init(url) -> tuple\n\n"
+                             "Internal: open the queue named by url (creating or migrating its\n"
+                             "tables) and close it.  Returns the result tuple.");
+
+static PyObject *native_queue_init(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    const char *url;
+    int cr = text(arg, "queue", 0, &url, NULL, &err);
+    if (cr == -2)
+        return NULL;
+    if (cr == -1)
+        return result(err.code, &err);
+    char *copy = strdup(url);
+    if (!copy)
+        return PyErr_NoMemory();
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, copy, &err);
+    if (rc == SCALR_EMAIL_OK)
+        scalr_email_queue_close(q);
+    Py_END_ALLOW_THREADS free(copy);
+    return result(rc, &err);
+}
+
+/* The queue URL: the argument, else $SCALR_EMAIL_QUEUE (read with the GIL
+ * held), else the default.  malloc'd; NULL with a Python exception set. */
+static char *queue_url(PyObject *arg)
+{
+    const char *url = NULL;
+    if (arg != Py_None) {
+        if (!PyUnicode_Check(arg)) {
+            PyErr_SetString(PyExc_TypeError, "queue must be a URL str");
+            return NULL;
+        }
+        url = PyUnicode_AsUTF8(arg);
+        if (!url)
+            return NULL;
+    } else {
+        url = getenv("SCALR_EMAIL_QUEUE");
+        if (!url || !*url)
+            url = "sqlite:scalr-email-queue.db";
+    }
+    char *copy = strdup(url);
+    if (!copy)
+        PyErr_NoMemory();
+    return copy;
+}
+
+static PyObject *none_ref(void)
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *opt_str(const char *s)
+{
+    if (!s)
+        Py_RETURN_NONE;
+    return decode(s);
+}
+
+static PyObject *opt_ms(long long v)
+{
+    if (v <= 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(v);
+}
+
+/* One row as a dict; NULL with an exception set. */
+static PyObject *item_dict(const scalr_email_queue_item *it)
+{
+    PyObject *rcpt = PyList_New(0);
+    if (!rcpt)
+        return NULL;
+    const char *p = it->rcpt_to ? it->rcpt_to : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        PyObject *r = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "replace");
+        if (!r || PyList_Append(rcpt, r) < 0) {
+            Py_XDECREF(r);
+            Py_DECREF(rcpt);
+            return NULL;
+        }
+        Py_DECREF(r);
+        p += n + (nl != NULL);
+    }
+    return Py_BuildValue(
+        "{s:L,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:L,s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "id",
+        it->id, "state", opt_str(it->state), "lane", opt_str(it->lane), "tenant",
+        opt_str(it->tenant), "provider", opt_str(it->provider), "idempotency_key",
+        opt_str(it->idempotency_key), "mail_from", opt_str(it->mail_from), "rcpt_to", rcpt,
+        "message_id", opt_str(it->message_id), "size", it->size, "attempts", it->attempts,
+        "max_attempts", it->max_attempts ? PyLong_FromLong(it->max_attempts) : none_ref(),
+        "created_at", opt_ms(it->created_at), "run_at", opt_ms(it->run_at), "expire_at",
+        opt_ms(it->expire_at), "updated_at", opt_ms(it->updated_at), "finished_at",
+        opt_ms(it->finished_at), "lease_owner", opt_str(it->lease_owner), "lease_until",
+        opt_ms(it->lease_until), "last_error", opt_str(it->last_error));
+}
+
+typedef struct shown {
+    PyObject *item, *attempts;
+    int failed; /* a Python exception is set */
+} shown;
+
+static void show_item(void *arg, const scalr_email_queue_item *it)
+{
+    shown *s = arg;
+    if (s->failed)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_XDECREF(s->item);
+    s->item = item_dict(it);
+    if (!s->item)
+        s->failed = 1;
+    PyGILState_Release(g);
+}
+
+static void show_attempt(void *arg, const scalr_email_queue_attempt *a)
+{
+    shown *s = arg;
+    if (s->failed)
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyObject *d = Py_BuildValue(
+        "{s:i,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "n", a->n, "at", opt_ms(a->at), "worker",
+        opt_str(a->worker), "outcome", opt_str(a->outcome), "stage", opt_str(a->stage), "smtp_code",
+        a->smtp_code ? PyLong_FromLong(a->smtp_code) : none_ref(), "enhanced", opt_str(a->enhanced),
+        "recipient", opt_str(a->recipient), "server_text", opt_str(a->server_text), "message",
+        opt_str(a->message));
+    if (!d || PyList_Append(s->attempts, d) < 0)
+        s->failed = 1;
+    Py_XDECREF(d);
+    PyGILState_Release(g);
+}
+
+PyDoc_STRVAR(queue_show_doc,
+             "queue_show(id, queue=None) -> tuple\n\n"
+             "Internal: scalr_email_queue_show.  Returns (result_tuple, item_dict or None,\n"
+             "attempts list).");
+
+static PyObject *native_queue_show(PyObject *self, PyObject *args)
+{
+    (void)self;
+    long long id;
+    PyObject *qarg = Py_None;
+    if (!PyArg_ParseTuple(args, "L|O:queue_show", &id, &qarg))
+        return NULL;
+    char *url = queue_url(qarg);
+    if (!url)
+        return NULL;
+    shown s = {NULL, PyList_New(0), 0};
+    if (!s.attempts) {
+        free(url);
+        return NULL;
+    }
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_code rc;
+    /* The callbacks take the GIL back for the moment they build objects. */
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_show(q, id, show_item, show_attempt, &s, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url);
+    if (s.failed) {
+        Py_XDECREF(s.item);
+        Py_DECREF(s.attempts);
+        return NULL;
+    }
+    if (rc != SCALR_EMAIL_OK || !s.item) {
+        Py_XDECREF(s.item);
+        Py_DECREF(s.attempts);
+        return Py_BuildValue("(NOO)", result(rc ? rc : SCALR_EMAIL_ENOTFOUND, &err), Py_None,
+                             Py_None);
+    }
+    return Py_BuildValue("(NNN)", result(rc, &err), s.item, s.attempts);
+}
+
+PyDoc_STRVAR(queue_status_doc, "queue_status(queue=None) -> tuple\n\n"
+                               "Internal: scalr_email_queue_get_status.  Returns (result_tuple,\n"
+                               "dict or None).");
+
+static PyObject *native_queue_status(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *qarg = Py_None;
+    if (!PyArg_ParseTuple(args, "|O:queue_status", &qarg))
+        return NULL;
+    char *url = queue_url(qarg);
+    if (!url)
+        return NULL;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_queue_status st;
+    memset(&st, 0, sizeof st);
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS scalr_email_queue *q = NULL;
+    rc = scalr_email_queue_open(&q, url, &err);
+    if (rc == SCALR_EMAIL_OK) {
+        rc = scalr_email_queue_get_status(q, &st, &err);
+        scalr_email_queue_close(q);
+    }
+    Py_END_ALLOW_THREADS free(url);
+    if (rc != SCALR_EMAIL_OK)
+        return Py_BuildValue("(NO)", result(rc, &err), Py_None);
+    return Py_BuildValue("(N{s:{s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L},s:L,s:N,s:L,s:L})",
+                         result(rc, &err), "counts", "queued", st.queued, "leased", st.leased,
+                         "sent", st.sent, "failed", st.failed, "expired", st.expired, "cancelled",
+                         st.cancelled, "held", st.held, "unknown", st.unknown, "oldest_queued_ms",
+                         st.oldest_queued_ms, "next_run_at", opt_ms(st.next_run_at),
+                         "sent_last_minute", st.sent_last_minute, "now", st.now);
+}
+
 PyDoc_STRVAR(strerror_doc, "strerror(code: str) -> str\n\n"
                            "The library's short description of a code name ('EREJECTED').");
 
@@ -401,7 +812,7 @@ static PyObject *native_strerror(PyObject *self, PyObject *arg)
     const char *name = PyUnicode_AsUTF8(arg);
     if (!name)
         return NULL;
-    for (int i = SCALR_EMAIL_OK; i <= SCALR_EMAIL_ENOMEM; i++) {
+    for (int i = SCALR_EMAIL_OK; i <= SCALR_EMAIL_ENOTFOUND; i++) {
         if (!strcmp(name, code_name((scalr_email_code)i)))
             return PyUnicode_FromString(scalr_email_strerror((scalr_email_code)i));
     }
@@ -413,6 +824,13 @@ static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))native_send, METH_VARARGS | METH_KEYWORDS, send_doc},
     {"compose", (PyCFunction)(void (*)(void))native_compose, METH_VARARGS | METH_KEYWORDS,
      compose_doc},
+    {"envelope", (PyCFunction)(void (*)(void))native_envelope, METH_VARARGS | METH_KEYWORDS,
+     envelope_doc},
+    {"enqueue", (PyCFunction)(void (*)(void))native_enqueue, METH_VARARGS | METH_KEYWORDS,
+     enqueue_doc},
+    {"queue_init", native_queue_init, METH_O, queue_init_doc},
+    {"queue_status", native_queue_status, METH_VARARGS, queue_status_doc},
+    {"queue_show", native_queue_show, METH_VARARGS, queue_show_doc},
     {"strerror", native_strerror, METH_O, strerror_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -65,7 +65,7 @@ for spec in "${INTERPS[@]}"; do
         # aiosmtpd and its pure-Python dependencies to the tests.
         shim="$WORK/$label.shim"
         mkdir -p "$shim"
-        for m in aiosmtpd public attr attrs; do
+        for m in aiosmtpd public attr attrs psycopg typing_extensions.py; do
             [ -e "/usr/lib/python3/dist-packages/$m" ] &&
                 ln -sf "/usr/lib/python3/dist-packages/$m" "$shim/$m"
         done
