@@ -278,7 +278,7 @@ class ExceptionObjects(unittest.TestCase):
             self.assertTrue(cls.__doc__)
 
     def test_code_mapping(self):
-        from scalr_email.errors import CODE_CLASSES, error_from_result
+        from scalr_email.errors import CODE_CLASSES, QueueError, error_from_result
         expected = {
             "ENOTCONFIGURED": NotConfiguredError, "ECONFIG": ConfigurationError,
             "EINVAL": InvalidMessageError, "EFILE": InvalidMessageError,
@@ -286,7 +286,8 @@ class ExceptionObjects(unittest.TestCase):
             "EUNSUPPORTED": PermanentError, "ETRANSIENT": TransientError,
             "ECONNECT": TransientError, "ETIMEOUT": TransientError,
             "EAUTH": AuthenticationError, "EINSECURE": AuthenticationError,
-            "ETLS": TLSError, "EPROTOCOL": ProtocolError, "EIO": ProtocolError}
+            "ETLS": TLSError, "EPROTOCOL": ProtocolError, "EIO": ProtocolError,
+            "ESTORE": QueueError, "ENOTFOUND": QueueError}
         self.assertEqual(CODE_CLASSES, expected)
         e = error_from_result(("ENOMEM", 0, "", "", "", "", "out of memory", ""))
         self.assertIs(type(e), EmailError)

@@ -331,3 +331,93 @@ class Delivery(QueueCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+try:
+    import psycopg  # Debian's python3-psycopg, for /usr/bin/python3
+except ImportError:
+    psycopg = None
+
+if psycopg is not None:
+    sys.path.insert(0, os.path.join(ROOT, "tests", "queue"))
+    from pgserver import PgServer
+
+    class PgOutbox(QueueCase):
+        """The outbox through a psycopg connection to a private PostgreSQL
+        (Debian's server, tests/queue/pgserver.py).  Defined only where
+        psycopg is installed (Debian's /usr/bin/python3)."""
+
+        @classmethod
+        def setUpClass(cls):
+            cls.pg = PgServer()
+            cls.pg.start()
+
+        @classmethod
+        def tearDownClass(cls):
+            cls.pg.stop()
+
+        def setUp(self):
+            super().setUp()
+            self.url = self.pg.url
+            scalr_email.init_queue(self.url)
+            self.db = psycopg.connect(self.url)
+            self.addCleanup(self.db.close)
+            with self.db.cursor() as cur:
+                cur.execute("TRUNCATE scalr_email_queue, scalr_email_attempts")
+                cur.execute("CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, what text)")
+                cur.execute("TRUNCATE orders")
+            self.db.commit()
+
+        def pg_rows(self):
+            with psycopg.connect(self.url) as other, other.cursor() as cur:
+                cur.execute("SELECT id, state, rcpt_to, message_id, body FROM scalr_email_queue "
+                            "ORDER BY id")
+                return cur.fetchall()
+
+        def test_rolled_back_transaction_stores_nothing(self):
+            with self.db.cursor() as cur:
+                cur.execute("INSERT INTO orders (what) VALUES ('book')")
+            qid = enqueue("user@example.com", "Order confirmed", "x", conn=self.db)
+            self.assertIsInstance(qid, int)
+            self.assertEqual(self.pg_rows(), [])  # not visible before the commit
+            self.db.rollback()
+            self.assertEqual(self.pg_rows(), [])
+
+        def test_committed_transaction_is_sent_by_a_worker(self):
+            qid = enqueue("user@example.com", "Order confirmed", "thanks",
+                          idempotency_key="order-9", conn=self.db)
+            again = enqueue("user@example.com", "Order confirmed", "thanks",
+                            idempotency_key="order-9", conn=self.db)
+            self.db.commit()
+            self.assertEqual(qid, again)
+            [(rid, state, rcpt, mid, body)] = self.pg_rows()
+            self.assertEqual((rid, state, rcpt), (qid, "queued", "user@example.com"))
+            msg = email.message_from_bytes(bytes(body), policy=email.policy.default)
+            self.assertEqual(msg["Message-ID"], mid)
+            binary = scalr_email_bin()
+            self.assertIsNotNone(binary, "build/scalr-email is needed (set SCALR_EMAIL_BIN)")
+            from aiosmtpd.controller import Controller
+            import socket
+            got = []
+
+            class H:
+                async def handle_DATA(self, server, session, envelope):
+                    got.append(envelope.content)
+                    return "250 OK"
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            s.close()
+            ctl = Controller(H(), hostname="127.0.0.1", port=port)
+            ctl.start()
+            try:
+                env = dict(os.environ, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port),
+                           SMTP_USE_TLS="false", SCALR_EMAIL_QUEUE=self.url)
+                p = subprocess.run([binary, "queue", "work", "--drain"], env=env,
+                                   capture_output=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr)
+            finally:
+                ctl.stop()
+            self.assertEqual(len(got), 1)
+            self.assertEqual(email.message_from_bytes(got[0])["Message-ID"], mid)
+            self.assertEqual(self.pg_rows()[0][1], "sent")
