@@ -174,24 +174,64 @@ enum MHD_Result ib_http_not_allowed(struct MHD_Connection *c, const char *allow)
 
 /* ---- request guards -------------------------------------------------------- */
 
-/* DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1
- * would be same-origin with us.  Allow IP literals, localhost, single-label
- * names (container names) and the name we were started with. */
-static int host_allowed(const ib_http *h, const char *host)
+/* DNS rebinding: a page on evil.example (or on any name a resolver can be
+ * made to answer for, dotted or not, such as a search-domain name) whose
+ * name resolves to 127.0.0.1 would be same-origin with us.  Only names we
+ * know are ours: localhost, the loopback literals, the --http host and
+ * each --allow-host. */
+#define MAX_ALLOWED 32
+static const char *allowed[MAX_ALLOWED];
+static size_t n_allowed;
+
+int ib_http_allow_host(const char *name)
 {
-    if (!host || !*host || host[0] == '[')
-        return 1;
-    char name[256];
-    size_t n = strcspn(host, ":");
-    if (n >= sizeof name)
+    if (n_allowed == MAX_ALLOWED || !name || !*name || strlen(name) > 253)
+        return -1;
+    allowed[n_allowed++] = name;
+    return 0;
+}
+
+/* The name in a Host header: "name[:port]" or "[v6][:port]"; 0 if malformed. */
+static int host_name(const char *host, char *name, size_t len)
+{
+    size_t n;
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        if (!end)
+            return 0;
+        n = (size_t)(end - host) + 1;
+        if (end[1] && end[1] != ':')
+            return 0;
+    } else {
+        n = strcspn(host, ":");
+        if (host[n] && strspn(host + n + 1, "0123456789") != strlen(host + n + 1))
+            return 0;
+    }
+    if (n == 0 || n >= len)
         return 0;
     memcpy(name, host, n);
     name[n] = '\0';
-    if (strspn(name, "0123456789.") == n || !strchr(name, '.'))
+    return 1;
+}
+
+static int host_allowed(const ib_http *h, const char *host)
+{
+    if (!host) /* HTTP/1.0 without Host: no browser sends that */
         return 1;
-    if (strcasecmp(name, h->host) == 0 || strcasecmp(name, "localhost") == 0)
+    char name[300];
+    if (!host_name(host, name, sizeof name))
+        return 0;
+    if (!strcasecmp(name, "localhost") || !strcmp(name, "127.0.0.1") || !strcmp(name, "[::1]"))
         return 1;
-    return n > 10 && strcasecmp(name + n - 10, ".localhost") == 0;
+    if (!strcasecmp(name, h->host))
+        return 1;
+    if (name[0] == '[' && strlen(name) == strlen(h->host) + 2 &&
+        !strncasecmp(name + 1, h->host, strlen(h->host)))
+        return 1;
+    for (size_t i = 0; i < n_allowed; i++)
+        if (!strcasecmp(name, allowed[i]))
+            return 1;
+    return 0;
 }
 
 /* A state change from a page of another origin (CSRF) is refused. */
@@ -372,8 +412,20 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
 static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, ib_http_req *r)
 {
-    if (!host_allowed(h, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")))
-        return ib_http_send_error(c, 403, "unknown Host name (DNS rebinding protection)");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    if (!host_allowed(h, host)) {
+        char msg[700], name[300];
+        if (!host_name(host, name, sizeof name))
+            snprintf(name, sizeof name, "?");
+        for (char *p = name; *p; p++) /* shown back: printable ASCII only */
+            if (*p < 0x21 || *p > 0x7e || *p == '<' || *p == '>' || *p == '&' || *p == '"')
+                *p = '?';
+        snprintf(msg, sizeof msg,
+                 "unknown Host name '%.200s' (DNS rebinding protection): to reach the inbox by "
+                 "this name, start it with --allow-host %.200s",
+                 name, name);
+        return ib_http_send_error(c, 403, msg);
+    }
     if (!is_get(method) && cross_site(c))
         return ib_http_send_error(c, 403, "cross-site request refused");
     if (strncmp(url, "/api/", 5) != 0)

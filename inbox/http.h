@@ -14,6 +14,10 @@ typedef struct ib_http ib_http;
 int ib_http_start(ib_http **out, const char *host, unsigned port, ib_store *st, ib_chaos *chaos,
                   char *why, size_t whylen);
 unsigned ib_http_port(const ib_http *h);
+/* Also accept this Host name (besides localhost, 127.0.0.1, [::1] and the
+ * listening host); before ib_http_start.  name must outlive the server.
+ * -1: too many or invalid. */
+int ib_http_allow_host(const char *name);
 void ib_http_stop(ib_http *h); /* stops, closes event streams, frees */
 
 #endif

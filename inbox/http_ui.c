@@ -214,14 +214,15 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
     ib_http_rfc3339(created, sizeof created, pm.l.m.created_ms);
     json_t *o = json_pack(
         "{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, "
-        "s:o*, s:o*}",
+        "s:o*, s:o*, s:o*}",
         "id", (json_int_t)id, "created", created, "created_ms", (json_int_t)pm.l.m.created_ms,
         "size", (json_int_t)pm.l.len, "mail_from", ib_http_jstr(pm.l.m.mail_from), "rcpt", rcpt,
         "helo", ib_http_jstr(pm.l.m.helo), "subject", header_json(&pm, "Subject"), "from",
         header_json(&pm, "From"), "to", header_json(&pm, "To"), "cc", header_json(&pm, "Cc"),
         "date", header_json(&pm, "Date"), "message_id", header_json(&pm, "Message-ID"), "headers",
         header_list(pm.l.raw, pm.l.len), "text", body_json(&pm, pm.text), "html",
-        body_json(&pm, pm.html), "attachments", atts);
+        body_json(&pm, pm.html), "attachments", atts, "warning",
+        header_json(&pm, "X-Inbox-Warning")); /* bare line endings (smtpd_data.c) */
     parsed_free(&pm);
     return ib_http_send_json(c, 200, o);
 }

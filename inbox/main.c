@@ -26,6 +26,7 @@ static const char usage[] =
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
+    "                         [--allow-host NAME ...]\n"
     "\n"
     "A local mail catcher: SMTP on 127.0.0.1:1025, web UI and API on 127.0.0.1:8025.\n"
     "  --smtp, --http   where to listen; port 0 picks a free port (printed when ready)\n"
@@ -37,6 +38,9 @@ static const char usage[] =
     "  --max-conn       simultaneous SMTP connections (default 500)\n"
     "  --chaos RULE     fault injection, e.g. 'rcpt:550 5.1.1 no such user:match=bad@',\n"
     "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n"
+    "  --allow-host     also answer web requests for this Host name (e.g. a compose\n"
+    "                   service name); others than localhost, 127.0.0.1, [::1] and the\n"
+    "                   --http host get 403 (DNS rebinding protection)\n"
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n";
 
@@ -155,6 +159,9 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
+        } else if (!strcmp(name, "--allow-host")) {
+            if (strpbrk(v, ":/ ") || ib_http_allow_host(v) < 0)
+                return bad("--allow-host wants a host name (at most 32 of them), not '%s'", v);
         } else if (!strcmp(name, "--chaos")) {
             if (o->n_rules == MAX_RULES)
                 return bad("at most 64 --chaos rules");

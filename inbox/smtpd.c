@@ -62,6 +62,8 @@ void ib_smtpd_reset(ib_smtpd *s)
     s->msg_size = 0;
     s->too_big = s->msg_oom = 0;
     s->bare_lf = 0;
+    s->bare_cr = 0;
+    s->prev = 0;
 }
 
 ib_smtpd *ib_smtpd_new(const ib_smtpd_conf *conf, const char *peer, int in_tls)

@@ -71,36 +71,49 @@ static void msg_append(ib_smtpd *s, const char *p, size_t n)
     }
 }
 
-/* DATA: lines up to "." alone, RFC 5321 4.5.2 transparency undone.  A bare
- * LF ends a line too (this is a catcher); they are counted and noted. */
+/* Bare line endings in n bytes of content: a LF without a CR before it, a
+ * CR without a LF after it (s->prev carries the byte before; a CR at the
+ * very end is decided by the next byte). */
+static void count_bare(ib_smtpd *s, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char before = i ? (unsigned char)p[i - 1] : s->prev;
+        if (p[i] == '\n' && before != '\r')
+            s->bare_lf++;
+        if (before == '\r' && p[i] != '\n')
+            s->bare_cr++;
+    }
+    if (n)
+        s->prev = (unsigned char)p[n - 1];
+}
+
+/* DATA: lines up to "." alone, RFC 5321 4.5.2 transparency undone.  Only
+ * <CR><LF>.<CR><LF> ends the data (as in Postfix 3.9): a bare LF or CR is
+ * content, never a line end, so "\n.\n" cannot smuggle a second message
+ * (CVE-2023-51764).  Bare endings are counted and the message marked. */
 int ib_smtpd_data_input(ib_smtpd *s)
 {
     const char *p = s->in.data + s->in_off, *end = s->in.data + s->in.len;
     while (p < end) {
         if (s->bol && *p == '.') {
-            if (p + 1 == end)
-                break;
-            if (p[1] == '\n' || p[1] == '\r') {
-                if (p[1] == '\r' && p + 2 == end)
-                    break;
-                if (p[1] == '\n' || p[2] == '\n') {
-                    p += p[1] == '\n' ? 2 : 3;
-                    s->in_off = (size_t)(p - s->in.data);
-                    s->st = S_MSG_END;
-                    return 1;
-                }
+            if (p + 1 == end || (p[1] == '\r' && p + 2 == end))
+                break; /* wait: it may be the end */
+            if (p[1] == '\r' && p[2] == '\n') {
+                p += 3;
+                s->in_off = (size_t)(p - s->in.data);
+                s->st = S_MSG_END;
+                return 1;
             }
             p++; /* RFC 5321 4.5.2: drop the leading dot */
         }
         const char *lf = memchr(p, '\n', (size_t)(end - p));
         const char *stop = lf ? lf + 1 : end;
-        if (lf && (lf > p ? lf[-1] : (char)s->prev) != '\r')
-            s->bare_lf++; /* RFC 5321 2.3.8 forbids it; tolerated here */
+        int crlf = lf && (lf > p ? lf[-1] : (char)s->prev) == '\r';
         if (stop > p) {
+            count_bare(s, p, (size_t)(stop - p));
             msg_append(s, p, (size_t)(stop - p));
-            s->prev = (unsigned char)stop[-1];
         }
-        s->bol = lf != NULL;
+        s->bol = crlf;
         p = stop;
     }
     s->in_off = (size_t)(p - s->in.data);
@@ -111,8 +124,10 @@ int ib_smtpd_bdat_input(ib_smtpd *s)
 {
     size_t avail = s->in.len - s->in_off;
     size_t take = s->chunk_left < avail ? (size_t)s->chunk_left : avail;
-    if (take && !s->chunk_refusal[0])
+    if (take && !s->chunk_refusal[0]) {
+        count_bare(s, s->in.data + s->in_off, take);
         msg_append(s, s->in.data + s->in_off, take);
+    }
     s->in_off += take;
     s->chunk_left -= take;
     if (s->chunk_left)
@@ -144,12 +159,14 @@ int ib_smtpd_msg_end(ib_smtpd *s)
     } else if (s->msg_oom) {
         ib_smtpd_reply(s, "452 4.3.1 Error: insufficient system storage");
     } else {
-        if (s->bare_lf) {
-            char note[128];
+        if (s->used_bdat && s->prev == '\r')
+            s->bare_cr++; /* a BDAT message ending in a lone CR */
+        if (s->bare_lf || s->bare_cr) {
+            char note[256];
             int nl = snprintf(note, sizeof note,
-                              "X-Inbox-Warning: %zu line(s) ended in a bare LF, which RFC 5321"
-                              " 2.3.8 forbids\r\n",
-                              s->bare_lf);
+                              "X-Inbox-Warning: this client sent bare line endings (%zu bare LF, "
+                              "%zu bare CR); Gmail and Exchange refuse such mail\r\n",
+                              s->bare_lf, s->bare_cr);
             if (se_buf_reserve(&s->msg, (size_t)nl) == 0) {
                 memmove(s->msg.data + nl, s->msg.data, s->msg.len + 1);
                 memcpy(s->msg.data, note, (size_t)nl);

@@ -59,7 +59,7 @@ struct ib_smtpd {
     uint64_t msg_size;
     int too_big, msg_oom, bol;
     unsigned char prev;
-    size_t bare_lf;
+    size_t bare_lf, bare_cr; /* bare line endings seen in the message */
     uint64_t chunk_left;
     int chunk_last;
     char chunk_refusal[96]; /* a refused BDAT's reply, sent after its bytes */

@@ -250,6 +250,8 @@
     const subj = $('m-subject');
     subj.textContent = m.subject || '(no subject)';
     subj.classList.toggle('nosubject', !m.subject);
+    $('m-warning').textContent = m.warning ? '⚠ ' + m.warning : '';
+    $('m-warning').hidden = !m.warning;
     $('m-from').textContent = m.from || m.mail_from || '';
     $('m-to').textContent = m.to || m.rcpt.join(', ');
     $('m-cc').textContent = m.cc || '';

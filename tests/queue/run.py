@@ -491,11 +491,11 @@ def main():
                     continue
                 if store != "sqlite" and getattr(case, "sqlite_only", False):
                     continue
-                wipe(url)
                 sink.ids.clear()
                 sink.delay = 0
                 t0 = time.time()
                 try:
+                    wipe(url)
                     r = case(sink, url)
                     if r:
                         skipped += 1

@@ -194,20 +194,42 @@ TEST(smtpd_data_split_byte_by_byte)
     conv_free(&c);
 }
 
-TEST(smtpd_data_bare_lf_is_a_line_end_and_noted)
+TEST(smtpd_data_only_crlf_dot_crlf_ends_the_data)
 {
     conv c = {0};
     ib_smtpd *s = ready(&plain_conf, &c);
     say(s, &c, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
     take(&c);
-    say(s, &c, "a\n..b\r\nc\n.\nNOOP\r\n");
+    /* SMTP smuggling (CVE-2023-51764): "\n.\n", "\n.\r\n" and "\r.\r" are content;
+     * what follows them is not a second transaction. */
+    say(s, &c, "a\n.\nMAIL FROM:<x@x.test>\r\nb\n.\r\nRCPT TO:<c@y.test>\r\nc\r.\r\n"
+               "..d\r\n.\r\nNOOP\r\n");
     CHECK_STR(take(&c), "250 2.0.0 Ok: queued as 1\r\n250 2.0.0 Ok\r\n");
     CHECK_MEM(c.raw.data, c.raw.len,
-              "X-Inbox-Warning: 2 line(s) ended in a bare LF, which RFC 5321 2.3.8 forbids\r\n"
-              "a\n.b\r\nc\n");
-    /* A bare CR is data, not a line end. */
-    say(s, &c, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nx\r.\r\n.\r\n");
-    CHECK_MEM(c.raw.data, c.raw.len, "x\r.\r\n");
+              "X-Inbox-Warning: this client sent bare line endings (3 bare LF, 1 bare CR); Gmail "
+              "and Exchange refuse such mail\r\n"
+              "a\n.\nMAIL FROM:<x@x.test>\r\nb\n.\r\nRCPT TO:<c@y.test>\r\nc\r.\r\n.d\r\n");
+    /* A clean message carries no warning. */
+    say(s, &c, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\nclean\r\n.\r\n");
+    CHECK_MEM(c.raw.data, c.raw.len, "clean\r\n");
+    ib_smtpd_free(s);
+    conv_free(&c);
+}
+
+TEST(smtpd_data_smuggling_split_byte_by_byte)
+{
+    conv c = {0};
+    ib_smtpd *s = ready(&plain_conf, &c);
+    say(s, &c, "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n");
+    take(&c);
+    const char *all = "x\r\n.\nMAIL FROM:<e@x.test>\r\n\r.\r\n.\r\n";
+    for (const char *p = all; *p; p++)
+        run(s, &c, p, 1);
+    CHECK_STR(take(&c), "250 2.0.0 Ok: queued as 1\r\n");
+    CHECK_MEM(c.raw.data, c.raw.len,
+              "X-Inbox-Warning: this client sent bare line endings (1 bare LF, 1 bare CR); Gmail "
+              "and Exchange refuse such mail\r\n"
+              "x\r\n\nMAIL FROM:<e@x.test>\r\n\r.\r\n"); /* the leading dot undone */
     ib_smtpd_free(s);
     conv_free(&c);
 }

@@ -263,5 +263,60 @@ module.exports = {
           'nothing was deleted by the refused request');
       },
     },
+    {
+      name: 'api: the Host guard refuses every unknown name, dotted or not, with or without a port',
+      async fn(ctx) {
+        const port = ctx.url.port;
+        const before = (await mailhog({ host: ctx.url.hostname, port: Number(port) }).messages()).total;
+        assert.ok(before > 0);
+        for (const host of ['evil', 'evil:' + port, 'intranet', 'attacker:' + port, 'mail.internal:' + port,
+          'localhost.evil.example', '127.0.0.1.nip.io:' + port, '[::2]:' + port, 'evil:x']) {
+          for (const [method, p] of [['GET', '/api/v2/messages'], ['DELETE', '/api/v1/messages'],
+            ['GET', '/api/scalr/events'], ['GET', '/']]) {
+            const r = await request(ctx, method, p, { headers: { Host: host } });
+            assert.equal(r.status, 403, method + ' ' + p + ' with Host ' + host);
+            if (p === '/api/v2/messages' && !host.endsWith(':x'))
+              assert.match(r.body, /--allow-host/, 'the refusal names the flag that allows it');
+          }
+        }
+        assert.equal((await mailhog({ host: ctx.url.hostname, port: Number(port) }).messages()).total, before,
+          'no refused DELETE deleted anything');
+        for (const host of ['localhost:' + port, 'LOCALHOST', '127.0.0.1:' + port, '[::1]:' + port]) {
+          const r = await request(ctx, 'GET', '/api/v2/messages', { headers: { Host: host } });
+          assert.equal(r.status, 200, 'Host ' + host);
+        }
+      },
+    },
+    {
+      name: 'api: --allow-host lets a compose service name in, and only it',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox binary',
+      async fn(ctx) {
+        const { spawn } = require('child_process');
+        const bin = process.env.SCALR_EMAIL || require('path').resolve(__dirname, '../../../build/scalr-email');
+        const child = spawn(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0',
+          '--allow-host', 'mail.internal', '--allow-host', 'mailcatcher'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        try {
+          const base = await new Promise((resolve, reject) => {
+            let out = '';
+            const t = setTimeout(() => reject(new Error('no http line within 10 s')), 10000);
+            child.stdout.setEncoding('utf8');
+            child.stdout.on('data', (d) => {
+              out += d;
+              const m = /^http: (http:\/\/\S+)$/m.exec(out);
+              if (m) { clearTimeout(t); resolve(new URL(m[1])); }
+            });
+          });
+          const c2 = { url: base };
+          for (const [host, want] of [['mail.internal:' + base.port, 200], ['MAILCATCHER', 200],
+            ['mail.internal.evil:' + base.port, 403], ['other', 403]]) {
+            const r = await request(c2, 'GET', '/api/v2/messages', { headers: { Host: host } });
+            assert.equal(r.status, want, 'Host ' + host);
+          }
+        } finally {
+          child.kill('SIGTERM');
+        }
+      },
+    },
   ],
 };
