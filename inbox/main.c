@@ -26,7 +26,7 @@ static const char usage[] =
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
-    "                         [--allow-host NAME ...]\n"
+    "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
     "\n"
     "A local mail catcher: SMTP on 127.0.0.1:1025, web UI and API on 127.0.0.1:8025.\n"
     "  --smtp, --http   where to listen; port 0 picks a free port (printed when ready)\n"
@@ -35,7 +35,9 @@ static const char usage[] =
     "                   the first byte instead\n"
     "  --auth           require AUTH PLAIN/LOGIN: `any` accepts every credential\n"
     "  --max-size       message size limit (default 26214400)\n"
-    "  --max-conn       simultaneous SMTP connections (default 500)\n"
+    "  --max-conn       simultaneous SMTP connections (default 500); over 80% in use,\n"
+    "                   sessions idle between commands are closed after 5 s\n"
+    "  --max-conn-per-client  connections from one non-loopback address (default: no limit)\n"
     "  --chaos RULE     fault injection, e.g. 'rcpt:550 5.1.1 no such user:match=bad@',\n"
     "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n"
     "  --allow-host     also answer web requests for this Host name (e.g. a compose\n"
@@ -49,7 +51,7 @@ typedef struct opts {
     unsigned smtp_port, http_port;
     const char *db, *cert, *key, *auth, *queue;
     int implicit;
-    unsigned long max_size, max_conn, idle;
+    unsigned long max_size, max_conn, idle, max_per_client;
     const char *rules[MAX_RULES];
     size_t n_rules;
 } opts;
@@ -154,6 +156,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--max-conn")) {
             if (parse_ulong(v, 1, 100000, &o->max_conn) < 0)
                 return bad("--max-conn wants 1..100000, not '%s'", v);
+        } else if (!strcmp(name, "--max-conn-per-client")) {
+            if (parse_ulong(v, 1, 100000, &o->max_per_client) < 0)
+                return bad("--max-conn-per-client wants 1..100000, not '%s'", v);
         } else if (!strcmp(name, "--idle-timeout")) {
             if (parse_ulong(v, 1, 86400, &o->idle) < 0)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
@@ -233,6 +238,7 @@ int inbox_main(int argc, char **argv)
         .tls_key = o.key,
         .tls_implicit = o.implicit,
         .max_conn = (unsigned)o.max_conn,
+        .max_per_client = (unsigned)o.max_per_client,
         .idle_timeout_s = (unsigned)o.idle,
         .store = st,
     };

@@ -43,6 +43,7 @@
 #define MAX_LOOPS 8
 #define STOP_GRACE_MS 2000
 #define LINGER_MS 500
+#define STRESS_IDLE_MS 5000 /* idle timeout between commands under stress */
 #define EVENTS 256
 
 int ib_server_fail(char *why, size_t whylen, const char *what, const char *detail)
@@ -129,6 +130,39 @@ static void set_events(conn *c, uint32_t ev)
     c->events = ev;
 }
 
+/* Per-address accounting (srv->lock held).  1: counted, 0: over the limit. */
+static int client_take(ib_server *srv, const char *ip)
+{
+    size_t i = 0;
+    for (; i < srv->n_clients; i++)
+        if (!strcmp(srv->clients[i].ip, ip))
+            break;
+    if (i < srv->n_clients) {
+        if (srv->clients[i].n >= srv->conf.max_per_client)
+            return 0;
+        srv->clients[i].n++;
+        return 1;
+    }
+    struct client_count *g = realloc(srv->clients, (srv->n_clients + 1) * sizeof *g);
+    if (!g)
+        return 0;
+    srv->clients = g;
+    snprintf(g[i].ip, sizeof g[i].ip, "%s", ip);
+    g[i].n = 1;
+    srv->n_clients++;
+    return 1;
+}
+
+static void client_give(ib_server *srv, const char *ip)
+{
+    for (size_t i = 0; i < srv->n_clients; i++)
+        if (!strcmp(srv->clients[i].ip, ip)) {
+            if (--srv->clients[i].n == 0)
+                srv->clients[i] = srv->clients[--srv->n_clients];
+            return;
+        }
+}
+
 static void conn_close(conn *c)
 {
     loop *lp = c->lp;
@@ -152,6 +186,8 @@ static void conn_close(conn *c)
     lp->grave = c;
     pthread_mutex_lock(&srv->lock);
     srv->active--;
+    if (c->ip[0])
+        client_give(srv, c->ip);
     pthread_mutex_unlock(&srv->lock);
 }
 
@@ -369,6 +405,43 @@ static void refuse(ib_server *srv, int fd)
     close(fd);
 }
 
+static void refuse_client(ib_server *srv, int fd)
+{
+    if (!srv->conf.tls_implicit) {
+        char msg[160];
+        int n = snprintf(msg, sizeof msg,
+                         "421 4.7.0 %s Error: too many connections from your address\r\n",
+                         srv->conf.smtpd.hostname);
+        if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+            /* the client is gone already */
+        }
+    }
+    close(fd);
+}
+
+static int is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(v6))
+            return 1;
+        if (IN6_IS_ADDR_V4MAPPED(v6))
+            return v6->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static void peer_ip(const struct sockaddr_storage *a, char *out, size_t len)
+{
+    const void *src = a->ss_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)a)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+    if (!inet_ntop(a->ss_family, src, out, (socklen_t)len))
+        snprintf(out, len, "?");
+}
+
 static void accept_all(loop *lp)
 {
     ib_server *srv = lp->srv;
@@ -384,15 +457,31 @@ static void accept_all(loop *lp)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
+        /* The peer's address, counted when it is not loopback (a compose
+         * network gives each service its own). */
+        char ip[64] = "";
+        if (srv->conf.max_per_client && !is_loopback(&peer))
+            peer_ip(&peer, ip, sizeof ip);
         pthread_mutex_lock(&srv->lock);
         int ok = !srv->stopping && srv->active < srv->conf.max_conn;
-        if (ok)
+        int per_client_ok = !ok || !ip[0] || client_take(srv, ip);
+        if (ok && per_client_ok)
             srv->active++;
         pthread_mutex_unlock(&srv->lock);
+        if (!per_client_ok) {
+            refuse_client(srv, fd);
+            continue;
+        }
         conn *c = ok ? calloc(1, sizeof *c) : NULL;
+        if (!c && ok && ip[0]) {
+            pthread_mutex_lock(&srv->lock);
+            client_give(srv, ip);
+            pthread_mutex_unlock(&srv->lock);
+        }
         if (c) {
             c->lp = lp;
             c->fd = fd;
+            snprintf(c->ip, sizeof c->ip, "%s", ip);
             format_addr(&peer, c->peer, sizeof c->peer);
             c->s = ib_smtpd_new(&srv->conf.smtpd, c->peer, srv->conf.tls_implicit);
             if (c->s && srv->conf.tls_implicit && ib_server_tls_accept(c) == 0)
@@ -400,6 +489,11 @@ static void accept_all(loop *lp)
             if (!c->s || (srv->conf.tls_implicit && !c->hs)) {
                 ib_server_tls_free(c);
                 ib_smtpd_free(c->s);
+                if (c->ip[0]) {
+                    pthread_mutex_lock(&srv->lock);
+                    client_give(srv, c->ip);
+                    pthread_mutex_unlock(&srv->lock);
+                }
                 free(c);
                 c = NULL;
             }
@@ -479,13 +573,21 @@ static int timers(loop *lp, int64_t *next_sweep)
     }
     if (now >= *next_sweep) { /* RFC 5321 4.5.3.2: the server's timeout */
         int64_t idle = (int64_t)lp->srv->conf.idle_timeout_s * 1000;
+        /* Under stress (over 80% of the slots in use), as Postfix's smtpd
+         * does: sessions idle between commands get a short timeout, so a
+         * client that leaked its connections cannot lock others out. */
+        pthread_mutex_lock(&lp->srv->lock);
+        int stressed = (uint64_t)lp->srv->active * 5 > (uint64_t)lp->srv->conf.max_conn * 4;
+        pthread_mutex_unlock(&lp->srv->lock);
+        int64_t stress_idle = idle < STRESS_IDLE_MS ? idle : STRESS_IDLE_MS;
         for (conn *c = lp->conns, *nx; c; c = nx) {
             nx = c->next;
             if (c->lingering && now - c->last_ms >= LINGER_MS) {
                 conn_close(c);
                 continue;
             }
-            if (c->parked != RUNNING || c->lingering || now - c->last_ms < idle)
+            int64_t limit = stressed && ib_smtpd_between_commands(c->s) ? stress_idle : idle;
+            if (c->parked != RUNNING || c->lingering || now - c->last_ms < limit)
                 continue;
             if (c->hs || c->events == EPOLLOUT) { /* nothing can be said: just hang up */
                 conn_close(c);
@@ -690,6 +792,7 @@ void ib_server_stop(ib_server *srv)
     for (unsigned i = 0; i < srv->n_storers; i++)
         pthread_join(srv->storers[i], NULL);
     free(srv->loops);
+    free(srv->clients);
     if (srv->lfd >= 0)
         close(srv->lfd);
     ib_server_tls_cleanup(srv);

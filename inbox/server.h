@@ -19,6 +19,7 @@ typedef struct ib_server_conf {
     int tls_implicit;        /* TLS from the first byte (RFC 8314) */
     unsigned max_conn;       /* 421 4.3.2 above it */
     unsigned idle_timeout_s; /* 421 4.4.2 after this long without input */
+    unsigned max_per_client; /* connections from one non-loopback address; 0: no limit */
     ib_store *store;
 } ib_server_conf;
 

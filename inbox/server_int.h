@@ -38,6 +38,7 @@ typedef struct conn {
     int64_t wake_ms; /* end of a chaos delay */
     int64_t stored_id;
     char peer[64];
+    char ip[64]; /* counted against max_per_client when non-empty */
 } conn;
 
 struct loop {
@@ -65,6 +66,11 @@ struct ib_server {
     pthread_mutex_t lock; /* everything below */
     pthread_cond_t work;  /* the store queue, or storers_stop */
     unsigned active;
+    struct client_count { /* connections per non-loopback address */
+        char ip[64];
+        unsigned n;
+    } *clients;
+    size_t n_clients;
     int stopping, storers_stop;
     conn *sq_head, *sq_tail;
     unsigned sq_n, n_storers, storers_idle;

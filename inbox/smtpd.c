@@ -422,6 +422,11 @@ void ib_smtpd_eof(ib_smtpd *s)
     s->st = S_DEAD;
 }
 
+int ib_smtpd_between_commands(const ib_smtpd *s)
+{
+    return s->st == S_CMD;
+}
+
 void ib_smtpd_timeout(ib_smtpd *s)
 {
     if (!s->closing)

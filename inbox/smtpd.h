@@ -58,6 +58,7 @@ ib_smtpd_want ib_smtpd_step(ib_smtpd *s);
 int ib_smtpd_feed(ib_smtpd *s, const void *p, size_t n);
 void ib_smtpd_eof(ib_smtpd *s);      /* the peer closed: no reply, CLOSE */
 void ib_smtpd_timeout(ib_smtpd *s);  /* idle: 421 4.4.2, then CLOSE */
+int ib_smtpd_between_commands(const ib_smtpd *s); /* not inside DATA or BDAT */
 void ib_smtpd_shutdown(ib_smtpd *s); /* server stopping: 421 4.3.2, CLOSE */
 
 /* Output: the bytes to send; ib_smtpd_sent() drops the first n of them. */

@@ -455,6 +455,78 @@ def test_idle_timeout():
         ib.stop()
 
 
+def test_leaked_connections_cannot_lock_others_out():
+    """A client holding every slot idle: under stress (over 80% in use) idle
+    sessions between commands are closed after a few seconds, so another
+    client is served well within 20 s (not after the 300 s idle timeout)."""
+    ib = Inbox("--max-conn", "10")
+    held = []
+    try:
+        for _ in range(10):
+            r = ib.raw()
+            expect(r.reply().startswith("220 "), "slot not given")
+            held.append(r)
+        refused = ib.raw()
+        expect(refused.reply().startswith("421 4.3.2 "), "11th connection not refused")
+        refused.close()
+        t0 = time.time()
+        served = None
+        while time.time() - t0 < 20 and served is None:
+            c = ib.raw()
+            first = c.reply()
+            if first.startswith("220 "):
+                served = c
+            else:
+                c.close()
+                time.sleep(0.5)
+        expect(served is not None, "no slot within 20 s")
+        waited = time.time() - t0
+        expect(waited < 15, "served after %.1f s" % waited)
+        served.send(b"EHLO b.test\r\n")
+        expect(served.reply().startswith("250"), "the new client cannot talk")
+        served.close()
+        told = sum(1 for r in held if r.closed(wait=1) and "421 4.4.2" in r.buf.decode(errors="replace"))
+        expect(told >= 1, "the idle sessions were not told 421 4.4.2")
+    finally:
+        for r in held:
+            r.close()
+        ib.stop()
+
+
+def test_busy_session_in_data_is_not_cut_under_stress():
+    """The short timeout is for sessions idle between commands; one that is
+    in the middle of its data keeps the normal idle timeout."""
+    ib = Inbox("--max-conn", "2")
+    try:
+        a, b = ib.raw(), ib.raw()
+        a.reply()
+        b.reply()
+        a.send(b"EHLO a.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n")
+        a.replies(4)
+        a.send(b"Subject: slow\r\n\r\nfirst part\r\n")
+        time.sleep(6.5)  # longer than the stress timeout
+        expect(b.closed(wait=0.5), "the idle session was not closed under stress")
+        a.send(b"second part\r\n.\r\n")
+        expect(a.reply().startswith("250 "), "the session in DATA was cut")
+        a.close()
+    finally:
+        ib.stop()
+
+
+def test_per_client_limit_spares_loopback():
+    """--max-conn-per-client counts non-loopback peers only (each service of a
+    compose network has its own address); loopback clients are not limited.
+    No non-loopback address is reachable here, so only the exemption runs."""
+    ib = Inbox("--max-conn-per-client", "1")
+    try:
+        conns = [ib.raw() for _ in range(3)]
+        for c in conns:
+            expect(c.reply().startswith("220 "), "a loopback client was limited")
+            c.close()
+    finally:
+        ib.stop()
+
+
 def test_messages_survive_restart_and_crash():
     path = dbpath("persist")
     ib = Inbox(db=path)
