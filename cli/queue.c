@@ -204,7 +204,42 @@ static const char *code_name(scalr_email_code c)
     return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "EUNKNOWN";
 }
 
-/* --jsonl: one message per line, streamed; one result line each. */
+/* --jsonl: one message per line, streamed; one result line each.  Lines
+ * are stored in transactions of up to BATCH messages (one fsync each), and
+ * a batch's results are printed once it is durable: memory stays bounded
+ * by the batch, whatever the file's length. */
+#define BATCH 1000
+
+typedef struct pending {
+    char **lines; /* JSON result lines of the open batch */
+    size_t n, stored;
+} pending;
+
+static void pending_flush(pending *p, const char *failure, size_t *bad)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (failure && strstr(p->lines[i], "\"id\":")) {
+            /* stored in the batch that was rolled back: not queued */
+            json_error_t je;
+            json_t *o = json_loads(p->lines[i], 0, &je);
+            json_t *line = o ? json_object_get(o, "line") : NULL;
+            printf("{\"line\":%lld,\"error\":", line ? (long long)json_integer_value(line) : 0LL);
+            json_t *m = json_string(failure);
+            char *t = json_dumps(m, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+            printf("%s,\"code\":\"ESTORE\"}\n", t ? t : "\"\"");
+            free(t);
+            json_decref(m);
+            json_decref(o);
+            (*bad)++;
+        } else {
+            puts(p->lines[i]);
+        }
+        free(p->lines[i]);
+    }
+    p->n = 0;
+    p->stored = 0;
+}
+
 static int add_jsonl(add_args *a, const char *env_file)
 {
     FILE *in = strcmp(a->jsonl, "-") ? fopen(a->jsonl, "rb") : stdin;
@@ -219,10 +254,13 @@ static int add_jsonl(add_args *a, const char *env_file)
     int status = open_queue(a->queue, &q);
     if (!status && scalr_email_config_get(env_file, "SMTP_FROM", &from, &err) != SCALR_EMAIL_OK)
         status = cli_report(&err);
+    pending p = {.lines = calloc(BATCH, sizeof(char *))};
+    if (!p.lines && !status)
+        status = EX_OSERR;
     char *line = NULL;
     size_t cap = 0, lineno = 0, bad = 0;
     ssize_t len;
-    int worst = 0;
+    int worst = 0, in_tx = 0;
     while (!status && (len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -246,18 +284,28 @@ static int add_jsonl(add_args *a, const char *env_file)
         } else {
             long long id = 0;
             int existed = 0;
-            scalr_email_code rc = scalr_email_queue_add(q, &it.m, from, &a->o, &id, &existed, &err);
+            scalr_email_code rc = SCALR_EMAIL_OK;
+            if (!in_tx && (rc = scalr_email_queue_begin(q, &err)) == SCALR_EMAIL_OK)
+                in_tx = 1;
+            if (rc == SCALR_EMAIL_OK)
+                rc = scalr_email_queue_add(q, &it.m, from, &a->o, &id, &existed, &err);
             if (rc == SCALR_EMAIL_OK) {
                 json_object_set_new(o, "id", json_integer(id));
                 json_object_set_new(o, "message_id", json_string(err.message_id));
                 if (existed)
                     json_object_set_new(o, "existed", json_true());
+                p.stored++;
             } else if (rc == SCALR_EMAIL_ESTORE || rc == SCALR_EMAIL_ENOMEM) {
-                /* The store itself failed: stop, say which line was not queued. */
+                /* The store itself failed: the open batch is rolled back. */
+                if (in_tx)
+                    scalr_email_queue_rollback(q);
+                in_tx = 0;
+                pending_flush(&p, err.message, &bad);
                 json_object_set_new(o, "error", json_string(err.message));
                 json_object_set_new(o, "code", json_string(code_name(rc)));
                 status = cli_exit_status(rc);
-                fprintf(stderr, "scalr-email: %s; lines from %zu on were not queued\n",
+                fprintf(stderr, "scalr-email: %s; the lines of the open batch and from %zu on "
+                                "were not queued\n",
                         err.message, lineno);
             } else {
                 json_object_set_new(o, "error", json_string(err.message));
@@ -268,18 +316,45 @@ static int add_jsonl(add_args *a, const char *env_file)
             }
         }
         char *text = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-        if (text)
-            puts(text);
-        free(text);
         json_decref(o);
         cli_item_free(&it);
+        if (!text) {
+            status = EX_OSERR;
+            break;
+        }
+        if (status) {
+            puts(text);
+            free(text);
+            break;
+        }
+        p.lines[p.n++] = text;
+        if (p.n == BATCH) {
+            if (in_tx && scalr_email_queue_commit(q, &err) != SCALR_EMAIL_OK) {
+                scalr_email_queue_rollback(q);
+                pending_flush(&p, err.message, &bad);
+                status = cli_report(&err);
+            } else {
+                pending_flush(&p, NULL, &bad);
+            }
+            in_tx = 0;
+        }
     }
+    if (in_tx) {
+        if (scalr_email_queue_commit(q, &err) != SCALR_EMAIL_OK) {
+            scalr_email_queue_rollback(q);
+            pending_flush(&p, err.message, &bad);
+            if (!status)
+                status = cli_report(&err);
+        }
+    }
+    pending_flush(&p, NULL, &bad);
     if (!status && ferror(in)) {
         fprintf(stderr, "scalr-email: reading %s: %s\n", a->jsonl, strerror(errno));
         status = EX_IOERR;
     }
     if (!status && bad)
         fprintf(stderr, "scalr-email: %zu of %zu lines were not queued\n", bad, lineno);
+    free(p.lines);
     free(line);
     free(from);
     if (in != stdin)

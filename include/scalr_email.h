@@ -348,6 +348,13 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
                                        const scalr_email_enqueue_opts *opts, long long *id,
                                        int *existed, scalr_email_error *err);
 
+/* Several adds in one transaction (a file of messages): they become
+ * durable, and visible to workers, together at commit; rollback drops
+ * them all.  Without begin, each add is its own transaction. */
+scalr_email_code scalr_email_queue_begin(scalr_email_queue *q, scalr_email_error *err);
+scalr_email_code scalr_email_queue_commit(scalr_email_queue *q, scalr_email_error *err);
+void scalr_email_queue_rollback(scalr_email_queue *q);
+
 /* One row, as status/list/show report it.  Strings live until the
  * callback returns. */
 typedef struct scalr_email_queue_item {

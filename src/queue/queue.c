@@ -535,3 +535,25 @@ scalr_email_code scalr_email_queue_depth(scalr_email_queue *q,
     se_qres_free(&r);
     return SCALR_EMAIL_OK;
 }
+
+scalr_email_code scalr_email_queue_begin(scalr_email_queue *q, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_begin: NULL argument");
+    return se_qstore_begin(q->st, err);
+}
+
+scalr_email_code scalr_email_queue_commit(scalr_email_queue *q, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_commit: NULL argument");
+    return se_qstore_commit(q->st, err);
+}
+
+void scalr_email_queue_rollback(scalr_email_queue *q)
+{
+    if (q)
+        se_qstore_abort(q->st, SCALR_EMAIL_OK);
+}

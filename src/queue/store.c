@@ -210,7 +210,10 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
         m->max_attempts ? QI(m->max_attempts) : QN,
     };
     se_qres r = {0};
-    scalr_email_code rc = begin(st, err);
+    /* Inside a caller's transaction (a batch), nothing to open or commit;
+     * on PostgreSQL the INSERT alone is atomic (and durable at its commit). */
+    int own = !st->in_tx && !st->drv->atomic_statements;
+    scalr_email_code rc = own ? begin(st, err) : SCALR_EMAIL_OK;
     if (rc == SCALR_EMAIL_OK)
         rc = X(st,
                "INSERT INTO scalr_email_queue (lane, tenant, provider, idempotency_key, mail_from, "
@@ -220,7 +223,7 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
                p, NP(p), &r, NULL, err);
     free(rcpt);
     if (rc != SCALR_EMAIL_OK)
-        return abort_tx(st, rc);
+        return own ? abort_tx(st, rc) : rc;
     if (r.rows) {
         *id = se_qres_int(&r, 0, 0);
     } else {
@@ -231,17 +234,17 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
                err);
         if (rc != SCALR_EMAIL_OK || !r.rows) {
             se_qres_free(&r);
-            return abort_tx(st, rc != SCALR_EMAIL_OK
-                                    ? rc
-                                    : se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE",
-                                              "queue %s: insert stored nothing", st->where));
+            if (rc == SCALR_EMAIL_OK)
+                rc = se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE", "queue %s: insert stored nothing",
+                             st->where);
+            return own ? abort_tx(st, rc) : rc;
         }
         *id = se_qres_int(&r, 0, 0);
         if (existed)
             *existed = 1;
     }
     se_qres_free(&r);
-    return commit(st, err);
+    return own ? commit(st, err) : SCALR_EMAIL_OK;
 }
 
 scalr_email_code se_qstore_register(se_qstore *st, const char *worker, scalr_email_error *err)

@@ -40,7 +40,8 @@ const char *se_qres_text(const se_qres *r, size_t row, size_t col); /* NULL: NUL
 
 typedef struct se_qdriver {
     const char *name;
-    int skip_locked; /* claims may say FOR UPDATE SKIP LOCKED */
+    int skip_locked;       /* claims may say FOR UPDATE SKIP LOCKED */
+    int atomic_statements; /* one statement needs no BEGIN (PostgreSQL autocommit) */
     scalr_email_code (*open)(se_qstore *st, const char *url, scalr_email_error *err);
     void (*close)(se_qstore *st);
     /* Run one statement.  res may be NULL when no rows are wanted; *changes

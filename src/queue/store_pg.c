@@ -15,11 +15,20 @@
 
 #define NOW_SQL "((extract(epoch from clock_timestamp()) * 1000)::bigint)"
 #define MAXP 16
+#define NCACHE 128
+
+/* Statements are prepared once per connection (named by their slot), keyed
+ * by the caller's SQL pointer: the queue's SQL is a fixed set of literals. */
+typedef struct pgh {
+    PGconn *c;
+    const char *cache[NCACHE];
+} pgh;
+#define CONN(st) (((pgh *)(st)->db)->c)
 
 static scalr_email_code fail(se_qstore *st, scalr_email_error *err, const char *what,
                              const PGresult *r)
 {
-    PGconn *c = st->db;
+    PGconn *c = st->db ? CONN(st) : NULL;
     const char *msg = r ? PQresultErrorMessage(r) : c ? PQerrorMessage(c) : "";
     char line[400];
     se_copy_line(line, sizeof line, msg, strlen(msg));
@@ -58,13 +67,36 @@ static char *rewrite(const char *sql)
 static scalr_email_code pg_exec(se_qstore *st, const char *sql, const se_qval *p, int np,
                                 se_qres *res, int64_t *changes, scalr_email_error *err)
 {
-    PGconn *c = st->db;
+    pgh *h = st->db;
+    PGconn *c = h->c;
     if (res)
         memset(res, 0, sizeof *res);
     if (np > MAXP)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "too many parameters");
-    char *text = rewrite(sql);
-    if (!text)
+    /* The slot of this statement, prepared on first use. */
+    size_t slot = ((size_t)sql >> 4) % NCACHE;
+    for (size_t i = 0; i < NCACHE && h->cache[slot] && h->cache[slot] != sql; i++)
+        slot = (slot + 1) % NCACHE;
+    char name[16];
+    snprintf(name, sizeof name, "se%zu", slot);
+    int cached = h->cache[slot] == sql;
+    if (!cached && !h->cache[slot]) {
+        char *text = rewrite(sql);
+        if (!text)
+            return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+        PGresult *pr = PQprepare(c, name, text, 0, NULL);
+        free(text);
+        if (PQresultStatus(pr) != PGRES_COMMAND_OK) {
+            scalr_email_code rc = fail(st, err, "preparing a statement", pr);
+            PQclear(pr);
+            return rc;
+        }
+        PQclear(pr);
+        h->cache[slot] = sql;
+        cached = 1;
+    }
+    char *text = cached ? NULL : rewrite(sql); /* cache full: unnamed, parsed each time */
+    if (!cached && !text)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
     const char *vals[MAXP];
     int lens[MAXP], fmts[MAXP];
@@ -86,7 +118,8 @@ static scalr_email_code pg_exec(se_qstore *st, const char *sql, const se_qval *p
             break;
         }
     }
-    PGresult *r = PQexecParams(c, text, np, NULL, vals, lens, fmts, 0);
+    PGresult *r = cached ? PQexecPrepared(c, name, np, vals, lens, fmts, 0)
+                         : PQexecParams(c, text, np, NULL, vals, lens, fmts, 0);
     free(text);
     ExecStatusType s = PQresultStatus(r);
     if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
@@ -155,7 +188,7 @@ static scalr_email_code pg_exec(se_qstore *st, const char *sql, const se_qval *p
 
 static scalr_email_code simple(se_qstore *st, const char *sql, scalr_email_error *err)
 {
-    PGresult *r = PQexec(st->db, sql);
+    PGresult *r = PQexec(CONN(st), sql);
     scalr_email_code rc = SCALR_EMAIL_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         rc = fail(st, err, sql, r);
@@ -173,8 +206,8 @@ static scalr_email_code pg_commit(se_qstore *st, scalr_email_error *err)
 }
 static void pg_rollback(se_qstore *st)
 {
-    if (PQtransactionStatus(st->db) != PQTRANS_IDLE)
-        PQclear(PQexec(st->db, "ROLLBACK"));
+    if (PQtransactionStatus(CONN(st)) != PQTRANS_IDLE)
+        PQclear(PQexec(CONN(st), "ROLLBACK"));
 }
 
 static int drain(PGconn *c)
@@ -190,7 +223,7 @@ static int drain(PGconn *c)
 
 static scalr_email_code pg_wait(se_qstore *st, int64_t timeout_ms, scalr_email_error *err)
 {
-    PGconn *c = st->db;
+    PGconn *c = CONN(st);
     if (!PQconsumeInput(c))
         return fail(st, err, "waiting for work", NULL);
     if (drain(c))
@@ -208,7 +241,10 @@ static scalr_email_code pg_wait(se_qstore *st, int64_t timeout_ms, scalr_email_e
 
 static void pg_close(se_qstore *st)
 {
-    PQfinish(st->db);
+    pgh *h = st->db;
+    if (h)
+        PQfinish(h->c);
+    free(h);
     st->db = NULL;
 }
 
@@ -240,12 +276,16 @@ static scalr_email_code pg_open(se_qstore *st, const char *url, scalr_email_erro
         return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
     const char *keys[] = {"dbname", "connect_timeout", NULL};
     const char *vals[] = {url, "10", NULL};
-    st->db = PQconnectdbParams(keys, vals, 1);
-    if (!st->db)
+    pgh *h = calloc(1, sizeof *h);
+    if (!h)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
-    if (PQstatus(st->db) != CONNECTION_OK)
+    st->db = h;
+    h->c = PQconnectdbParams(keys, vals, 1);
+    if (!h->c)
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+    if (PQstatus(h->c) != CONNECTION_OK)
         return fail(st, err, "connecting", NULL);
-    PQsetNoticeReceiver(st->db, quiet, NULL);
+    PQsetNoticeReceiver(h->c, quiet, NULL);
     scalr_email_code rc = simple(st, "SET client_min_messages = warning", err);
     if (rc == SCALR_EMAIL_OK)
         rc = simple(st, "LISTEN scalr_email_queue", err);
@@ -304,6 +344,7 @@ static const char *const schema[] = {
 const se_qdriver se_qdriver_pg = {
     .name = "postgresql",
     .skip_locked = 1,
+    .atomic_statements = 1,
     .open = pg_open,
     .close = pg_close,
     .exec = pg_exec,

@@ -21,7 +21,7 @@
 #include "queue/store_int.h"
 
 #define MAX_LANES 64
-#define CLAIM_BATCH 2 /* small: a new transactional message never waits long */
+#define CLAIM_BATCH 4 /* small: a new transactional message never waits long */
 
 typedef struct lane lane;
 
@@ -32,6 +32,10 @@ typedef struct worker {
     const char *provider;
     char id[160];
     pthread_mutex_t mu; /* events, rate, sessions in use, the fatal error */
+    /* Writes of this worker's threads take turns here rather than in
+     * SQLite's busy handler, which sleeps in steps of milliseconds. */
+    pthread_mutex_t db_mu;
+    int serialize; /* SQLite: one writer at a time anyway */
     double next_send;   /* rate limit: monotonic seconds */
     double rate;        /* current rate (lowered after throttling) */
     int drained;
@@ -67,6 +71,16 @@ static void sleep_ms(double ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
     nanosleep(&ts, NULL);
 }
+
+#define DB(w, call)                                                                                \
+    ({                                                                                             \
+        if ((w)->serialize)                                                                        \
+            pthread_mutex_lock(&(w)->db_mu);                                                       \
+        scalr_email_code db_rc_ = (call);                                                          \
+        if ((w)->serialize)                                                                        \
+            pthread_mutex_unlock(&(w)->db_mu);                                                     \
+        db_rc_;                                                                                    \
+    })
 
 /* Test-only: SIGKILL this process at a named step, so the crash tests can
  * check what survives.  Does nothing unless the variable names the step. */
@@ -141,7 +155,7 @@ static int before_eod(void *arg, scalr_email_error *err)
 {
     lane *l = arg;
     crash_point(l->w, "before_eod");
-    scalr_email_code rc = se_qstore_inflight(l->st, l->w->id, l->row_id, err);
+    scalr_email_code rc = DB(l->w, se_qstore_inflight(l->st, l->w->id, l->row_id, err));
     return rc != SCALR_EMAIL_OK;
 }
 
@@ -255,12 +269,12 @@ static void process(lane *l, const se_qrow *row)
         } else if (is_provider_fault(&e)) {
             /* Every message would fail the same way: hold the provider, do
              * not burn this message's attempts. */
-            if (se_qstore_provider_hold(l->st, w->provider, e.message, &ferr) != SCALR_EMAIL_OK)
+            if (DB(l->w, se_qstore_provider_hold(l->st, w->provider, e.message, &ferr)) != SCALR_EMAIL_OK)
                 fatal(w, &ferr);
             outcome = "released";
         } else if (is_throttle(&e)) {
             int64_t pause = w->o.backoff_base_ms * 2;
-            if (se_qstore_provider_pause(l->st, w->provider, pause, e.message, &ferr) !=
+            if (DB(l->w, se_qstore_provider_pause(l->st, w->provider, pause, e.message, &ferr)) !=
                 SCALR_EMAIL_OK)
                 fatal(w, &ferr);
             pthread_mutex_lock(&w->mu);
@@ -290,7 +304,7 @@ static void process(lane *l, const se_qrow *row)
         .server_text = e.server_text,
         .message = e.message,
     };
-    scalr_email_code rc = se_qstore_finish(l->st, w->id, row->id, &a, delay, &ferr);
+    scalr_email_code rc = DB(l->w, se_qstore_finish(l->st, w->id, row->id, &a, delay, &ferr));
     if (rc != SCALR_EMAIL_OK && !strstr(ferr.message, "lease lost"))
         fatal(w, &ferr);
     crash_point(w, "after_mark");
@@ -320,8 +334,8 @@ static void *lane_main(void *arg)
     while (!w->q->stop && !w->drained && w->fatal == SCALR_EMAIL_OK) {
         se_qrow *rows = NULL;
         size_t n = 0;
-        if (se_qstore_claim(l->st, w->id, w->provider, CLAIM_BATCH, w->o.lease_ms, &rows, &n,
-                            &e) != SCALR_EMAIL_OK) {
+        if (DB(l->w, se_qstore_claim(l->st, w->id, w->provider, CLAIM_BATCH, w->o.lease_ms, &rows, &n,
+                            &e)) != SCALR_EMAIL_OK) {
             fatal(w, &e);
             break;
         }
@@ -348,7 +362,7 @@ static void *lane_main(void *arg)
         /* Stopping: what this lane claimed but did not try goes back. */
         for (; i < n; i++) {
             const se_qattempt a = {.outcome = "released", .message = "the worker stopped"};
-            se_qstore_finish(l->st, w->id, rows[i].id, &a, 0, &e);
+            DB(l->w, se_qstore_finish(l->st, w->id, rows[i].id, &a, 0, &e));
         }
         se_qrow_free(rows, n);
     }
@@ -369,20 +383,20 @@ static void keep(worker *w, se_qstore *st)
     for (;;) {
         double now = mono();
         if (now - last_beat >= beat) {
-            if (se_qstore_heartbeat(st, w->id, w->o.lease_ms, &e) != SCALR_EMAIL_OK)
+            if (DB(w, se_qstore_heartbeat(st, w->id, w->o.lease_ms, &e)) != SCALR_EMAIL_OK)
                 fatal(w, &e);
             last_beat = now;
         }
         if (now - last_reap >= beat) {
             size_t n = 0;
-            if (se_qstore_reap(st, w->o.lease_ms, w->o.on_ambiguous_hold, &n, &e) !=
+            if (DB(w, se_qstore_reap(st, w->o.lease_ms, w->o.on_ambiguous_hold, &n, &e)) !=
                 SCALR_EMAIL_OK)
                 fatal(w, &e);
             last_reap = now;
         }
         if (now - last_prune >= 60) {
             size_t n = 0;
-            if (se_qstore_prune(st, w->o.retention_ms, &n, &e) != SCALR_EMAIL_OK)
+            if (DB(w, se_qstore_prune(st, w->o.retention_ms, &n, &e)) != SCALR_EMAIL_OK)
                 fatal(w, &e);
             last_prune = now;
         }
@@ -454,6 +468,8 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     snprintf(w->id, sizeof w->id, "%s:%d:%02x%02x%02x%02x", host, (int)getpid(), rnd[0], rnd[1],
              rnd[2], rnd[3]);
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->db_mu, NULL);
+    w->serialize = !strncmp(q->url, "sqlite:", 7);
     pthread_cond_init(&w->lanes_done, NULL);
     scalr_email_code rc = SCALR_EMAIL_OK;
     se_qstore *keeper = NULL;
@@ -505,6 +521,7 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     free(w->lanes);
     pthread_cond_destroy(&w->lanes_done);
     pthread_mutex_destroy(&w->mu);
+    pthread_mutex_destroy(&w->db_mu);
     free(w);
     return rc;
 }
