@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* strcasestr */
 /* The one place where library outcomes become exit codes and messages. */
 #include <stdio.h>
 #include <string.h>
@@ -50,7 +51,11 @@ int cli_report(const scalr_email_error *err)
             snprintf(reply, sizeof reply, " [server said: %d%s%s %s]", err->smtp_code,
                      err->enhanced[0] ? " " : "", err->enhanced, err->server_text);
     }
-    fprintf(stderr, "scalr-email: %s%s (%s)\n", err->message, reply,
-            scalr_email_strerror(err->code));
+    /* The kind of failure in parentheses, unless the message says it already. */
+    const char *kind = scalr_email_strerror(err->code);
+    if (strcasestr(err->message, kind))
+        fprintf(stderr, "scalr-email: %s%s\n", err->message, reply);
+    else
+        fprintf(stderr, "scalr-email: %s%s (%s)\n", err->message, reply, kind);
     return cli_exit_status(err->code);
 }

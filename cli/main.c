@@ -9,22 +9,68 @@
 #include "inbox.h"
 #endif
 
-static const char usage[] =
+static const char send_usage[] =
     "usage: scalr-email send --to ADDR [--to ADDR ...] --subject TEXT\n"
     "                        [--body TEXT | --body-file PATH] [--html TEXT | --html-file PATH]\n"
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
     "                        [--print] [-v]\n"
-    "       scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [-v] FILE\n"
-    "       scalr-email check [--env-file PATH] [-v]\n"
-    "       scalr-email queue add|work|status|list|show|retry|cancel|hold|release|purge ...\n"
-    "       scalr-email --help | --version\n"
     "\n"
-    "The body is read from standard input when neither --body nor --body-file is given.\n"
-    "send-batch reads one JSON message per line (FILE, or '-' for standard input) and prints\n"
-    "one JSON result per message.\n"
+    "Send one message.  The body is read from standard input when neither --body nor\n"
+    "--body-file is given.  --print writes the composed message instead of sending it.\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
-    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT and SMTP_HELO_NAME (see `man scalr-email`).\n";
+    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT and SMTP_HELO_NAME\n"
+    "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
+
+static const char batch_usage[] =
+    "usage: scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [-v] FILE\n"
+    "\n"
+    "Send one JSON message per line of FILE ('-': standard input) over K connections,\n"
+    "at most N messages a second; prints one JSON result per message, with its line.\n";
+
+static const char check_usage[] =
+    "usage: scalr-email check [--env-file PATH] [-v]\n"
+    "\n"
+    "Connect, negotiate TLS and authenticate with the SMTP_* configuration, send nothing,\n"
+    "and say what the server offers.\n";
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary; /* one line for `scalr-email --help` */
+    const char *usage;   /* NULL: the command answers --help itself */
+} command;
+
+#ifdef SCALR_EMAIL_INBOX
+static int run_inbox(int argc, char **argv)
+{
+    return inbox_main(argc, argv);
+}
+#endif
+
+/* Adding a subcommand is one entry here. */
+static const command commands[] = {
+    {"send", cli_send, "send one message", send_usage},
+    {"send-batch", cli_send_batch, "send many messages, one JSON line each", batch_usage},
+    {"check", cli_check, "check the SMTP configuration without sending", check_usage},
+    {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
+#ifdef SCALR_EMAIL_INBOX
+    {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},
+#endif
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int top_help(void)
+{
+    puts("usage: scalr-email COMMAND [OPTIONS]   (scalr-email COMMAND --help for its options)\n");
+    puts("commands:");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        printf("  %-11s %s\n", commands[i].name, commands[i].summary);
+    puts("\n  --help      this text\n  --version   the version\n");
+    puts("Configuration comes from the SMTP_* environment variables or --env-file (see `man\n"
+         "scalr-email` and the README).");
+    return EX_OK;
+}
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -46,27 +92,24 @@ void cli_trace(void *arg, char dir, const char *line, size_t len)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("missing command: send, send-batch or check");
+        return cli_usage_error("missing command: send, send-batch, check, queue or inbox");
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
-        return EX_OK;
-    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        return top_help();
     if (!strcmp(cmd, "--version")) {
         printf("scalr-email %s\n", SCALR_EMAIL_VERSION);
         return EX_OK;
     }
-    if (!strcmp(cmd, "send"))
-        return cli_send(argc - 1, argv + 1);
-    if (!strcmp(cmd, "send-batch"))
-        return cli_send_batch(argc - 1, argv + 1);
-    if (!strcmp(cmd, "check"))
-        return cli_check(argc - 1, argv + 1);
-    if (!strcmp(cmd, "queue"))
-        return cli_queue(argc - 1, argv + 1);
-#ifdef SCALR_EMAIL_INBOX
-    if (!strcmp(cmd, "inbox"))
-        return inbox_main(argc - 1, argv + 1);
-#endif
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(cmd, commands[i].name))
+            continue;
+        if (commands[i].usage)
+            for (int k = 2; k < argc && strcmp(argv[k], "--"); k++)
+                if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+                    fputs(commands[i].usage, stdout);
+                    return EX_OK;
+                }
+        return commands[i].run(argc - 1, argv + 1);
+    }
     return cli_usage_error("unknown command '%s'", cmd);
 }

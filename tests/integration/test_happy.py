@@ -207,6 +207,36 @@ class MultipleRecipients(H.CliTest):
 
 
 class Misc(H.CliTest):
+    def test_every_subcommand_answers_help(self):
+        for cmd in ("send", "send-batch", "check", "queue", "inbox"):
+            for flag in ("--help", "-h"):
+                rc, out, err = H.run_cli([cmd, flag], H.base_env())
+                self.assertEqual(rc, 0, (cmd, flag, err))
+                self.assertTrue(out.startswith("usage: scalr-email " + cmd), (cmd, out[:80]))
+                self.assertEqual(err, "", cmd)
+        # --help wins wherever it stands among a command's options
+        rc, out, err = H.run_cli(["send", "--to", "a@example.com", "--help"], H.base_env())
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith("usage: scalr-email send"))
+
+    def test_top_level_help_lists_every_subcommand(self):
+        rc, out, err = H.run_cli(["--help"], H.base_env())
+        self.assertEqual(rc, 0, err)
+        listed = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.strip()]
+        for cmd in ("send", "send-batch", "check", "queue", "inbox"):
+            self.assertIn(cmd, listed)
+
+    def test_not_configured_is_said_once(self):
+        env = H.base_env()
+        for k in list(env):
+            if k.startswith("SMTP_"):
+                del env[k]
+        rc, out, err = H.run_cli(["send", "--to", "a@example.com", "--subject", "s", "--body", "b"],
+                                 env)
+        self.assertEqual(rc, 78)
+        self.assertEqual(err.count("not configured"), 1, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
     def test_help_and_version(self):
         rc, out, err = H.run_cli(["--version"], H.base_env())
         self.assertEqual(rc, 0, err)

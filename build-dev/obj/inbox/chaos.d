@@ -1,0 +1,2 @@
+build-dev/obj/inbox/chaos.o: inbox/chaos.c inbox/chaos.h
+inbox/chaos.h:
