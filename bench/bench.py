@@ -904,6 +904,14 @@ def main():
         out += "Not measured: %s\n" % e
     (BENCH / "RESULTS.md").write_text(out)
 
+    # send-batch's memory by batch length (issue 14), between markers.
+    try:
+        import batch_memory
+        batch_memory.write_results(batch_memory.section(batch_memory.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## send-batch memory\n\nNot measured: %s\n" % e)
+
     # The durable queue (issue 9): its own section, between markers.
     try:
         import queue_bench

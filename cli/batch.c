@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,20 @@
 
 typedef cli_item item;
 
+/* Lines in flight, by message index: a ring far larger than the batch's
+ * window (about two messages per connection, at most 256 connections). */
+#define RING 4096
+
 typedef struct run {
-    item *items;
-    size_t n_items, n_msgs, done;
-    size_t *msg_item; /* batch index -> item */
-    int worst;        /* exit status so far */
-    int progress;     /* stderr is a terminal */
+    FILE *in;
+    size_t lineno;
+    char *buf;
+    size_t cap;
+    int read_error;
+    size_t ring[RING]; /* message index -> its line */
+    size_t done;
+    int worst;    /* exit status so far */
+    int progress; /* stderr is a terminal */
 } run;
 
 static const char *const code_names[] = {
@@ -91,56 +100,63 @@ static void print_result(run *r, size_t line, const scalr_email_error *e, const 
     free(s);
     json_decref(o);
     r->done++;
-    if (r->progress) {
-        size_t total = r->n_items, w = 30, fill = total ? r->done * w / total : w;
-        char bar[31];
-        memset(bar, '#', fill);
-        memset(bar + fill, '.', w - fill);
-        bar[w] = '\0';
-        fprintf(stderr, "\r[%s] %zu/%zu", bar, r->done, total);
-        if (r->done == total)
-            fputc('\n', stderr);
-    }
+    if (r->progress && (r->done % 100 == 0))
+        fprintf(stderr, "\r%zu done", r->done);
 }
 
 static void on_result(void *arg, size_t index, const scalr_email_error *e)
 {
     run *r = arg;
-    print_result(r, r->items[r->msg_item[index]].line, e, NULL);
+    print_result(r, r->ring[index % RING], e, NULL);
 }
 
-static int read_items(FILE *f, run *r)
+/* The source: the next line that is a message.  Malformed lines are
+ * answered here and skipped (nothing of them is sent).  Called one at a
+ * time, as on_result is, so the output lines never interleave. */
+static int next_message(void *arg, size_t index, const scalr_email_message **msg)
 {
-    char *line = NULL;
-    size_t cap = 0, lineno = 0, alloc = 0;
+    run *r = arg;
     ssize_t len;
     errno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
+    while ((len = getline(&r->buf, &r->cap, r->in)) >= 0) {
+        r->lineno++;
         size_t n = (size_t)len;
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        while (n && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
             n--;
         size_t sp = 0;
-        while (sp < n && (line[sp] == ' ' || line[sp] == '\t'))
+        while (sp < n && (r->buf[sp] == ' ' || r->buf[sp] == '\t'))
             sp++;
         if (sp == n)
             continue; /* blank lines are not messages */
-        if (r->n_items == alloc) {
-            alloc = alloc ? alloc * 2 : 64;
-            item *v = realloc(r->items, alloc * sizeof *v);
-            if (!v) {
-                free(line);
-                return -1;
-            }
-            r->items = v;
+        item *it = calloc(1, sizeof *it);
+        if (!it) {
+            r->read_error = ENOMEM;
+            return 0;
         }
-        item *it = &r->items[r->n_items++];
-        memset(it, 0, sizeof *it);
-        it->line = lineno;
-        cli_item_parse(it, line, n);
+        it->line = r->lineno;
+        cli_item_parse(it, r->buf, n);
+        if (it->why[0]) {
+            print_result(r, it->line, NULL, it->why);
+            cli_item_free(it);
+            free(it);
+            continue;
+        }
+        r->ring[index % RING] = it->line;
+        *msg = &it->m;
+        return 1;
     }
-    free(line);
-    return ferror(f) ? -1 : 0;
+    if (ferror(r->in))
+        r->read_error = errno ? errno : EIO;
+    return 0;
+}
+
+static void release_message(void *arg, size_t index, const scalr_email_message *msg)
+{
+    (void)arg;
+    (void)index;
+    item *it = (item *)((char *)msg - offsetof(item, m));
+    cli_item_free(it);
+    free(it);
 }
 
 static const struct option opts[] = {
@@ -197,42 +213,31 @@ int cli_send_batch(int argc, char **argv)
         scalr_email_client_free(client);
         return EX_NOINPUT;
     }
-    run r = {.progress = isatty(2)};
+    run *r = calloc(1, sizeof *r);
     int status = EX_OK;
-    if (read_items(f, &r) < 0) {
-        fprintf(stderr, "scalr-email: cannot read %s: %s\n", path, strerror(errno ? errno : EIO));
-        status = EX_IOERR;
+    if (!r) {
+        fputs("scalr-email: out of memory\n", stderr);
+        status = EX_OSERR;
+    } else {
+        r->in = f;
+        r->progress = isatty(2);
+        scalr_email_batch_opts o = {
+            .connections = (unsigned)k, .rate = rate, .on_result = on_result, .on_result_arg = r};
+        const scalr_email_source src = {
+            .next = next_message, .release = release_message, .arg = r};
+        scalr_email_client_send_stream(client, &src, &o, &err);
+        if (r->progress && r->done)
+            fprintf(stderr, "\r%zu done\n", r->done);
+        status = r->worst;
+        if (r->read_error) {
+            fprintf(stderr, "scalr-email: cannot read %s: %s\n", path, strerror(r->read_error));
+            status = r->read_error == ENOMEM ? EX_OSERR : EX_IOERR;
+        }
+        free(r->buf);
+        free(r);
     }
     if (f != stdin)
         fclose(f);
-
-    scalr_email_message *msgs = calloc(r.n_items + 1, sizeof *msgs);
-    r.msg_item = calloc(r.n_items + 1, sizeof *r.msg_item);
-    if (!status && (!msgs || !r.msg_item)) {
-        fputs("scalr-email: out of memory\n", stderr);
-        status = EX_OSERR;
-    }
-    if (!status) {
-        /* Malformed lines are answered first: nothing of them is sent. */
-        for (size_t i = 0; i < r.n_items; i++) {
-            if (r.items[i].why[0]) {
-                print_result(&r, r.items[i].line, NULL, r.items[i].why);
-            } else {
-                r.msg_item[r.n_msgs] = i;
-                msgs[r.n_msgs++] = r.items[i].m;
-            }
-        }
-        scalr_email_batch_opts o = {
-            .connections = (unsigned)k, .rate = rate, .on_result = on_result, .on_result_arg = &r};
-        if (r.n_msgs)
-            scalr_email_client_send_batch(client, msgs, r.n_msgs, &o, NULL, &err);
-        status = r.worst;
-    }
-    for (size_t i = 0; i < r.n_items; i++)
-        cli_item_free(&r.items[i]);
-    free(r.items);
-    free(r.msg_item);
-    free(msgs);
     scalr_email_client_free(client);
     return status;
 }

@@ -253,6 +253,7 @@ typedef struct scalr_email_batch_opts {
      * the batch's threads, never two at a time; index is into msgs. */
     void (*on_result)(void *arg, size_t index, const scalr_email_error *result);
     void *on_result_arg;
+    size_t expected; /* messages known to come (caps the connections); 0: unknown */
 } scalr_email_batch_opts;
 
 /* Send n messages over up to opts->connections pooled connections.  On
@@ -270,6 +271,27 @@ scalr_email_code scalr_email_client_send_batch(scalr_email_client *client,
                                                const scalr_email_message *msgs, size_t n,
                                                const scalr_email_batch_opts *opts,
                                                scalr_email_error *results, scalr_email_error *err);
+
+/* Where a stream of messages comes from.  next() fills *msg with message
+ * number index (0, 1, 2, ...) and returns 1, or returns 0 at the end; the
+ * message's strings must stay valid until release() is called for that
+ * index (right after it is composed; release may be NULL).  Both are
+ * called one at a time, never concurrently, from the batch's threads. */
+typedef struct scalr_email_source {
+    int (*next)(void *arg, size_t index, const scalr_email_message **msg);
+    void (*release)(void *arg, size_t index, const scalr_email_message *msg);
+    void *arg;
+} scalr_email_source;
+
+/* scalr_email_client_send_batch for messages read one at a time: at most
+ * about two messages per connection are in memory, however many the
+ * source yields; each outcome goes to opts->on_result with its index.
+ * Returns OK when every message was accepted; otherwise the code of the
+ * first failure (by index), err saying how many failed. */
+scalr_email_code scalr_email_client_send_stream(scalr_email_client *client,
+                                                const scalr_email_source *src,
+                                                const scalr_email_batch_opts *opts,
+                                                scalr_email_error *err);
 
 /* Compose msg into the exact bytes that would be sent (CRLF line endings,
  * not dot-stuffed) without sending anything.  default_from is used when

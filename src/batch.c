@@ -16,17 +16,17 @@
 
 typedef struct batch {
     scalr_email_client *c;
-    const scalr_email_message *msgs;
-    size_t n;
+    const scalr_email_source *src; /* messages are read one at a time */
+    int eof;
     const scalr_email_batch_opts *o;
-    scalr_email_error *results;
     unsigned tries;
-    pthread_mutex_t lock; /* next, next_slot, failed, first_failed, on_result */
+    pthread_mutex_t lock; /* the source, next, next_slot, failed, first_failed, on_result */
     size_t next;
     long long next_slot; /* rate limit: earliest start of the next message (ms) */
     long long interval;  /* ms between messages, 0: no limit */
     size_t failed;
     size_t first_failed;
+    scalr_email_code first_code;
 } batch;
 
 static void sleep_ms(long long ms)
@@ -38,21 +38,31 @@ static void sleep_ms(long long ms)
         ;
 }
 
+/* The next message from the source (b->lock held); 0 at its end. */
+static int take(batch *b, size_t *index, const scalr_email_message **msg)
+{
+    if (b->eof)
+        return 0;
+    if (!b->src->next(b->src->arg, b->next, msg)) {
+        b->eof = 1;
+        return 0;
+    }
+    *index = b->next++;
+    return 1;
+}
+
 /* Claim the next message and its start time: a token bucket of depth one
  * across every connection (at most `rate` starts in any second). */
-static int claim(batch *b, size_t *index)
+static int claim(batch *b, size_t *index, const scalr_email_message **msg)
 {
     long long wait = 0;
     pthread_mutex_lock(&b->lock);
-    int ok = b->next < b->n;
-    if (ok) {
-        *index = b->next++;
-        if (b->interval) {
-            long long now = se_pool_now_ms();
-            long long slot = b->next_slot > now ? b->next_slot : now;
-            b->next_slot = slot + b->interval;
-            wait = slot - now;
-        }
+    int ok = take(b, index, msg);
+    if (ok && b->interval) {
+        long long now = se_pool_now_ms();
+        long long slot = b->next_slot > now ? b->next_slot : now;
+        b->next_slot = slot + b->interval;
+        wait = slot - now;
     }
     pthread_mutex_unlock(&b->lock);
     sleep_ms(wait);
@@ -62,10 +72,10 @@ static int claim(batch *b, size_t *index)
 static void report(batch *b, size_t i, scalr_email_code rc, const scalr_email_error *e)
 {
     pthread_mutex_lock(&b->lock);
-    if (rc != SCALR_EMAIL_OK && (b->failed++ == 0 || i < b->first_failed))
+    if (rc != SCALR_EMAIL_OK && (b->failed++ == 0 || i < b->first_failed)) {
         b->first_failed = i;
-    if (b->results)
-        b->results[i] = *e;
+        b->first_code = rc;
+    }
     if (b->o && b->o->on_result)
         b->o->on_result(b->o->on_result_arg, i, e);
     pthread_mutex_unlock(&b->lock);
@@ -97,27 +107,30 @@ static int next_job(batch *b, job *j, int now)
 {
     for (;;) {
         size_t i;
+        const scalr_email_message *msg = NULL;
         if (now) {
             pthread_mutex_lock(&b->lock);
             long long t = se_pool_now_ms();
-            int ok = b->next < b->n && (!b->interval || b->next_slot <= t);
-            if (ok) {
-                i = b->next++;
-                if (b->interval)
-                    b->next_slot = (b->next_slot > t ? b->next_slot : t) + b->interval;
-            }
+            int ok = (!b->interval || b->next_slot <= t) && take(b, &i, &msg);
+            if (ok && b->interval)
+                b->next_slot = (b->next_slot > t ? b->next_slot : t) + b->interval;
             pthread_mutex_unlock(&b->lock);
             if (!ok)
                 return 0;
-        } else if (!claim(b, &i)) {
+        } else if (!claim(b, &i, &msg)) {
             return 0;
         }
         memset(j, 0, sizeof *j);
         j->index = i;
         scalr_email_error e;
         se_error_clear(&e);
-        scalr_email_code rc =
-            se_compose(&b->msgs[i], b->c->s.from, &se_client_compose_opts, &j->comp, &e);
+        /* Composed (copied) here; then the source may forget the message. */
+        scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
+        if (b->src->release) {
+            pthread_mutex_lock(&b->lock);
+            b->src->release(b->src->arg, i, msg);
+            pthread_mutex_unlock(&b->lock);
+        }
         if (rc == SCALR_EMAIL_OK)
             return 1;
         e.code = rc;
@@ -232,17 +245,17 @@ static void *worker(void *arg)
     return NULL;
 }
 
-scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
-                                               const scalr_email_message *msgs, size_t n,
-                                               const scalr_email_batch_opts *opts,
-                                               scalr_email_error *results, scalr_email_error *err)
+scalr_email_code scalr_email_client_send_stream(scalr_email_client *c,
+                                                const scalr_email_source *src,
+                                                const scalr_email_batch_opts *opts,
+                                                scalr_email_error *err)
 {
     se_error_clear(err);
-    if (!c || (!msgs && n))
-        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_batch: NULL argument");
+    if (!c || !src || !src->next)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_stream: NULL argument");
     if (opts && !(opts->rate >= 0 && opts->rate <= 1e6))
-        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "send_batch: rate out of range");
-    batch b = {.c = c, .msgs = msgs, .n = n, .o = opts, .results = results};
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "send_stream: rate out of range");
+    batch b = {.c = c, .src = src, .o = opts};
     b.tries = opts && opts->max_tries ? opts->max_tries : DEFAULT_TRIES;
     if (opts && opts->rate > 0) {
         b.interval = (long long)(1000.0 / opts->rate + 0.5);
@@ -252,8 +265,8 @@ scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
     unsigned k = opts && opts->connections ? opts->connections : 1;
     if (k > MAX_CONNECTIONS)
         k = MAX_CONNECTIONS;
-    if (k > n)
-        k = n ? (unsigned)n : 1;
+    if (opts && opts->expected && k > opts->expected)
+        k = (unsigned)opts->expected;
     if (pthread_mutex_init(&b.lock, NULL) != 0)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "cannot create a mutex");
 
@@ -271,8 +284,50 @@ scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
 
     if (!b.failed)
         return SCALR_EMAIL_OK;
-    scalr_email_code rc = results ? results[b.first_failed].code : SCALR_EMAIL_EREJECTED;
-    se_fail(err, rc, "", "%zu of %zu messages were not accepted (first: message %zu)", b.failed, n,
-            b.first_failed + 1);
-    return rc;
+    se_fail(err, b.first_code, "", "%zu of %zu messages were not accepted (first: message %zu)",
+            b.failed, b.next, b.first_failed + 1);
+    return b.first_code;
+}
+
+/* The array form: a source over msgs, results kept by index. */
+typedef struct array_src {
+    const scalr_email_message *msgs;
+    size_t n;
+    scalr_email_error *results;
+    const scalr_email_batch_opts *user;
+} array_src;
+
+static int array_next(void *arg, size_t index, const scalr_email_message **msg)
+{
+    array_src *a = arg;
+    if (index >= a->n)
+        return 0;
+    *msg = &a->msgs[index];
+    return 1;
+}
+
+static void array_result(void *arg, size_t index, const scalr_email_error *e)
+{
+    array_src *a = arg;
+    if (a->results)
+        a->results[index] = *e;
+    if (a->user && a->user->on_result)
+        a->user->on_result(a->user->on_result_arg, index, e);
+}
+
+scalr_email_code scalr_email_client_send_batch(scalr_email_client *c,
+                                               const scalr_email_message *msgs, size_t n,
+                                               const scalr_email_batch_opts *opts,
+                                               scalr_email_error *results, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!c || (!msgs && n))
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_batch: NULL argument");
+    array_src a = {.msgs = msgs, .n = n, .results = results, .user = opts};
+    scalr_email_batch_opts o = opts ? *opts : (scalr_email_batch_opts){0};
+    o.on_result = array_result;
+    o.on_result_arg = &a;
+    o.expected = n ? n : 1;
+    const scalr_email_source src = {.next = array_next, .arg = &a};
+    return scalr_email_client_send_stream(c, &src, &o, err);
 }
