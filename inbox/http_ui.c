@@ -91,11 +91,15 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
         json_decref(items);
         return ib_http_send_error(c, 500, "cannot read the message store");
     }
-    return ib_http_send_json(c, 200,
-                             json_pack("{s:I, s:I, s:I, s:I, s:o}", "total", (json_int_t)total,
-                                       "count", (json_int_t)json_array_size(items), "start",
-                                       (json_int_t)start, "version",
-                                       (json_int_t)ib_store_version(h->st), "items", items));
+    ib_store_use u;
+    ib_store_usage(h->st, &u);
+    return ib_http_send_json(
+        c, 200,
+        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "total", (json_int_t)total,
+                  "count", (json_int_t)json_array_size(items), "start", (json_int_t)start,
+                  "version", (json_int_t)ib_store_version(h->st), "items", items, "store",
+                  "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
+                  (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes));
 }
 
 typedef struct parsed {

@@ -27,6 +27,7 @@ static const char usage[] =
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
+    "                         [--max-memory SIZE]\n"
     "\n"
     "A local mail catcher: SMTP on 127.0.0.1:1025, web UI and API on 127.0.0.1:8025.\n"
     "  --smtp, --http   where to listen; port 0 picks a free port (printed when ready)\n"
@@ -38,6 +39,8 @@ static const char usage[] =
     "  --max-conn       simultaneous SMTP connections (default 500); over 80% in use,\n"
     "                   sessions idle between commands are closed after 5 s\n"
     "  --max-conn-per-client  connections from one non-loopback address (default: no limit)\n"
+    "  --max-memory SIZE  without --db, keep at most this much mail (default 256M; 0: no\n"
+    "                   limit), dropping the oldest first; --db keeps everything\n"
     "  --chaos RULE     fault injection, e.g. 'rcpt:550 5.1.1 no such user:match=bad@',\n"
     "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n"
     "  --allow-host     also answer web requests for this Host name (e.g. a compose\n"
@@ -52,6 +55,7 @@ typedef struct opts {
     const char *db, *cert, *key, *auth, *queue;
     int implicit;
     unsigned long max_size, max_conn, idle, max_per_client;
+    unsigned long long max_memory;
     const char *rules[MAX_RULES];
     size_t n_rules;
 } opts;
@@ -104,6 +108,31 @@ static int parse_hostport(const char *s, char *host, size_t hostlen, unsigned *p
     return 0;
 }
 
+/* "268435456", "256M", "2G", "512k"; 0 means no limit. */
+static int parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || *v == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'k' || *end == 'K')
+        shift = 10;
+    else if (*end == 'm' || *end == 'M')
+        shift = 20;
+    else if (*end == 'g' || *end == 'G')
+        shift = 30;
+    if (shift)
+        end++;
+    if ((*end == 'B' || *end == 'b') && shift)
+        end++;
+    if (*end || (shift && n > (~0ull >> shift)))
+        return -1;
+    *out = n << shift;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
     strcpy(o->smtp_host, "127.0.0.1");
@@ -112,6 +141,7 @@ static int parse_opts(int argc, char **argv, opts *o)
     o->http_port = 8025;
     o->max_size = DEFAULT_MAX_SIZE;
     o->max_conn = 500;
+    o->max_memory = 256ull << 20;
     o->idle = 300;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -156,6 +186,10 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--max-conn")) {
             if (parse_ulong(v, 1, 100000, &o->max_conn) < 0)
                 return bad("--max-conn wants 1..100000, not '%s'", v);
+        } else if (!strcmp(name, "--max-memory")) {
+            if (parse_size(v, &o->max_memory) < 0)
+                return bad("--max-memory wants a size (bytes, or 256M, 2G; 0: no limit), not '%s'",
+                           v);
         } else if (!strcmp(name, "--max-conn-per-client")) {
             if (parse_ulong(v, 1, 100000, &o->max_per_client) < 0)
                 return bad("--max-conn-per-client wants 1..100000, not '%s'", v);
@@ -216,6 +250,8 @@ int inbox_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
+    if (!o.db) /* a file keeps everything; memory is capped */
+        ib_store_set_cap(st, o.max_memory);
     if (!(chaos = ib_chaos_new())) {
         rc = EX_OSERR;
         goto out;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ERROR_MAX 100           /* syntax errors before we hang up                */
 #define OUT_HIGH 65536          /* flush early: a client that never reads stalls  */
@@ -59,6 +60,11 @@ void ib_smtpd_reset(ib_smtpd *s)
     else
         se_buf_reset(&s->msg);
     s->msg.oom = 0;
+    if (s->spill_fd >= 0)
+        close(s->spill_fd);
+    s->spill_fd = -1;
+    s->spill_len = 0;
+    s->note[0] = 0;
     s->msg_size = 0;
     s->too_big = s->msg_oom = 0;
     s->bare_lf = 0;
@@ -72,6 +78,7 @@ ib_smtpd *ib_smtpd_new(const ib_smtpd_conf *conf, const char *peer, int in_tls)
     if (!s)
         return NULL;
     s->conf = conf;
+    s->spill_fd = -1;
     s->in_tls = in_tls;
     s->st = S_GREETING;
     s->peer = strdup(peer ? peer : "");
@@ -463,6 +470,13 @@ void ib_smtpd_message(const ib_smtpd *s, ib_envelope *env, const char **raw, siz
     env->peer = s->peer;
     *raw = s->msg.data ? s->msg.data : "";
     *len = s->msg.len;
+}
+
+int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len, const char **note)
+{
+    *len = s->spill_len;
+    *note = s->note;
+    return s->spill_fd;
 }
 
 void ib_smtpd_stored(ib_smtpd *s, int64_t id)

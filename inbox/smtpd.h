@@ -69,6 +69,10 @@ void ib_smtpd_sent(ib_smtpd *s, size_t n);
  * ib_smtpd_stored().  Store it, then report: id >= 0 stored (250), -1 failed
  * (451, the message is not accepted). */
 void ib_smtpd_message(const ib_smtpd *s, ib_envelope *env, const char **raw, size_t *len);
+/* A big message is not in memory but in a temporary file: its descriptor
+ * (or -1: use ib_smtpd_message's raw), its length, and a header line to
+ * store before it ("" for none).  The file is the session's. */
+int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len, const char **note);
 void ib_smtpd_stored(ib_smtpd *s, int64_t id);
 
 unsigned ib_smtpd_delay_ms(const ib_smtpd *s);

@@ -1,10 +1,15 @@
 /* The message: DATA with its dot-unstuffing (RFC 5321 4.5.2), BDAT
  * chunks (RFC 3030), the size limit (RFC 1870) and the end of the message. */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "smtpd_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Why a DATA or BDAT cannot start now, or NULL. */
 static const char *data_refusal(const ib_smtpd *s)
@@ -56,6 +61,39 @@ void ib_smtpd_cmd_bdat(ib_smtpd *s, const char *args, size_t n)
         s->used_bdat = 1;
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* An unnamed temporary file (gone when closed, whatever happens). */
+static int temp_file(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/scalr-email-inbox.XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+/* Bytes of the message: in memory up to SPILL_AT, then to a temporary
+ * file, so that many big messages at once cost disk, not memory. */
 static void msg_append(ib_smtpd *s, const char *p, size_t n)
 {
     s->msg_size += n;
@@ -65,7 +103,27 @@ static void msg_append(ib_smtpd *s, const char *p, size_t n)
         s->too_big = 1;
         return;
     }
-    if (!s->msg_oom && se_buf_append(&s->msg, p, n) < 0) {
+    if (s->msg_oom)
+        return;
+    if (s->spill_fd < 0 && s->msg.len + n > SPILL_AT) {
+        int fd = temp_file();
+        if (fd >= 0 && write_all(fd, s->msg.data ? s->msg.data : "", s->msg.len) == 0) {
+            s->spill_fd = fd;
+            s->spill_len = s->msg.len;
+            se_buf_free(&s->msg);
+        } else if (fd >= 0) {
+            close(fd);
+        }
+    }
+    if (s->spill_fd >= 0) {
+        if (write_all(s->spill_fd, p, n) < 0) {
+            s->msg_oom = 1; /* 452: the disk is full */
+            return;
+        }
+        s->spill_len += n;
+        return;
+    }
+    if (se_buf_append(&s->msg, p, n) < 0) {
         s->msg_oom = 1;
         se_buf_free(&s->msg);
     }
@@ -167,7 +225,9 @@ int ib_smtpd_msg_end(ib_smtpd *s)
                               "X-Inbox-Warning: this client sent bare line endings (%zu bare LF, "
                               "%zu bare CR); Gmail and Exchange refuse such mail\r\n",
                               s->bare_lf, s->bare_cr);
-            if (se_buf_reserve(&s->msg, (size_t)nl) == 0) {
+            if (s->spill_fd >= 0) {
+                snprintf(s->note, sizeof s->note, "%s", note); /* stored before the file */
+            } else if (se_buf_reserve(&s->msg, (size_t)nl) == 0) {
                 memmove(s->msg.data + nl, s->msg.data, s->msg.len + 1);
                 memcpy(s->msg.data, note, (size_t)nl);
                 s->msg.len += (size_t)nl;

@@ -56,6 +56,9 @@ struct ib_smtpd {
     char **rcpt;
     size_t n_rcpt, rcpt_tried;
     se_buf msg;
+    int spill_fd;      /* past SPILL_AT the message goes to a temporary file */
+    uint64_t spill_len;
+    char note[256];    /* a header to put before a spilled message */
     uint64_t msg_size;
     int too_big, msg_oom, bol;
     unsigned char prev;
@@ -64,6 +67,8 @@ struct ib_smtpd {
     int chunk_last;
     char chunk_refusal[96]; /* a refused BDAT's reply, sent after its bytes */
 };
+
+#define SPILL_AT (1u << 20) /* in memory up to 1 MiB per session */
 
 static inline int ci_eq(const char *a, size_t n, const char *lit)
 {

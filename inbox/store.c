@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mimeparse.h"
 #include "util/buf.h"
@@ -28,8 +30,11 @@
 typedef struct pending {
     struct pending *next;
     const ib_envelope *env;
-    const char *raw;
-    size_t len;
+    const char *raw; /* the message; for a file, its head (for the summary) */
+    size_t len;      /* the whole message's length */
+    int fd;          /* or -1: the message is in a file, stored in pieces */
+    const char *note;
+    size_t note_len;
     int64_t created_ms;
     char *from, *to, *cc, *subject; /* decoded headers, or NULL */
     char *rcpt;                     /* envelope recipients joined by ", " */
@@ -56,6 +61,10 @@ struct ib_store {
     pthread_mutex_t vlock;
     pthread_cond_t vcond;
     uint64_t version;
+
+    /* Under wlock: the raw octets stored, and the in-memory cap. */
+    uint64_t bytes, cap;
+    uint64_t dropped, dropped_bytes; /* messages dropped to stay under the cap */
 };
 
 static const char schema[] =
@@ -76,6 +85,27 @@ static void set_why(char *why, size_t whylen, const char *what, sqlite3 *db)
 {
     if (why && whylen)
         snprintf(why, whylen, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static uint64_t sum_bytes(ib_store *st)
+{
+    sqlite3_stmt *q = NULL;
+    uint64_t n = 0;
+    if (sqlite3_prepare_v2(st->w, "SELECT coalesce(sum(size), 0) FROM messages", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = (uint64_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* After deletes (wlock held): free pages go back to the file or the heap,
+ * and the heap's free memory to the system. */
+static void give_back(ib_store *st)
+{
+    sqlite3_exec(st->w, "PRAGMA incremental_vacuum;", NULL, NULL, NULL);
+    sqlite3_db_release_memory(st->w);
+    malloc_trim(0);
 }
 
 static int64_t now_ms(void)
@@ -154,6 +184,10 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
             snprintf(why, whylen, "%s: not an inbox database (user_version %d)", path, v);
         goto fail;
     }
+    /* Deleting gives pages back (to the file, or to the heap in memory);
+     * takes effect on a new database only (existing files stay as they are). */
+    if (exec(st->w, "PRAGMA auto_vacuum=INCREMENTAL;", why, whylen) < 0)
+        goto fail;
     if (path) {
         /* Durable before the 250: WAL with an fsync at every commit. */
         char sql[160];
@@ -165,6 +199,7 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     }
     if (exec(st->w, schema, why, whylen) < 0)
         goto fail;
+    st->bytes = sum_bytes(st);
     if (path) {
         if (open_db(&st->r, path, SQLITE_OPEN_READONLY, why, whylen) < 0)
             goto fail;
@@ -216,6 +251,34 @@ static void bind_text(sqlite3_stmt *q, int i, const char *s)
     sqlite3_bind_text(q, i, s ? s : "", -1, SQLITE_STATIC);
 }
 
+/* A message in a file goes into its (zero-filled) blob piece by piece
+ * (SQLite's incremental blob I/O): never whole in memory.  wlock held. */
+#define PIECE (256 * 1024)
+static int copy_file(ib_store *st, pending *p)
+{
+    sqlite3_blob *b = NULL;
+    if (sqlite3_blob_open(st->w, "main", "raw", "data", p->id, 1, &b) != SQLITE_OK)
+        return -1;
+    char *buf = malloc(PIECE);
+    int ok = buf && (!p->note_len || sqlite3_blob_write(b, p->note, (int)p->note_len, 0) == SQLITE_OK);
+    size_t at = p->note_len;
+    off_t off = 0;
+    while (ok && at < p->len) {
+        size_t want = p->len - at < PIECE ? p->len - at : PIECE;
+        ssize_t got = pread(p->fd, buf, want, off);
+        if (got <= 0) {
+            ok = 0;
+            break;
+        }
+        ok = sqlite3_blob_write(b, buf, (int)got, (int)at) == SQLITE_OK;
+        at += (size_t)got;
+        off += got;
+    }
+    free(buf);
+    sqlite3_blob_close(b);
+    return ok ? 0 : -1;
+}
+
 /* One INSERT pair inside the caller's transaction; wlock held. */
 static int insert_one(ib_store *st, pending *p)
 {
@@ -238,11 +301,61 @@ static int insert_one(ib_store *st, pending *p)
         return -1;
     p->id = sqlite3_last_insert_rowid(st->w);
     sqlite3_bind_int64(r, 1, p->id);
-    sqlite3_bind_blob64(r, 2, p->len ? p->raw : "", p->len, SQLITE_STATIC);
+    if (p->fd >= 0)
+        sqlite3_bind_zeroblob64(r, 2, p->len);
+    else
+        sqlite3_bind_blob64(r, 2, p->len ? p->raw : "", p->len, SQLITE_STATIC);
     rc = sqlite3_step(r);
     sqlite3_reset(r);
     sqlite3_clear_bindings(r);
-    return rc == SQLITE_DONE ? 0 : -1;
+    if (rc != SQLITE_DONE)
+        return -1;
+    return p->fd >= 0 ? copy_file(st, p) : 0;
+}
+
+/* Over the in-memory cap: drop the oldest messages (never the newest one)
+ * until under it; counted for the UI and the API.  wlock held. */
+static void evict(ib_store *st)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t last = -1;
+    uint64_t freed = 0, n = 0;
+    if (sqlite3_prepare_v2(st->w,
+                           "SELECT id, size FROM messages WHERE id < (SELECT max(id) FROM messages)"
+                           " ORDER BY id",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    while (st->bytes - freed > st->cap && sqlite3_step(q) == SQLITE_ROW) {
+        last = sqlite3_column_int64(q, 0);
+        freed += (uint64_t)sqlite3_column_int64(q, 1);
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (last < 0)
+        return;
+    q = NULL;
+    if (sqlite3_exec(st->w, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return;
+    int ok = 1;
+    static const char *const del[] = {"DELETE FROM messages WHERE id <= ?",
+                                      "DELETE FROM raw WHERE id <= ?"};
+    for (int i = 0; i < 2 && ok; i++) {
+        ok = sqlite3_prepare_v2(st->w, del[i], -1, &q, NULL) == SQLITE_OK;
+        if (ok) {
+            sqlite3_bind_int64(q, 1, last);
+            ok = sqlite3_step(q) == SQLITE_DONE;
+        }
+        sqlite3_finalize(q);
+        q = NULL;
+    }
+    if (!ok || sqlite3_exec(st->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL);
+        return;
+    }
+    st->bytes -= freed;
+    st->dropped += n;
+    st->dropped_bytes += freed;
+    give_back(st);
 }
 
 /* Write `n` messages in one transaction; 0 ok, -1 (all rolled back). */
@@ -273,8 +386,12 @@ static void run_batch(ib_store *st, pending **items, size_t n)
         if (!ok && commit_batch(st, &items[i], 1) < 0) {
             items[i]->rc = -1;
             snprintf(items[i]->err, sizeof items[i]->err, "store: %s", sqlite3_errmsg(st->w));
+        } else {
+            st->bytes += items[i]->len;
         }
     }
+    if (st->cap && st->bytes > st->cap)
+        evict(st);
     pthread_mutex_unlock(&st->wlock);
 }
 
@@ -315,6 +432,8 @@ static void free_summary(pending *p)
     free(p->rcpt);
 }
 
+static int add(ib_store *st, pending *pme, int64_t *id_out, char *why, size_t whylen);
+
 int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t len, int64_t *id_out,
                  char *why, size_t whylen)
 {
@@ -323,7 +442,7 @@ int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t l
     me.env = env;
     me.raw = raw;
     me.len = len;
-    me.created_ms = now_ms();
+    me.fd = -1;
     /* Parsing runs here, in the caller's thread, outside every lock. */
     if (fill_summary(&me) < 0) {
         free_summary(&me);
@@ -331,14 +450,59 @@ int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t l
             snprintf(why, whylen, "store: out of memory");
         return -1;
     }
+    return add(st, &me, id_out, why, whylen);
+}
+
+#define HEAD (1u << 20) /* the summary is read from the first MiB */
+
+int ib_store_add_file(ib_store *st, const ib_envelope *env, const char *note, int fd,
+                      uint64_t len, int64_t *id_out, char *why, size_t whylen)
+{
+    pending me;
+    memset(&me, 0, sizeof me);
+    me.env = env;
+    me.fd = fd;
+    me.note = note ? note : "";
+    me.note_len = strlen(me.note);
+    /* The summary from the note and the head of the file. */
+    size_t head = len < HEAD ? (size_t)len : HEAD;
+    char *buf = malloc(me.note_len + head + 1);
+    ssize_t got = buf ? pread(fd, buf + me.note_len, head, 0) : -1;
+    if (!buf || got != (ssize_t)head) {
+        free(buf);
+        if (why && whylen)
+            snprintf(why, whylen, "store: cannot read the spooled message");
+        return -1;
+    }
+    memcpy(buf, me.note, me.note_len);
+    buf[me.note_len + head] = 0;
+    me.raw = buf;
+    me.len = me.note_len + head;
+    int rc = fill_summary(&me);
+    me.len = me.note_len + (size_t)len;
+    if (rc < 0) {
+        free_summary(&me);
+        free(buf);
+        if (why && whylen)
+            snprintf(why, whylen, "store: out of memory");
+        return -1;
+    }
+    rc = add(st, &me, id_out, why, whylen);
+    free(buf);
+    return rc;
+}
+
+static int add(ib_store *st, pending *pme, int64_t *id_out, char *why, size_t whylen)
+{
+    pme->created_ms = now_ms();
 
     pthread_mutex_lock(&st->qlock);
     if (st->tail)
-        st->tail->next = &me;
+        st->tail->next = pme;
     else
-        st->head = &me;
-    st->tail = &me;
-    while (!me.done) {
+        st->head = pme;
+    st->tail = pme;
+    while (!pme->done) {
         if (st->committing) {
             pthread_cond_wait(&st->qcond, &st->qlock);
             continue;
@@ -365,14 +529,14 @@ int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t l
     }
     pthread_mutex_unlock(&st->qlock);
 
-    free_summary(&me);
-    if (me.rc < 0) {
+    free_summary(pme);
+    if (pme->rc < 0) {
         if (why && whylen)
-            snprintf(why, whylen, "%s", me.err);
+            snprintf(why, whylen, "%s", pme->err);
         return -1;
     }
     if (id_out)
-        *id_out = me.id;
+        *id_out = pme->id;
     return 0;
 }
 
@@ -559,6 +723,10 @@ static int delete_where(ib_store *st, const char *sql, int64_t id)
     if (sqlite3_exec(st->w, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto rollback;
     rc = n > 0 ? 1 : 0;
+    sqlite3_finalize(q);
+    q = NULL;
+    st->bytes = sum_bytes(st);
+    give_back(st);
     goto out;
 rollback:
     sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL);
@@ -621,4 +789,21 @@ uint64_t ib_store_wait(ib_store *st, uint64_t seen, unsigned timeout_ms)
     uint64_t v = st->version;
     pthread_mutex_unlock(&st->vlock);
     return v;
+}
+
+void ib_store_set_cap(ib_store *st, uint64_t max_bytes)
+{
+    pthread_mutex_lock(&st->wlock);
+    st->cap = max_bytes;
+    pthread_mutex_unlock(&st->wlock);
+}
+
+void ib_store_usage(ib_store *st, ib_store_use *u)
+{
+    pthread_mutex_lock(&st->wlock);
+    u->bytes = st->bytes;
+    u->cap = st->cap;
+    u->dropped = st->dropped;
+    u->dropped_bytes = st->dropped_bytes;
+    pthread_mutex_unlock(&st->wlock);
 }

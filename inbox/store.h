@@ -42,6 +42,12 @@ void ib_store_close(ib_store *st);
 int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t len, int64_t *id_out,
                  char *why, size_t whylen);
 
+/* Store a message that is in a file (fd, len octets, read with pread),
+ * preceded by note (a header line, "" for none): copied into the store in
+ * pieces, never whole in memory. */
+int ib_store_add_file(ib_store *st, const ib_envelope *env, const char *note, int fd,
+                      uint64_t len, int64_t *id_out, char *why, size_t whylen);
+
 /* Newest first.  kind NULL lists everything; "from", "to" or "containing"
  * filters like MailHog's search (case-insensitive substring of the From
  * header or envelope sender / To, Cc or envelope recipients / headers and
@@ -55,6 +61,15 @@ int ib_store_get(ib_store *st, int64_t id, char **raw, size_t *len, ib_summary_f
 int ib_store_delete(ib_store *st, int64_t id); /* 1 deleted, 0 not found, -1 error */
 int ib_store_delete_all(ib_store *st);
 int64_t ib_store_count(ib_store *st);
+
+/* In memory: keep at most max_bytes of raw messages, dropping the oldest
+ * (0: no limit).  Memory and disk are given back after every delete. */
+void ib_store_set_cap(ib_store *st, uint64_t max_bytes);
+typedef struct ib_store_use {
+    uint64_t bytes, cap;             /* raw octets stored; the cap (0: none) */
+    uint64_t dropped, dropped_bytes; /* dropped to stay under the cap */
+} ib_store_use;
+void ib_store_usage(ib_store *st, ib_store_use *u);
 
 /* Increases on every add and delete: the web UI's event stream waits on it. */
 uint64_t ib_store_version(ib_store *st);

@@ -120,6 +120,12 @@
     state.loaded = true;
     state.items = data.items;
     state.total = data.total;
+    const st = data.store || {};
+    $('dropped').hidden = !st.dropped;
+    if (st.dropped)
+      $('dropped').textContent = st.dropped + ' older message' + (st.dropped === 1 ? ' was' : 's were') +
+        ' dropped to stay under --max-memory (' + humanSize(st.max_memory) +
+        '). Start the inbox with --db FILE to keep everything.';
     renderList(fresh);
     if (state.openId !== null && !state.items.some((m) => m.id === state.openId)) checkOpenStillThere();
   }
