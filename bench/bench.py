@@ -912,6 +912,14 @@ def main():
         with open(BENCH / "RESULTS.md", "a") as f:
             f.write("\n## send-batch memory\n\nNot measured: %s\n" % e)
 
+    # The inbox's memory under big messages (issue 16), between markers.
+    try:
+        import inbox_memory
+        inbox_memory.write_results(inbox_memory.section(inbox_memory.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## The inbox's memory\n\nNot measured: %s\n" % e)
+
     # The durable queue (issue 9): its own section, between markers.
     try:
         import queue_bench
