@@ -501,12 +501,15 @@ scalr_email_code se_qstore_inflight(se_qstore *st, const char *worker, int64_t i
                                     scalr_email_error *err)
 {
     const se_qval p[] = {QI(id), QT(worker)};
-    scalr_email_code rc = begin(st, err);
+    int own = !st->in_tx; /* else part of a caller's transaction (group commit) */
+    scalr_email_code rc = own ? begin(st, err) : SCALR_EMAIL_OK;
     if (rc == SCALR_EMAIL_OK)
         rc = X(st,
                "INSERT INTO scalr_email_inflight (queue_id, worker, since) VALUES (?, ?, NOW_MS) "
                "ON CONFLICT (queue_id) DO UPDATE SET worker = excluded.worker, since = excluded.since",
                p, NP(p), NULL, NULL, err);
+    if (!own)
+        return rc;
     return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
 }
 
@@ -560,7 +563,8 @@ scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
         sent ? QN : QT(a->message ? a->message : ""), QI(sent), QI(id), QT(worker),
     };
     int64_t changed = 0;
-    scalr_email_code rc = begin(st, err);
+    int own = !st->in_tx; /* else part of a caller's transaction (group commit) */
+    scalr_email_code rc = own ? begin(st, err) : SCALR_EMAIL_OK;
     if (rc == SCALR_EMAIL_OK)
         rc = X(st,
                "UPDATE scalr_email_queue SET state = ?, attempts = attempts + ?, "
@@ -581,6 +585,8 @@ scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
         const se_qval q[] = {QI(id)};
         rc = X(st, "DELETE FROM scalr_email_inflight WHERE queue_id = ?", q, 1, NULL, NULL, err);
     }
+    if (!own)
+        return rc;
     return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
 }
 

@@ -36,6 +36,14 @@ typedef struct worker {
      * SQLite's busy handler, which sleeps in steps of milliseconds. */
     pthread_mutex_t db_mu;
     int serialize; /* SQLite: one writer at a time anyway */
+    /* Group commit: the lanes' inflight records and outcomes, written
+     * together in one transaction (one fsync) by whichever lane comes
+     * first, on gst. */
+    se_qstore *gst;
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cond;
+    struct gop *gc_head, *gc_tail;
+    int gc_busy;
     double next_send;   /* rate limit: monotonic seconds */
     double rate;        /* current rate (lowered after throttling) */
     int drained;
@@ -56,6 +64,75 @@ struct lane {
     int eod_written;
     pthread_t th;
 };
+
+/* One write of a lane, waiting for the group commit. */
+typedef struct gop {
+    struct gop *next;
+    int kind; /* 0: inflight, 1: finish */
+    int64_t id, delay;
+    const se_qattempt *a;
+    scalr_email_code rc;
+    scalr_email_error *err;
+    int done;
+} gop;
+
+static scalr_email_code run_op(worker *w, gop *o)
+{
+    return o->kind == 0 ? se_qstore_inflight(w->gst, w->id, o->id, o->err)
+                        : se_qstore_finish(w->gst, w->id, o->id, o->a, o->delay, o->err);
+}
+
+static int lease_lost(const gop *o)
+{
+    return o->rc == SCALR_EMAIL_ESTORE && strstr(o->err->message, "lease lost");
+}
+
+/* Queue o and return once it is durable: the first lane to find no commit
+ * under way writes everything queued in one transaction. */
+static scalr_email_code group_write(worker *w, gop *o)
+{
+    pthread_mutex_lock(&w->gc_mu);
+    if (w->gc_tail)
+        w->gc_tail->next = o;
+    else
+        w->gc_head = o;
+    w->gc_tail = o;
+    while (!o->done) {
+        if (w->gc_busy) {
+            pthread_cond_wait(&w->gc_cond, &w->gc_mu);
+            continue;
+        }
+        w->gc_busy = 1;
+        gop *batch = w->gc_head;
+        w->gc_head = w->gc_tail = NULL;
+        pthread_mutex_unlock(&w->gc_mu);
+
+        if (w->serialize)
+            pthread_mutex_lock(&w->db_mu);
+        scalr_email_error e;
+        int ok = se_qstore_begin(w->gst, &e) == SCALR_EMAIL_OK;
+        for (gop *g = batch; ok && g; g = g->next) {
+            g->rc = run_op(w, g);
+            ok = g->rc == SCALR_EMAIL_OK || lease_lost(g);
+        }
+        ok = ok && se_qstore_commit(w->gst, &e) == SCALR_EMAIL_OK;
+        if (!ok) { /* each alone, so one failure cannot fail the others */
+            se_qstore_abort(w->gst, SCALR_EMAIL_OK);
+            for (gop *g = batch; g; g = g->next)
+                g->rc = run_op(w, g);
+        }
+        if (w->serialize)
+            pthread_mutex_unlock(&w->db_mu);
+
+        pthread_mutex_lock(&w->gc_mu);
+        for (gop *g = batch; g; g = g->next)
+            g->done = 1;
+        w->gc_busy = 0;
+        pthread_cond_broadcast(&w->gc_cond);
+    }
+    pthread_mutex_unlock(&w->gc_mu);
+    return o->rc;
+}
 
 static double mono(void)
 {
@@ -155,7 +232,8 @@ static int before_eod(void *arg, scalr_email_error *err)
 {
     lane *l = arg;
     crash_point(l->w, "before_eod");
-    scalr_email_code rc = DB(l->w, se_qstore_inflight(l->st, l->w->id, l->row_id, err));
+    gop o = {.kind = 0, .id = l->row_id, .err = err};
+    scalr_email_code rc = group_write(l->w, &o);
     return rc != SCALR_EMAIL_OK;
 }
 
@@ -304,7 +382,8 @@ static void process(lane *l, const se_qrow *row)
         .server_text = e.server_text,
         .message = e.message,
     };
-    scalr_email_code rc = DB(l->w, se_qstore_finish(l->st, w->id, row->id, &a, delay, &ferr));
+    gop o = {.kind = 1, .id = row->id, .a = &a, .delay = delay, .err = &ferr};
+    scalr_email_code rc = group_write(w, &o);
     if (rc != SCALR_EMAIL_OK && !strstr(ferr.message, "lease lost"))
         fatal(w, &ferr);
     crash_point(w, "after_mark");
@@ -469,6 +548,8 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
              rnd[2], rnd[3]);
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->db_mu, NULL);
+    pthread_mutex_init(&w->gc_mu, NULL);
+    pthread_cond_init(&w->gc_cond, NULL);
     w->serialize = !strncmp(q->url, "sqlite:", 7);
     pthread_cond_init(&w->lanes_done, NULL);
     scalr_email_code rc = SCALR_EMAIL_OK;
@@ -480,6 +561,8 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
         rc = se_qstore_open(&keeper, q->url, err);
     if (rc == SCALR_EMAIL_OK)
         rc = se_qstore_register(keeper, w->id, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_qstore_open(&w->gst, q->url, err);
     /* One store handle per lane: a handle is used by one thread at a time. */
     for (unsigned i = 0; rc == SCALR_EMAIL_OK && i < w->o.connections; i++) {
         w->lanes[i].w = w;
@@ -510,6 +593,7 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     }
     for (unsigned i = 0; w->lanes && i < w->o.connections; i++)
         se_qstore_close(w->lanes[i].st);
+    se_qstore_close(w->gst);
     if (rc == SCALR_EMAIL_OK && w->fatal != SCALR_EMAIL_OK) {
         rc = w->fatal;
         if (err)
@@ -522,6 +606,8 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     pthread_cond_destroy(&w->lanes_done);
     pthread_mutex_destroy(&w->mu);
     pthread_mutex_destroy(&w->db_mu);
+    pthread_mutex_destroy(&w->gc_mu);
+    pthread_cond_destroy(&w->gc_cond);
     free(w);
     return rc;
 }
