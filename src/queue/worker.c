@@ -65,12 +65,19 @@ struct lane {
     pthread_t th;
 };
 
-/* One write of a lane, waiting for the group commit. */
+/* One write of a lane for the group commit.  An inflight record is waited
+ * for (the end of data must not be written before it is durable); an
+ * outcome is not: it rides with the next commit (the next message's
+ * inflight record, a claim's flush, the lane's end), which keeps the
+ * window at one message per connection (README, "The duplicate window"). */
 typedef struct gop {
     struct gop *next;
-    int kind; /* 0: inflight, 1: finish */
+    int kind; /* 0: inflight, 1: outcome, 2: nothing (a flush) */
+    int lazy; /* an outcome: heap-allocated, freed once written */
     int64_t id, delay;
-    const se_qattempt *a;
+    char outcome[16];
+    scalr_email_error e;    /* the outcome's details (copied) */
+    scalr_email_error ferr; /* a lazy op's own failure */
     scalr_email_code rc;
     scalr_email_error *err;
     int done;
@@ -78,8 +85,20 @@ typedef struct gop {
 
 static scalr_email_code run_op(worker *w, gop *o)
 {
-    return o->kind == 0 ? se_qstore_inflight(w->gst, w->id, o->id, o->err)
-                        : se_qstore_finish(w->gst, w->id, o->id, o->a, o->delay, o->err);
+    if (o->kind == 0)
+        return se_qstore_inflight(w->gst, w->id, o->id, o->err);
+    if (o->kind == 2)
+        return SCALR_EMAIL_OK;
+    const se_qattempt a = {
+        .outcome = o->outcome,
+        .stage = o->e.stage,
+        .smtp_code = o->e.smtp_code,
+        .enhanced = o->e.enhanced,
+        .recipient = o->e.recipient,
+        .server_text = o->e.server_text,
+        .message = o->e.message,
+    };
+    return se_qstore_finish(w->gst, w->id, o->id, &a, o->delay, o->err);
 }
 
 static int lease_lost(const gop *o)
@@ -87,8 +106,12 @@ static int lease_lost(const gop *o)
     return o->rc == SCALR_EMAIL_ESTORE && strstr(o->err->message, "lease lost");
 }
 
-/* Queue o and return once it is durable: the first lane to find no commit
- * under way writes everything queued in one transaction. */
+static void fatal(worker *w, const scalr_email_error *e);
+static void crash_point(const struct worker *w, const char *step);
+
+/* Queue o; unless it is lazy, return once it (and everything queued
+ * before it) is durable: the first lane to find no commit under way
+ * writes everything queued in one transaction. */
 static scalr_email_code group_write(worker *w, gop *o)
 {
     pthread_mutex_lock(&w->gc_mu);
@@ -97,6 +120,10 @@ static scalr_email_code group_write(worker *w, gop *o)
     else
         w->gc_head = o;
     w->gc_tail = o;
+    if (o->lazy) {
+        pthread_mutex_unlock(&w->gc_mu);
+        return SCALR_EMAIL_OK;
+    }
     while (!o->done) {
         if (w->gc_busy) {
             pthread_cond_wait(&w->gc_cond, &w->gc_mu);
@@ -123,15 +150,34 @@ static scalr_email_code group_write(worker *w, gop *o)
         }
         if (w->serialize)
             pthread_mutex_unlock(&w->db_mu);
+        for (gop *g = batch; g; g = g->next)
+            if (g->kind == 1) {
+                if (g->rc != SCALR_EMAIL_OK && !lease_lost(g))
+                    fatal(w, g->err);
+                crash_point(w, "after_mark");
+            }
 
         pthread_mutex_lock(&w->gc_mu);
-        for (gop *g = batch; g; g = g->next)
-            g->done = 1;
+        for (gop *g = batch, *nx; g; g = nx) {
+            nx = g->next;
+            if (g->lazy)
+                free(g);
+            else
+                g->done = 1;
+        }
         w->gc_busy = 0;
         pthread_cond_broadcast(&w->gc_cond);
     }
     pthread_mutex_unlock(&w->gc_mu);
     return o->rc;
+}
+
+/* Make every queued outcome durable now. */
+static void group_flush(worker *w)
+{
+    scalr_email_error e;
+    gop o = {.kind = 2, .err = &e};
+    group_write(w, &o);
 }
 
 static double mono(void)
@@ -382,11 +428,21 @@ static void process(lane *l, const se_qrow *row)
         .server_text = e.server_text,
         .message = e.message,
     };
-    gop o = {.kind = 1, .id = row->id, .a = &a, .delay = delay, .err = &ferr};
-    scalr_email_code rc = group_write(w, &o);
-    if (rc != SCALR_EMAIL_OK && !strstr(ferr.message, "lease lost"))
+    (void)a;
+    gop *o = calloc(1, sizeof *o);
+    if (!o) {
+        se_fail(&ferr, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
         fatal(w, &ferr);
-    crash_point(w, "after_mark");
+    } else {
+        o->kind = 1;
+        o->lazy = 1;
+        o->id = row->id;
+        o->delay = delay;
+        snprintf(o->outcome, sizeof o->outcome, "%s", outcome);
+        o->e = e;
+        o->err = &o->ferr;
+        group_write(w, o);
+    }
     event(w, row->id, outcome, age, &e);
 }
 
@@ -421,6 +477,7 @@ static void *lane_main(void *arg)
         if (n)
             crash_point(w, "claim");
         if (!n) {
+            group_flush(w); /* nothing more to send: the outcomes now */
             if (w->o.drain && nothing_left(l->st, w->provider)) {
                 w->drained = 1;
                 break;
@@ -445,6 +502,7 @@ static void *lane_main(void *arg)
         }
         se_qrow_free(rows, n);
     }
+    group_flush(w);
     pthread_mutex_lock(&w->mu);
     w->lanes_left--;
     pthread_cond_broadcast(&w->lanes_done);
