@@ -1,7 +1,0 @@
-build-dev/obj/inbox/server_tls.o: inbox/server_tls.c inbox/server_int.h \
- inbox/server.h inbox/smtpd.h inbox/chaos.h inbox/store.h
-inbox/server_int.h:
-inbox/server.h:
-inbox/smtpd.h:
-inbox/chaos.h:
-inbox/store.h:

@@ -1,7 +1,0 @@
-build-dev/obj/inbox/smtpd.o: inbox/smtpd.c inbox/smtpd_int.h \
- inbox/smtpd.h inbox/chaos.h inbox/store.h src/util/buf.h
-inbox/smtpd_int.h:
-inbox/smtpd.h:
-inbox/chaos.h:
-inbox/store.h:
-src/util/buf.h:
