@@ -124,14 +124,9 @@ def section(rows):
 
 
 def write_results(md, path=HERE / "RESULTS.md"):
-    text = path.read_text() if path.exists() else ""
-    block = "%s\n%s\n%s\n" % (BEGIN, md.rstrip(), END)
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
+    """Put the section between its markers in RESULTS.md (appended the first time)."""
+    import sections
+    sections.write_section(md, BEGIN, END, path)
 
 
 if __name__ == "__main__":
