@@ -766,7 +766,7 @@ def section(res):
             "ceiling above), and one connection sends its messages one after another (no "
             "pipelining across messages, since each end of data waits for its record). The Python "
             "loop anchor writes one commit per message and records nothing before the end of data, "
-            "so a crash there can duplicate any message it had taken. Reaching the targets needs "
+            "so after a crash it cannot tell a sent message from an unsent one. Reaching the targets needs "
             "pipelined sends with one group commit per flight; not done yet.",
             "- **`queue add --jsonl`.** Lines are stored in transactions of 1,000, so the disk "
             "is not the limit; each line is parsed (JSON), validated and composed (Message-ID, "
