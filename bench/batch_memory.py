@@ -57,7 +57,8 @@ def measure(n, sink, work):
                 break
             except OSError:
                 time.sleep(0.05)
-        cenv = dict(os.environ, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), SMTP_USE_TLS="false",
+        cenv = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+        cenv.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), SMTP_USE_TLS="false",
                     SMTP_FROM="bench@scalr.local")
         t0 = time.time()
         p = subprocess.Popen([str(BIN), "send-batch", "--connections", "2", str(inp)], env=cenv,

@@ -152,7 +152,18 @@ def proxy_records(logfile, after):
     return recs[after:]
 
 
-def measure(pf_root=None, work=None, lib=None, delay_ms=5.0, count=20, inbox_bin=None):
+def measure(*args, **kw):
+    """_measure, with this process's environment as it was before (the library
+    reads SMTP_* from it, so the rows set them)."""
+    saved = dict(os.environ)
+    try:
+        return _measure(*args, **kw)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _measure(pf_root=None, work=None, lib=None, delay_ms=5.0, count=20, inbox_bin=None):
     """Rows: {name, mode, path, rt (round trips per message), flights, labels, ms}.
     With inbox_bin (a scalr-email with `inbox`; default build/scalr-email when it
     has one), STARTTLS+AUTH rows too, against `scalr-email inbox --auth any`."""
