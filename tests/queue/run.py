@@ -418,7 +418,10 @@ def case_metrics_and_help(sink, url):
             try:
                 text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
                                               timeout=5).read().decode()
-                if 'outcome="sent"} 3' in text:
+                # The counter moves when a try ends; the row's state a moment
+                # later, when the outcome is committed: wait for both.
+                if 'outcome="sent"} 3' in text and \
+                        'state="sent",lane="transactional",tenant="acme"} 3' in text:
                     break
             except OSError:
                 pass
