@@ -399,6 +399,28 @@ class Batch(Base):
         self.assertEqual(p.returncode, 64)
 
 
+class BatchFast(Base):
+    server_args = {"grace": 0}  # replies at once: thousands of messages a second
+
+    def test_batch_line_numbers_survive_a_long_stall(self):
+        # One connection's greeting waits until the other has sent 4,200
+        # messages: the message it holds must still be answered with its own
+        # line, however far the batch has moved on meanwhile.
+        self.srv.greeting_after[1] = 4200
+        n = 4300
+        rc, res, err = self.batch([msg("a@example.com", "f%d" % i) for i in range(n)],
+                                  "--connections", "2", SMTP_TIMEOUT=60)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([r["line"] for r in res], list(range(1, n + 1)))
+        self.assertTrue(all(r["ok"] for r in res))
+        self.assertEqual(len(self.srv.messages), n)
+        # each result names its own message: the queue id the server gave it
+        ids = {m[3].rsplit(b"id=", 1)[1].strip().decode(): i + 1
+               for i, m in enumerate(self.srv.messages)}
+        for r in res:
+            self.assertEqual(r["text"].split()[-1], "M%d" % ids["f%d" % (r["line"] - 1)], r)
+
+
 def tls_context():
     """A throw-away self-signed certificate for 127.0.0.1; the client
     trusts it through SSL_CERT_FILE."""
