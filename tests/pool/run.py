@@ -613,7 +613,9 @@ def main():
         suite = unittest.defaultTestLoader.loadTestsFromNames(sys.argv[1:], sys.modules[__name__])
     res = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     bad = len(res.failures) + len(res.errors)
-    print("pool: %d passed, %d failed" % (res.testsRun - bad, bad))
+    skipped = len(res.skipped)
+    print("pool: %d passed, %d failed%s" % (res.testsRun - bad - skipped, bad,
+                                            ", %d skipped" % skipped if skipped else ""))
     return 1 if bad else 0
 
 
