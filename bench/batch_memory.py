@@ -103,7 +103,9 @@ def measure(n, sink, work, binary=BIN):
 
 def run(counts=(2000, 100000, 1000000), before=None, before_counts=(2000, 20000, 100000)):
     """Rows for this build (and, given before, that binary's: its lengths are
-    shorter, since its memory grows with the batch)."""
+    shorter, since its memory grows with the batch).  before defaults to
+    $BATCH_MEMORY_BEFORE, so bench.py's call picks it up too."""
+    before = before or os.environ.get("BATCH_MEMORY_BEFORE")
     sink = sink_path()
     if not sink:
         return {"error": "Postfix's smtp-sink is not there (bench/run.sh unpacks it)"}
@@ -144,7 +146,7 @@ def write_results(md, path=HERE / "RESULTS.md"):
 
 
 if __name__ == "__main__":
-    args, before = sys.argv[1:], os.environ.get("BATCH_MEMORY_BEFORE")
+    args, before = sys.argv[1:], None
     if "--before" in args:
         i = args.index("--before")
         before = args[i + 1]
