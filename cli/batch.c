@@ -13,9 +13,75 @@
 
 typedef cli_item item;
 
-/* Lines in flight, by message index: a ring far larger than the batch's
- * window (about two messages per connection, at most 256 connections). */
-#define RING 4096
+/* Lines in flight, by message index: an open-addressing table (linear
+ * probing) holding only the messages between next() and their result, so it
+ * stays small (about two per connection) however long the batch, and a
+ * message held up on one connection keeps its line however far the others
+ * move on meanwhile. */
+typedef struct slot {
+    size_t index;
+    size_t line; /* 0: free */
+} slot;
+
+typedef struct line_map {
+    slot *s;
+    size_t cap; /* a power of two */
+    size_t used;
+} line_map;
+
+static int map_put(line_map *m, size_t index, size_t line);
+
+static int map_grow(line_map *m)
+{
+    line_map big = {.cap = m->cap ? m->cap * 2 : 256};
+    big.s = calloc(big.cap, sizeof *big.s);
+    if (!big.s)
+        return -1;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->s[i].line)
+            map_put(&big, m->s[i].index, m->s[i].line);
+    free(m->s);
+    *m = big;
+    return 0;
+}
+
+static int map_put(line_map *m, size_t index, size_t line)
+{
+    if ((m->used + 1) * 2 > m->cap && map_grow(m) < 0)
+        return -1;
+    size_t i = index & (m->cap - 1);
+    while (m->s[i].line)
+        i = (i + 1) & (m->cap - 1);
+    m->s[i] = (slot){index, line};
+    m->used++;
+    return 0;
+}
+
+/* The line of index, removed from the table (0 if it was never put). */
+static size_t map_take(line_map *m, size_t index)
+{
+    if (!m->cap)
+        return 0;
+    size_t mask = m->cap - 1, i = index & mask;
+    while (m->s[i].line && m->s[i].index != index)
+        i = (i + 1) & mask;
+    size_t line = m->s[i].line;
+    if (!line)
+        return 0;
+    m->s[i].line = 0;
+    m->used--;
+    /* Backward-shift deletion: move later members of the probe run into
+     * the hole when their home slot allows, so lookups need no tombstones. */
+    for (size_t j = (i + 1) & mask; m->s[j].line; j = (j + 1) & mask) {
+        size_t home = m->s[j].index & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            m->s[i] = m->s[j];
+            m->s[j].line = 0;
+            i = j;
+        }
+    }
+    return line;
+}
 
 typedef struct run {
     FILE *in;
@@ -23,21 +89,11 @@ typedef struct run {
     char *buf;
     size_t cap;
     int read_error;
-    size_t ring[RING]; /* message index -> its line */
+    line_map lines; /* message index -> its line, while in flight */
     size_t done;
     int worst;    /* exit status so far */
     int progress; /* stderr is a terminal */
 } run;
-
-static const char *const code_names[] = {
-    "OK",         "ENOTCONFIGURED", "ECONFIG",      "EINVAL",   "EFILE", "EREJECTED",
-    "ETRANSIENT", "ETOOBIG",        "EUNSUPPORTED", "ECONNECT", "ETLS",  "EINSECURE",
-    "EAUTH",      "ETIMEOUT",       "EPROTOCOL",    "EIO",      "ENOMEM"};
-
-static const char *code_name(scalr_email_code c)
-{
-    return (size_t)c < sizeof code_names / sizeof code_names[0] ? code_names[c] : "EUNKNOWN";
-}
 
 /* The most severe failure wins: the whole run's problems (configuration,
  * credentials, resources, a broken server) before one message's (bad
@@ -59,11 +115,6 @@ static void worse(run *r, int status)
         r->worst = status;
 }
 
-/* A string, or a list of strings, into a NULL-terminated array. */
-
-
-
-
 static void print_result(run *r, size_t line, const scalr_email_error *e, const char *why)
 {
     json_t *o = json_object();
@@ -84,7 +135,7 @@ static void print_result(run *r, size_t line, const scalr_email_error *e, const 
             json_object_set_new(o, "message_id", json_string(e->message_id));
         if (e->code != SCALR_EMAIL_OK) {
             json_object_set_new(o, "error", json_string(e->message));
-            json_object_set_new(o, "code", json_string(code_name(e->code)));
+            json_object_set_new(o, "code", json_string(cli_code_name(e->code)));
             if (e->stage[0])
                 json_object_set_new(o, "stage", json_string(e->stage));
             if (e->recipient[0])
@@ -107,7 +158,7 @@ static void print_result(run *r, size_t line, const scalr_email_error *e, const 
 static void on_result(void *arg, size_t index, const scalr_email_error *e)
 {
     run *r = arg;
-    print_result(r, r->ring[index % RING], e, NULL);
+    print_result(r, map_take(&r->lines, index), e, NULL);
 }
 
 /* The source: the next line that is a message.  Malformed lines are
@@ -141,7 +192,12 @@ static int next_message(void *arg, size_t index, const scalr_email_message **msg
             free(it);
             continue;
         }
-        r->ring[index % RING] = it->line;
+        if (map_put(&r->lines, index, it->line) < 0) {
+            cli_item_free(it);
+            free(it);
+            r->read_error = ENOMEM;
+            return 0;
+        }
         *msg = &it->m;
         return 1;
     }
@@ -223,8 +279,7 @@ int cli_send_batch(int argc, char **argv)
         r->progress = isatty(2);
         scalr_email_batch_opts o = {
             .connections = (unsigned)k, .rate = rate, .on_result = on_result, .on_result_arg = r};
-        const scalr_email_source src = {
-            .next = next_message, .release = release_message, .arg = r};
+        const scalr_email_source src = {.next = next_message, .release = release_message, .arg = r};
         scalr_email_client_send_stream(client, &src, &o, &err);
         if (r->progress && r->done)
             fprintf(stderr, "\r%zu done\n", r->done);
@@ -234,6 +289,7 @@ int cli_send_batch(int argc, char **argv)
             status = r->read_error == ENOMEM ? EX_OSERR : EX_IOERR;
         }
         free(r->buf);
+        free(r->lines.s);
         free(r);
     }
     if (f != stdin)

@@ -6,6 +6,8 @@
 
 /* sysexits.h status for a library outcome (cli/exit.c). */
 int cli_exit_status(scalr_email_code code);
+/* "ETIMEOUT" for SCALR_EMAIL_ETIMEOUT: the code's name in JSON results. */
+const char *cli_code_name(scalr_email_code code);
 /* Print err as one line on stderr; return its exit status. */
 int cli_report(const scalr_email_error *err);
 

@@ -31,12 +31,51 @@ static const struct {
     {SCALR_EMAIL_ENOTFOUND, EX_NOINPUT},
 };
 
+/* The code's name in results printed as JSON ("ETIMEOUT"), by value. */
+const char *cli_code_name(scalr_email_code code)
+{
+    static const char *const names[] = {"OK",           "ENOTCONFIGURED", "ECONFIG",    "EINVAL",
+                                        "EFILE",        "EREJECTED",      "ETRANSIENT", "ETOOBIG",
+                                        "EUNSUPPORTED", "ECONNECT",       "ETLS",       "EINSECURE",
+                                        "EAUTH",        "ETIMEOUT",       "EPROTOCOL",  "EIO",
+                                        "ENOMEM",       "ESTORE",         "ENOTFOUND"};
+    return (unsigned)code < sizeof names / sizeof names[0] ? names[code] : "EUNKNOWN";
+}
+
 int cli_exit_status(scalr_email_code code)
 {
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (table[i].code == code)
             return table[i].status;
     return EX_SOFTWARE;
+}
+
+/* Words by which a message already says what kind of failure it is, besides
+ * scalr_email_strerror()'s own text: then the kind is not added again
+ * ("no queued message with id 9 (no such queued message)"). */
+static const struct {
+    scalr_email_code code;
+    const char *words;
+} said[] = {
+    {SCALR_EMAIL_ENOTCONFIGURED, "not configured"},
+    {SCALR_EMAIL_ECONNECT, "cannot connect"},
+    {SCALR_EMAIL_ECONNECT, "cannot resolve"},
+    {SCALR_EMAIL_ETLS, "TLS"},
+    {SCALR_EMAIL_EINSECURE, "unencrypted"},
+    {SCALR_EMAIL_EAUTH, "AUTH"}, /* also "authentication" */
+    {SCALR_EMAIL_ETIMEOUT, "timed out"},
+    {SCALR_EMAIL_ETRANSIENT, "temporar"},
+    {SCALR_EMAIL_ENOTFOUND, "no queued message"},
+};
+
+static int names_kind(const char *message, scalr_email_code code)
+{
+    if (strcasestr(message, scalr_email_strerror(code)))
+        return 1;
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+        if (said[i].code == code && strcasestr(message, said[i].words))
+            return 1;
+    return 0;
 }
 
 /* One line on stderr.  The library's message already names what failed; add
@@ -51,9 +90,8 @@ int cli_report(const scalr_email_error *err)
             snprintf(reply, sizeof reply, " [server said: %d%s%s %s]", err->smtp_code,
                      err->enhanced[0] ? " " : "", err->enhanced, err->server_text);
     }
-    /* The kind of failure in parentheses, unless the message says it already. */
     const char *kind = scalr_email_strerror(err->code);
-    if (strcasestr(err->message, kind))
+    if (names_kind(err->message, err->code))
         fprintf(stderr, "scalr-email: %s%s\n", err->message, reply);
     else
         fprintf(stderr, "scalr-email: %s%s (%s)\n", err->message, reply, kind);

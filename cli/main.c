@@ -91,8 +91,13 @@ void cli_trace(void *arg, char dir, const char *line, size_t len)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error("missing command: send, send-batch, check, queue or inbox");
+    if (argc < 2) {
+        char names[256] = "";
+        for (size_t i = 0, n = 0; i < N_COMMANDS && n < sizeof names; i++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                                  commands[i].name);
+        return cli_usage_error("missing command: %s", names);
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
         return top_help();

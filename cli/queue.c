@@ -194,16 +194,6 @@ static const struct option add_opts[] = {
 };
 #define N_ADD_OPTS (sizeof add_opts / sizeof add_opts[0])
 
-static const char *code_name(scalr_email_code c)
-{
-    static const char *const names[] = {
-        "OK",        "ENOTCONFIGURED", "ECONFIG",  "EINVAL",   "EFILE",     "EREJECTED",
-        "ETRANSIENT", "ETOOBIG",       "EUNSUPPORTED", "ECONNECT", "ETLS", "EINSECURE",
-        "EAUTH",     "ETIMEOUT",       "EPROTOCOL", "EIO",     "ENOMEM",    "ESTORE",
-        "ENOTFOUND"};
-    return (unsigned)c < sizeof names / sizeof names[0] ? names[c] : "EUNKNOWN";
-}
-
 /* --jsonl: one message per line, streamed; one result line each.  Lines
  * are stored in transactions of up to BATCH messages (one fsync each), and
  * a batch's results are printed once it is durable: memory stays bounded
@@ -302,14 +292,14 @@ static int add_jsonl(add_args *a, const char *env_file)
                 in_tx = 0;
                 pending_flush(&p, err.message, &bad);
                 json_object_set_new(o, "error", json_string(err.message));
-                json_object_set_new(o, "code", json_string(code_name(rc)));
+                json_object_set_new(o, "code", json_string(cli_code_name(rc)));
                 status = cli_exit_status(rc);
                 fprintf(stderr, "scalr-email: %s; the lines of the open batch and from %zu on "
                                 "were not queued\n",
                         err.message, lineno);
             } else {
                 json_object_set_new(o, "error", json_string(err.message));
-                json_object_set_new(o, "code", json_string(code_name(rc)));
+                json_object_set_new(o, "code", json_string(cli_code_name(rc)));
                 bad++;
                 if (!worst)
                     worst = cli_exit_status(rc);

@@ -275,8 +275,10 @@ scalr_email_code scalr_email_client_send_batch(scalr_email_client *client,
 /* Where a stream of messages comes from.  next() fills *msg with message
  * number index (0, 1, 2, ...) and returns 1, or returns 0 at the end; the
  * message's strings must stay valid until release() is called for that
- * index (right after it is composed; release may be NULL).  Both are
- * called one at a time, never concurrently, from the batch's threads. */
+ * index (right after it is composed; release may be NULL).  next,
+ * release and opts->on_result are called one at a time, never
+ * concurrently with one another, from the batch's threads, so the three
+ * may share state without a lock of their own. */
 typedef struct scalr_email_source {
     int (*next)(void *arg, size_t index, const scalr_email_message **msg);
     void (*release)(void *arg, size_t index, const scalr_email_message *msg);

@@ -207,35 +207,71 @@ class MultipleRecipients(H.CliTest):
 
 
 class Misc(H.CliTest):
-    def test_every_subcommand_answers_help(self):
-        for cmd in ("send", "send-batch", "check", "queue", "inbox"):
-            for flag in ("--help", "-h"):
-                rc, out, err = H.run_cli([cmd, flag], H.base_env())
-                self.assertEqual(rc, 0, (cmd, flag, err))
-                self.assertTrue(out.startswith("usage: scalr-email " + cmd), (cmd, out[:80]))
-                self.assertEqual(err, "", cmd)
-        # --help wins wherever it stands among a command's options
-        rc, out, err = H.run_cli(["send", "--to", "a@example.com", "--help"], H.base_env())
-        self.assertEqual(rc, 0, err)
-        self.assertTrue(out.startswith("usage: scalr-email send"))
-
-    def test_top_level_help_lists_every_subcommand(self):
+    def listed_commands(self):
+        """The commands `scalr-email --help` lists: one indented line each."""
         rc, out, err = H.run_cli(["--help"], H.base_env())
         self.assertEqual(rc, 0, err)
-        listed = [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.strip()]
-        for cmd in ("send", "send-batch", "check", "queue", "inbox"):
-            self.assertIn(cmd, listed)
+        self.assertEqual(err, "")
+        section = out.split("commands:\n", 1)[1].split("\n\n", 1)[0]
+        rows = [l.split(None, 1) for l in section.splitlines()]
+        for row in rows:
+            self.assertEqual(len(row), 2, row)  # a name and its one-line description
+        return [r[0] for r in rows]
 
-    def test_not_configured_is_said_once(self):
-        env = H.base_env()
-        for k in list(env):
-            if k.startswith("SMTP_"):
-                del env[k]
-        rc, out, err = H.run_cli(["send", "--to", "a@example.com", "--subject", "s", "--body", "b"],
-                                 env)
-        self.assertEqual(rc, 78)
-        self.assertEqual(err.count("not configured"), 1, err)
+    def test_top_level_help_lists_every_subcommand(self):
+        names = self.listed_commands()
+        self.assertEqual(names, ["send", "send-batch", "check", "queue", "inbox"])
+
+    def test_every_subcommand_answers_help(self):
+        # whatever the top-level help lists, so a command added later is covered
+        queue_verbs = ("add", "work", "status", "list", "show", "retry", "cancel", "hold",
+                       "release", "purge")
+        cases = [[c] for c in self.listed_commands()] + [["queue", v] for v in queue_verbs]
+        for cmd in cases:
+            for flag in ("--help", "-h"):
+                rc, out, err = H.run_cli(cmd + [flag], H.base_env())
+                self.assertEqual(rc, 0, (cmd, flag, err))
+                self.assertEqual(err, "", cmd)
+                self.assertTrue(out.startswith("usage: scalr-email " + cmd[0]), (cmd, out[:80]))
+                self.assertIn("scalr-email " + " ".join(cmd), out)
+        # --help wins wherever it stands among a command's options
+        for cmd in (["send", "--to", "a@example.com", "--help"],
+                    ["send-batch", "--connections", "2", "--help", "x.jsonl"],
+                    ["check", "-v", "--help"]):
+            rc, out, err = H.run_cli(cmd, H.base_env())
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(out.startswith("usage: scalr-email " + cmd[0]), out[:80])
+        # an unknown option is still a usage error, on stderr
+        rc, out, err = H.run_cli(["send", "--no-such-option"], H.base_env())
+        self.assertEqual((rc, out), (64, ""))
+        self.assertIn("unknown option", err)
+
+    def assertSaidOnce(self, args, env, status, words):
+        rc, out, err = H.run_cli(args, env)
+        self.assertEqual(rc, status, err)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
+        self.assertEqual(err.lower().count(words.lower()), 1, err)
+        return err
+
+    def test_an_error_says_its_kind_once(self):
+        env = H.base_env(SMTP_HOST=None)
+        send = ["send", "--to", "a@example.com", "--subject", "s", "--body", "b"]
+        self.assertSaidOnce(send, env, 78, "not configured")
+        sock, port = H.closed_port()
+        try:
+            env = H.base_env(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_FROM=H.SENDER)
+            err = self.assertSaidOnce(send, env, 75, "cannot connect")
+            self.assertNotIn("connection failed", err)
+        finally:
+            sock.close()
+        with tempfile.TemporaryDirectory() as d:
+            err = self.assertSaidOnce(["queue", "show", "999", "--queue", "sqlite:%s/q.db" % d],
+                                      H.base_env(), 66, "queued message")
+            self.assertIn("999", err)
+        # where the message does not say it, the kind is still added
+        err = self.assertSaidOnce(send, H.base_env(SMTP_HOST="127.0.0.1", SMTP_PORT="99999"), 78,
+                                  "SMTP_PORT")
+        self.assertIn("(invalid configuration)", err)
 
     def test_help_and_version(self):
         rc, out, err = H.run_cli(["--version"], H.base_env())

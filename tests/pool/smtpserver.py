@@ -30,6 +30,7 @@ class Server:
         self.mail_replies = {}      # mail_no -> reply line (e.g. 421)
         self.final_delay = {}       # mail_no -> seconds before the final reply
         self.quits = 0
+        self.greeting_after = {}    # conn_no -> messages committed before its greeting
         self.idle_fault = None      # "silent" or "reset": what an idle connection gets
         self.idle_after = 1.0       # seconds without a command that make it idle
         self.idle_faults = 0        # connections that got it
@@ -126,6 +127,11 @@ class Session:
             self.out = []
 
     def run(self):
+        hold = self.srv.greeting_after.get(self.n)
+        end = time.monotonic() + 60  # a deadline, so a broken client cannot hang us
+        while hold and len(self.srv.messages) < hold and not self.srv.stopping and \
+                time.monotonic() < end:
+            time.sleep(0.01)
         self.reply("220 pooltest ESMTP")
         self.flush()
         self.replied = True
