@@ -307,6 +307,8 @@ static int copy_meta(void *arg, const ib_summary *s)
     m->created_ms = s->created_ms;
     m->size = s->size;
     m->has_attachments = s->has_attachments;
+    m->bare_lf = s->bare_lf;
+    m->bare_cr = s->bare_cr;
     m->mail_from = dup0(s->mail_from);
     m->rcpt = dup0(s->rcpt);
     m->helo = dup0(s->helo);

@@ -220,9 +220,8 @@ static void *storer_main(void *arg)
         int64_t id = -1;
         ib_smtpd_message(c->s, &env, &raw, &len);
         uint64_t flen;
-        const char *note;
-        int fd = ib_smtpd_message_file(c->s, &flen, &note);
-        if (fd >= 0 ? ib_store_add_file(srv->conf.store, &env, note, fd, flen, &id, NULL, 0) < 0
+        int fd = ib_smtpd_message_file(c->s, &flen);
+        if (fd >= 0 ? ib_store_add_file(srv->conf.store, &env, fd, flen, &id, NULL, 0) < 0
                     : ib_store_add(srv->conf.store, &env, raw, len, &id, NULL, 0) < 0)
             id = -1;
         c->stored_id = id;

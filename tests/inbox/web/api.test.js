@@ -288,6 +288,36 @@ module.exports = {
       },
     },
     {
+      name: 'api: smuggling sequences make one message, flagged for its bare line endings',
+      skip: (ctx) => !ctx.smtp,
+      skipWhy: 'needs the real SMTP side',
+      async fn(ctx) {
+        const { conversation, smuggling } = require('./lib/smtp');
+        const list = async () => JSON.parse((await request(ctx, 'GET', '/api/scalr/messages?limit=500')).body);
+        const before = (await list()).total;
+        const codes = await conversation({ host: ctx.smtp.host, port: ctx.smtp.port, steps: smuggling('Smuggled?') });
+        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], 'one 250 for the data, no second message');
+        // A clean message that forges the warning itself is not flagged: the flag is the inbox's, not a header.
+        await ctx.deliver({ from: 'a@example.com', to: ['b@example.org'],
+          raw: 'From: a@example.com\r\nTo: b@example.org\r\nSubject: Clean\r\nX-Inbox-Warning: forged\r\n\r\nclean\r\n' });
+        const after = await list();
+        assert.equal(after.total, before + 2);
+        const flagged = after.items.find((m) => m.subject === 'Smuggled?');
+        const clean = after.items.find((m) => m.subject === 'Clean');
+        assert.match(flagged.warning, /^this client sent bare line endings \(3 bare LF, 1 bare CR\); Gmail and Exchange refuse such mail$/);
+        assert.equal(clean.warning, null);
+        const one = JSON.parse((await request(ctx, 'GET', '/api/scalr/messages/' + flagged.id)).body);
+        assert.equal(one.warning, flagged.warning);
+        assert.deepEqual([one.bare_lf, one.bare_cr], [3, 1]);
+        assert.match(one.text, /first\n\.\nMAIL FROM:<smuggled@evil\.example>/, 'the smuggled commands are content');
+        const cleanOne = JSON.parse((await request(ctx, 'GET', '/api/scalr/messages/' + clean.id)).body);
+        assert.equal(cleanOne.warning, null);
+        assert.deepEqual([cleanOne.bare_lf, cleanOne.bare_cr], [0, 0]);
+        const raw = await request(ctx, 'GET', '/api/scalr/messages/' + flagged.id + '/raw');
+        assert.ok(raw.body.startsWith('From: raw@example.com\r\n'), 'the raw message is what the client sent');
+      },
+    },
+    {
       name: 'api: --allow-host lets a compose service name in, and only it',
       skip: (ctx) => ctx.stub,
       skipWhy: 'needs the real inbox binary',

@@ -184,39 +184,16 @@ module.exports = {
       skip: (ctx) => !ctx.smtp,
       skipWhy: 'needs the real SMTP side',
       async fn(ctx, env) {
-        const net = require('net');
-        // Raw SMTP, one command at a time: the smuggling sequences must stay content.
-        const replies = [];
-        await new Promise((resolve, reject) => {
-          const sock = net.connect(ctx.smtp.port, ctx.smtp.host);
-          const steps = ['EHLO raw.test', 'MAIL FROM:<raw@example.com>', 'RCPT TO:<dev@example.org>', 'DATA',
-            'From: raw@example.com\r\nTo: dev@example.org\r\nSubject: Bare line endings\r\n\r\n' +
-            'first\n.\nMAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n' +
-            'Subject: smuggled\r\n\r\nsecond\r.\r\n.', 'QUIT'];
-          let buf = '';
-          const t = setTimeout(() => { sock.destroy(); reject(new Error('raw SMTP timed out: ' + replies)); }, 10000);
-          sock.setEncoding('latin1');
-          sock.on('data', (d) => {
-            buf += d;
-            let m;
-            while ((m = /^(\d{3}) [^\n]*\n/m.exec(buf))) {
-              const end = m.index + m[0].length;
-              replies.push(buf.slice(0, end).trim());
-              buf = buf.slice(end);
-              const next = steps.shift();
-              if (next === undefined) { clearTimeout(t); sock.end(); resolve(); return; }
-              sock.write(next + '\r\n');
-            }
-          });
-          sock.on('error', reject);
-        });
-        const codes = replies.map((r) => r.split(/\r?\n/).pop().slice(0, 3));
-        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], replies.join(' | '));
+        const { conversation, smuggling } = require('./lib/smtp');
+        const codes = await conversation({ host: ctx.smtp.host, port: ctx.smtp.port, steps: smuggling('Bare line endings') });
+        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], 'one message, one 250 for its data');
         const page = env.page;
         await open(page, 'Bare line endings');
         const warning = page.locator('#m-warning');
         await warning.waitFor({ state: 'visible' });
         assert.match(await warning.textContent(), /bare line endings.*Gmail and Exchange refuse such mail/);
+        const mark = page.locator('#list .item', { hasText: 'Bare line endings' }).locator('.bare');
+        assert.match(await mark.getAttribute('aria-label'), /bare line endings/, 'the list marks it too');
         assert.equal(await page.locator('#list .item', { hasText: 'smuggled' }).count(), 0,
           'no second message was smuggled in');
         await open(page, 'Your invoice #1042 is ready');
