@@ -199,8 +199,11 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
         } else if (!strcmp(name, "--allow-host")) {
-            if (strpbrk(v, ":/ ") || ib_http_allow_host(v) < 0)
-                return bad("--allow-host wants a host name (at most 32 of them), not '%s'", v);
+            /* a name or an address as a Host header has it: no port ("[v6]") */
+            int v6 = v[0] == '[' && v[strlen(v) - 1] == ']' && !strpbrk(v + 1, "[/ ");
+            if ((!v6 && strpbrk(v, ":/[] ")) || ib_http_allow_host(v) < 0)
+                return bad("--allow-host wants a host name without a port (at most 32), not '%s'",
+                           v);
         } else if (!strcmp(name, "--chaos")) {
             if (o->n_rules == MAX_RULES)
                 return bad("at most 64 --chaos rules");

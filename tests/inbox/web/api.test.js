@@ -276,7 +276,11 @@ module.exports = {
             const r = await request(ctx, method, p, { headers: { Host: host } });
             assert.equal(r.status, 403, method + ' ' + p + ' with Host ' + host);
             if (p === '/api/v2/messages' && !host.endsWith(':x'))
-              assert.match(r.body, /--allow-host/, 'the refusal names the flag that allows it');
+              assert.match(JSON.parse(r.body).error, /--allow-host/, 'the refusal names the flag that allows it');
+            if (p === '/' && !host.endsWith(':x')) {
+              assert.match(r.headers['content-type'], /^text\/plain/, 'a page for a browser');
+              assert.match(r.body, /start it with --allow-host /);
+            }
           }
         }
         assert.equal((await mailhog({ host: ctx.url.hostname, port: Number(port) }).messages()).total, before,
@@ -325,7 +329,8 @@ module.exports = {
         const { spawn } = require('child_process');
         const bin = process.env.SCALR_EMAIL || require('path').resolve(__dirname, '../../../build/scalr-email');
         const child = spawn(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0',
-          '--allow-host', 'mail.internal', '--allow-host', 'mailcatcher'], { stdio: ['ignore', 'pipe', 'inherit'] });
+          '--allow-host', 'mail.internal', '--allow-host', 'mailcatcher', '--allow-host', '[fd00::5]'],
+        { stdio: ['ignore', 'pipe', 'inherit'] });
         try {
           const base = await new Promise((resolve, reject) => {
             let out = '';
@@ -338,10 +343,21 @@ module.exports = {
             });
           });
           const c2 = { url: base };
-          for (const [host, want] of [['mail.internal:' + base.port, 200], ['MAILCATCHER', 200],
-            ['mail.internal.evil:' + base.port, 403], ['other', 403]]) {
-            const r = await request(c2, 'GET', '/api/v2/messages', { headers: { Host: host } });
-            assert.equal(r.status, want, 'Host ' + host);
+          for (const [host, want] of [['mail.internal:' + base.port, 200], ['mail.internal', 200],
+            ['MAILCATCHER', 200], ['[fd00::5]:' + base.port, 200], ['mail.internal.evil:' + base.port, 403],
+            ['other', 403], ['[fd00::6]', 403]]) {
+            for (const [method, p] of [['GET', '/api/v2/messages'], ['GET', '/api/scalr/events'], ['DELETE', '/api/v1/messages']]) {
+              if (p === '/api/scalr/events' && want === 200) continue; // a stream that stays open
+              const r = await request(c2, method, p, { headers: { Host: host } });
+              assert.equal(r.status, want, method + ' ' + p + ' with Host ' + host);
+            }
+          }
+          // A port or a path is not a name: a one-line error, exit 64.
+          const { spawnSync } = require('child_process');
+          for (const bad of ['mail.internal:8025', 'http://mail.internal', '']) {
+            const r = spawnSync(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--allow-host', bad], { encoding: 'utf8', timeout: 10000 });
+            assert.equal(r.status, 64, '--allow-host ' + JSON.stringify(bad));
+            assert.match(r.stderr, /--allow-host wants a host name/);
           }
         } finally {
           child.kill('SIGTERM');
