@@ -108,13 +108,19 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
     }
     ib_store_use u;
     ib_store_usage(h->st, &u);
+    char why[200];
+    snprintf(why, sizeof why,
+             "the oldest messages were dropped to keep the in-memory store under --max-memory "
+             "(%llu bytes); start the inbox with --db FILE to keep everything",
+             (unsigned long long)u.cap);
     return ib_http_send_json(
         c, 200,
-        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "total", (json_int_t)total,
-                  "count", (json_int_t)json_array_size(items), "start", (json_int_t)start,
-                  "version", (json_int_t)ib_store_version(h->st), "items", items, "store", "bytes",
-                  (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
-                  (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes));
+        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:o}}", "total",
+                  (json_int_t)total, "count", (json_int_t)json_array_size(items), "start",
+                  (json_int_t)start, "version", (json_int_t)ib_store_version(h->st), "items", items,
+                  "store", "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
+                  (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes,
+                  "dropped_why", u.dropped ? json_string(why) : json_null()));
 }
 
 typedef struct parsed {

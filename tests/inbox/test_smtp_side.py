@@ -374,12 +374,16 @@ def test_oversize_stream_is_not_buffered():
         ib.stop()
 
 
-def hwm(pid):
+def status(pid, key):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def hwm(pid):
+    return status(pid, "VmHWM")
 
 
 def big_message(i, mb):
@@ -424,8 +428,33 @@ def test_big_messages_at_once_spill_to_disk_and_arrive_intact():
             if not san:  # 8 x 12 MiB held in memory would be over 100 MB (plus the store's copy)
                 limit = (96 if db else 160) << 20
                 expect(peak < limit, "peak RSS %.0f MB" % (peak / 1048576))
+            # Deleting gives disk and memory back: the file and its WAL shrink
+            # after one delete and are nearly empty after all; the heap is trimmed.
+            if db:
+                full = disk(db)
+                expect(full > 8 * (12 << 20), "the file holds the mail: %d" % full)
+                delete(ib, "/api/v1/messages/%d" % listing["items"][0]["id"])
+                one_less = disk(db)
+                expect(one_less < full - (8 << 20), "one delete: %d -> %d" % (full, one_less))
+            delete(ib, "/api/v1/messages")
+            if db:
+                expect(disk(db) < 1 << 20, "after deleting everything: %d" % disk(db))
+            if not san:
+                rss = status(ib.proc.pid, "VmRSS")
+                expect(rss < 64 << 20, "RSS after deleting everything: %.0f MB" % (rss / 1048576))
         finally:
             ib.stop()
+
+
+def disk(db):
+    """Bytes of an SQLite file with its write-ahead log."""
+    return sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p))
+
+
+def delete(ib, path):
+    import urllib.request
+    req = urllib.request.Request(ib.http + path, method="DELETE")
+    eq(urllib.request.urlopen(req, timeout=60).status, 200, "DELETE " + path)
 
 
 def test_in_memory_store_drops_oldest_over_max_memory():
@@ -443,6 +472,14 @@ def test_in_memory_store_drops_oldest_over_max_memory():
         st = listing["store"]
         expect(st["dropped"] == 3 and st["max_memory"] == 2500 << 10, "store %r" % st)
         expect(st["bytes"] <= 2500 << 10, "store %r" % st)
+        expect("--max-memory" in st["dropped_why"] and "--db" in st["dropped_why"], repr(st))
+        # One message over the cap alone is still kept (everything older goes).
+        with ib.smtp() as s:
+            s.sendmail("a@x.test", ["b@y.test"], big_message(5, 3))
+        listing = json.loads(urllib.request.urlopen(ib.http + "/api/scalr/messages",
+                                                    timeout=30).read())
+        eq([i["subject"] for i in listing["items"]], ["big 5"], "a message bigger than the cap")
+        eq(listing["store"]["dropped"], 5, "dropped")
     finally:
         ib.stop()
 

@@ -349,6 +349,48 @@ module.exports = {
       },
     },
     {
+      name: 'ui: over --max-memory the list says how many messages were dropped and why',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox binary',
+      async fn(ctx, env) {
+        const { spawn } = require('child_process');
+        const { sendMail } = require('./lib/smtp');
+        const bin = process.env.SCALR_EMAIL || path.resolve(__dirname, '../../../build/scalr-email');
+        const child = spawn(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--max-memory', '1k'],
+          { stdio: ['ignore', 'pipe', 'inherit'] });
+        const page = await env.context.newPage();
+        try {
+          const where = await new Promise((resolve, reject) => {
+            let out = '';
+            const t = setTimeout(() => reject(new Error('no smtp/http lines within 10 s')), 10000);
+            child.stdout.setEncoding('utf8');
+            child.stdout.on('data', (d) => {
+              out += d;
+              const s = /^smtp: (\S+):(\d+)$/m.exec(out);
+              const h = /^http: (http:\/\/\S+)$/m.exec(out);
+              if (s && h) { clearTimeout(t); resolve({ smtp: Number(s[2]), http: h[1] }); }
+            });
+          });
+          for (let i = 1; i <= 3; i++) {
+            await sendMail({ host: '127.0.0.1', port: where.smtp, from: 'a@example.com', to: ['b@example.org'],
+              raw: 'From: a@example.com\r\nTo: b@example.org\r\nSubject: Kept or not ' + i + '\r\n\r\n' + 'x'.repeat(600) + '\r\n' });
+          }
+          await page.goto(where.http);
+          await waitForRow(page, 'Kept or not 3');
+          const note = page.locator('#dropped');
+          await note.waitFor({ state: 'visible' });
+          assert.match(await note.textContent(), /^2 older messages were dropped to stay under --max-memory \(1(\.0)? KB\)\. Start the inbox with --db FILE to keep everything\.$/);
+          assert.equal(await page.locator('#list .item').count(), 1);
+          const listing = await api({ url: new URL(where.http) }, 'GET', '/api/scalr/messages');
+          assert.equal(listing.store.dropped, 2);
+          assert.match(listing.store.dropped_why, /--max-memory \(1024 bytes\).*--db FILE/);
+        } finally {
+          await page.close();
+          child.kill('SIGTERM');
+        }
+      },
+    },
+    {
       name: 'ui: screenshots of the list and of an open message',
       timeout: 60000,
       async fn(ctx, env) {
