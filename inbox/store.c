@@ -78,8 +78,10 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
     "PRAGMA user_version = 2;";
 /* Version 1 had no count of bare line endings. */
-static const char from_v1[] = "ALTER TABLE messages ADD COLUMN bare_lf INTEGER NOT NULL DEFAULT 0;"
-                              "ALTER TABLE messages ADD COLUMN bare_cr INTEGER NOT NULL DEFAULT 0;";
+static const char from_v1[] = "BEGIN;"
+                              "ALTER TABLE messages ADD COLUMN bare_lf INTEGER NOT NULL DEFAULT 0;"
+                              "ALTER TABLE messages ADD COLUMN bare_cr INTEGER NOT NULL DEFAULT 0;"
+                              "PRAGMA user_version = 2; COMMIT;";
 
 #define SUMMARY_COLS                                                                               \
     "m.id, m.created_ms, m.size, m.mail_from, m.rcpt, m.hdr_from, m.hdr_to, m.subject, "           \
@@ -218,7 +220,11 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
         if (exec(st->w, sql, why, whylen) < 0)
             goto fail;
     }
-    if ((v == 1 && exec(st->w, from_v1, why, whylen) < 0) || exec(st->w, schema, why, whylen) < 0)
+    if (v == 1 && exec(st->w, from_v1, why, whylen) < 0) {
+        sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL); /* all or nothing */
+        goto fail;
+    }
+    if (exec(st->w, schema, why, whylen) < 0)
         goto fail;
     st->legacy_vacuum = pragma_int(st->w, "PRAGMA auto_vacuum") == 0;
     st->bytes = sum_bytes(st);
