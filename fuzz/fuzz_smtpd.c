@@ -13,8 +13,11 @@
  *     (or a 421), nothing after a 221 or 421, no reply cut at CLOSE;
  *   - pending output stays bounded (a client that never reads);
  *   - a message handed over has 1..1000 recipients, addresses without
- *     CR, LF, space or angle brackets, at most the size limit (plus the
- *     inbox's warning header);
+ *     CR, LF, space or angle brackets, at most the size limit, and the
+ *     counts of bare LF and CR that its bytes show;
+ *   - no SMTP smuggling: there are never more messages than the input has
+ *     <CR><LF>.<CR><LF> sequences and BDAT LASTs (a bare LF or CR ending
+ *     the data would make one more);
  *   - with AUTH user:pass, 235 only when the password went over the wire
  *     (in base64), and only once per session;
  *   - after STARTTLS nothing from before the handshake gets a reply
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "chaos.h"
 #include "smtp/reply.h"
@@ -79,6 +83,7 @@ typedef struct model {
     int last_code;
     size_t auth_ok; /* 235s since the session (re)started */
     bytes in;       /* everything fed */
+    size_t n_messages;
 } model;
 
 /* Parse the complete replies written so far. */
@@ -179,7 +184,35 @@ static void check_address(const char *a, const char *what)
             FAIL("%s '%s' holds byte 0x%02x", what, a, *p);
 }
 
-static void check_message(ib_smtpd *s, const ib_smtpd_conf *conf)
+/* Bare line endings in a message as stored: a LF without a CR before it, a
+ * CR without a LF after it (also at the very end). */
+static void count_bare(const char *p, size_t n, size_t *lf, size_t *cr)
+{
+    *lf = *cr = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+            (*lf)++;
+        if (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n'))
+            (*cr)++;
+    }
+}
+
+/* Ways the input could have ended a message: CRLF.CRLF (overlapping ones
+ * counted) and "LAST" in any case. */
+static size_t message_ends(const bytes *in)
+{
+    size_t k = 0;
+    for (size_t i = 0; i + 5 <= in->n; i++)
+        if (!memcmp(in->p + i, "\r\n.\r\n", 5))
+            k++;
+    for (size_t i = 0; i + 4 <= in->n; i++)
+        if (!strncasecmp(in->p + i, "LAST", 4))
+            k++;
+    return k;
+}
+
+static void check_message(ib_smtpd *s, const ib_smtpd_conf *conf, const bytes *in,
+                          size_t n_messages)
 {
     ib_envelope env;
     const char *raw = NULL;
@@ -195,8 +228,18 @@ static void check_message(ib_smtpd *s, const ib_smtpd_conf *conf)
         FAIL("helo with a line break");
     if (!raw)
         FAIL("no message bytes");
-    if (len > conf->max_size + 128)
+    if (len > conf->max_size)
         FAIL("message of %zu octets over the limit of %zu", len, conf->max_size);
+    uint64_t flen;
+    if (ib_smtpd_message_file(s, &flen) < 0) { /* in memory: all of it is here */
+        size_t lf, cr;
+        count_bare(raw, len, &lf, &cr);
+        if (lf != env.bare_lf || cr != env.bare_cr)
+            FAIL("bare LF/CR counted %zu/%zu, the message has %zu/%zu", env.bare_lf, env.bare_cr,
+                 lf, cr);
+    }
+    if (n_messages > message_ends(in))
+        FAIL("message %zu, but the input ended only %zu (smuggling)", n_messages, message_ends(in));
 }
 
 static uint32_t rng_next(uint32_t *x)
@@ -300,7 +343,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
                 FAIL("feed reported out of memory");
             pos += k;
         } else if (w == IB_SMTPD_MESSAGE) {
-            check_message(s, &conf);
+            check_message(s, &conf, &m.in, ++m.n_messages);
 #ifdef FUZZ_VERBOSE
             fprintf(stderr, "(message stored)\n");
 #endif

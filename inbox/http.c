@@ -307,6 +307,8 @@ static int copy_meta(void *arg, const ib_summary *s)
     m->created_ms = s->created_ms;
     m->size = s->size;
     m->has_attachments = s->has_attachments;
+    m->bare_lf = s->bare_lf;
+    m->bare_cr = s->bare_cr;
     m->mail_from = dup0(s->mail_from);
     m->rcpt = dup0(s->rcpt);
     m->helo = dup0(s->helo);
@@ -420,11 +422,15 @@ static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *u
         for (char *p = name; *p; p++) /* shown back: printable ASCII only */
             if (*p < 0x21 || *p > 0x7e || *p == '<' || *p == '>' || *p == '&' || *p == '"')
                 *p = '?';
-        snprintf(msg, sizeof msg,
-                 "unknown Host name '%.200s' (DNS rebinding protection): to reach the inbox by "
-                 "this name, start it with --allow-host %.200s",
-                 name, name);
-        return ib_http_send_error(c, 403, msg);
+        int n = snprintf(msg, sizeof msg,
+                         "unknown Host name '%.200s' (DNS rebinding protection): to reach the "
+                         "inbox by this name, start it with --allow-host %.200s",
+                         name, name);
+        if (strncmp(url, "/api/", 5) == 0)
+            return ib_http_send_error(c, 403, msg);
+        msg[n++] = '\n'; /* a page for a browser: plain text, nothing to run */
+        return ib_http_respond(c, 403, "text/plain; charset=utf-8", strndup(msg, (size_t)n),
+                               (size_t)n, 1, K_API, NULL);
     }
     if (!is_get(method) && cross_site(c))
         return ib_http_send_error(c, 403, "cross-site request refused");

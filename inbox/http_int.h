@@ -65,6 +65,7 @@ typedef struct ib_http_meta {
     size_t size;
     char *mail_from, *rcpt, *helo, *from, *to, *subject;
     int has_attachments;
+    size_t bare_lf, bare_cr;
 } ib_http_meta;
 
 typedef struct ib_http_loaded {

@@ -56,16 +56,31 @@ static void to_utf8(se_buf *out, const char *charset, const char *p, size_t n)
     iconv_close(cd);
 }
 
+/* The warning for a message whose client sent bare line endings (stored
+ * with it by the SMTP side), or null. */
+static json_t *warning_json(size_t lf, size_t cr)
+{
+    if (!lf && !cr)
+        return json_null();
+    char w[200];
+    snprintf(w, sizeof w,
+             "this client sent bare line endings (%zu bare LF, %zu bare CR); Gmail and Exchange "
+             "refuse such mail",
+             lf, cr);
+    return json_string(w);
+}
+
 static int summary_json(void *arg, const ib_summary *s)
 {
     char created[40];
     ib_http_rfc3339(created, sizeof created, s->created_ms);
-    json_t *o = json_pack("{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b}", "id",
-                          (json_int_t)s->id, "created", created, "created_ms",
-                          (json_int_t)s->created_ms, "size", (json_int_t)s->size, "from",
-                          ib_http_jstr(s->from), "to", ib_http_jstr(s->to), "subject",
-                          ib_http_jstr(s->subject), "mail_from", ib_http_jstr(s->mail_from), "rcpt",
-                          ib_http_jstr(s->rcpt), "has_attachments", s->has_attachments);
+    json_t *o =
+        json_pack("{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b, s:o*}", "id",
+                  (json_int_t)s->id, "created", created, "created_ms", (json_int_t)s->created_ms,
+                  "size", (json_int_t)s->size, "from", ib_http_jstr(s->from), "to",
+                  ib_http_jstr(s->to), "subject", ib_http_jstr(s->subject), "mail_from",
+                  ib_http_jstr(s->mail_from), "rcpt", ib_http_jstr(s->rcpt), "has_attachments",
+                  s->has_attachments, "warning", warning_json(s->bare_lf, s->bare_cr));
     return !o || json_array_append_new(arg, o) != 0;
 }
 
@@ -93,13 +108,19 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
     }
     ib_store_use u;
     ib_store_usage(h->st, &u);
+    char why[200];
+    snprintf(why, sizeof why,
+             "the oldest messages were dropped to keep the in-memory store under --max-memory "
+             "(%llu bytes); start the inbox with --db FILE to keep everything",
+             (unsigned long long)u.cap);
     return ib_http_send_json(
         c, 200,
-        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "total", (json_int_t)total,
-                  "count", (json_int_t)json_array_size(items), "start", (json_int_t)start,
-                  "version", (json_int_t)ib_store_version(h->st), "items", items, "store",
-                  "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
-                  (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes));
+        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:o}}", "total",
+                  (json_int_t)total, "count", (json_int_t)json_array_size(items), "start",
+                  (json_int_t)start, "version", (json_int_t)ib_store_version(h->st), "items", items,
+                  "store", "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
+                  (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes,
+                  "dropped_why", u.dropped ? json_string(why) : json_null()));
 }
 
 typedef struct parsed {
@@ -218,7 +239,7 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
     ib_http_rfc3339(created, sizeof created, pm.l.m.created_ms);
     json_t *o = json_pack(
         "{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, "
-        "s:o*, s:o*, s:o*}",
+        "s:o*, s:o*, s:o*, s:I, s:I}",
         "id", (json_int_t)id, "created", created, "created_ms", (json_int_t)pm.l.m.created_ms,
         "size", (json_int_t)pm.l.len, "mail_from", ib_http_jstr(pm.l.m.mail_from), "rcpt", rcpt,
         "helo", ib_http_jstr(pm.l.m.helo), "subject", header_json(&pm, "Subject"), "from",
@@ -226,7 +247,8 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
         "date", header_json(&pm, "Date"), "message_id", header_json(&pm, "Message-ID"), "headers",
         header_list(pm.l.raw, pm.l.len), "text", body_json(&pm, pm.text), "html",
         body_json(&pm, pm.html), "attachments", atts, "warning",
-        header_json(&pm, "X-Inbox-Warning")); /* bare line endings (smtpd_data.c) */
+        warning_json(pm.l.m.bare_lf, pm.l.m.bare_cr), "bare_lf", (json_int_t)pm.l.m.bare_lf,
+        "bare_cr", (json_int_t)pm.l.m.bare_cr);
     parsed_free(&pm);
     return ib_http_send_json(c, 200, o);
 }

@@ -37,15 +37,15 @@ static const char usage[] =
     "  --auth           require AUTH PLAIN/LOGIN: `any` accepts every credential\n"
     "  --max-size       message size limit (default 26214400)\n"
     "  --max-conn       simultaneous SMTP connections (default 500); over 80% in use,\n"
-    "                   sessions idle between commands are closed after 5 s\n"
+    "                   idle sessions are closed after 5 s (15 s inside a message)\n"
     "  --max-conn-per-client  connections from one non-loopback address (default: no limit)\n"
     "  --max-memory SIZE  without --db, keep at most this much mail (default 256M; 0: no\n"
     "                   limit), dropping the oldest first; --db keeps everything\n"
     "  --chaos RULE     fault injection, e.g. 'rcpt:550 5.1.1 no such user:match=bad@',\n"
     "                   'data:451 4.3.0 try later:p=0.5', 'mail:disconnect', 'ehlo:delay=2000'\n"
-    "  --allow-host     also answer web requests for this Host name (e.g. a compose\n"
-    "                   service name); others than localhost, 127.0.0.1, [::1] and the\n"
-    "                   --http host get 403 (DNS rebinding protection)\n"
+    "  --allow-host NAME  also answer web requests for this Host name, no port (e.g. a\n"
+    "                   compose service name, or [fd00::5]); names other than localhost,\n"
+    "                   127.0.0.1, [::1] and the --http host get 403 (DNS rebinding)\n"
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n";
 
@@ -199,8 +199,11 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
         } else if (!strcmp(name, "--allow-host")) {
-            if (strpbrk(v, ":/ ") || ib_http_allow_host(v) < 0)
-                return bad("--allow-host wants a host name (at most 32 of them), not '%s'", v);
+            /* a name or an address as a Host header has it: no port ("[v6]") */
+            int v6 = v[0] == '[' && v[strlen(v) - 1] == ']' && !strpbrk(v + 1, "[/ ");
+            if ((!v6 && strpbrk(v, ":/[] ")) || ib_http_allow_host(v) < 0)
+                return bad("--allow-host wants a host name without a port (at most 32), not '%s'",
+                           v);
         } else if (!strcmp(name, "--chaos")) {
             if (o->n_rules == MAX_RULES)
                 return bad("at most 64 --chaos rules");

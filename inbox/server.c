@@ -43,7 +43,8 @@
 #define MAX_LOOPS 8
 #define STOP_GRACE_MS 2000
 #define LINGER_MS 500
-#define STRESS_IDLE_MS 5000 /* idle timeout between commands under stress */
+#define STRESS_IDLE_MS 5000      /* under stress: idle between commands */
+#define STRESS_IDLE_MSG_MS 15000 /* under stress: idle inside a message or AUTH */
 #define EVENTS 256
 
 int ib_server_fail(char *why, size_t whylen, const char *what, const char *detail)
@@ -220,9 +221,8 @@ static void *storer_main(void *arg)
         int64_t id = -1;
         ib_smtpd_message(c->s, &env, &raw, &len);
         uint64_t flen;
-        const char *note;
-        int fd = ib_smtpd_message_file(c->s, &flen, &note);
-        if (fd >= 0 ? ib_store_add_file(srv->conf.store, &env, note, fd, flen, &id, NULL, 0) < 0
+        int fd = ib_smtpd_message_file(c->s, &flen);
+        if (fd >= 0 ? ib_store_add_file(srv->conf.store, &env, fd, flen, &id, NULL, 0) < 0
                     : ib_store_add(srv->conf.store, &env, raw, len, &id, NULL, 0) < 0)
             id = -1;
         c->stored_id = id;
@@ -578,19 +578,24 @@ static int timers(loop *lp, int64_t *next_sweep)
     if (now >= *next_sweep) { /* RFC 5321 4.5.3.2: the server's timeout */
         int64_t idle = (int64_t)lp->srv->conf.idle_timeout_s * 1000;
         /* Under stress (over 80% of the slots in use), as Postfix's smtpd
-         * does: sessions idle between commands get a short timeout, so a
+         * does: idle timeouts drop to seconds, shortest for sessions idle
+         * between commands (or in a TLS handshake), which go first; so a
          * client that leaked its connections cannot lock others out. */
         pthread_mutex_lock(&lp->srv->lock);
         int stressed = (uint64_t)lp->srv->active * 5 > (uint64_t)lp->srv->conf.max_conn * 4;
         pthread_mutex_unlock(&lp->srv->lock);
-        int64_t stress_idle = idle < STRESS_IDLE_MS ? idle : STRESS_IDLE_MS;
         for (conn *c = lp->conns, *nx; c; c = nx) {
             nx = c->next;
             if (c->lingering && now - c->last_ms >= LINGER_MS) {
                 conn_close(c);
                 continue;
             }
-            int64_t limit = stressed && ib_smtpd_between_commands(c->s) ? stress_idle : idle;
+            int64_t limit = idle;
+            if (stressed) {
+                int64_t short_ms =
+                    c->hs || ib_smtpd_between_commands(c->s) ? STRESS_IDLE_MS : STRESS_IDLE_MSG_MS;
+                limit = short_ms < idle ? short_ms : idle;
+            }
             if (c->parked != RUNNING || c->lingering || now - c->last_ms < limit)
                 continue;
             if (c->hs || c->events == EPOLLOUT) { /* nothing can be said: just hang up */

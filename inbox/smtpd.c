@@ -64,7 +64,6 @@ void ib_smtpd_reset(ib_smtpd *s)
         close(s->spill_fd);
     s->spill_fd = -1;
     s->spill_len = 0;
-    s->note[0] = 0;
     s->msg_size = 0;
     s->too_big = s->msg_oom = 0;
     s->bare_lf = 0;
@@ -468,14 +467,15 @@ void ib_smtpd_message(const ib_smtpd *s, ib_envelope *env, const char **raw, siz
     env->n_rcpt = s->n_rcpt;
     env->helo = s->helo ? s->helo : "";
     env->peer = s->peer;
+    env->bare_lf = s->bare_lf;
+    env->bare_cr = s->bare_cr;
     *raw = s->msg.data ? s->msg.data : "";
     *len = s->msg.len;
 }
 
-int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len, const char **note)
+int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len)
 {
     *len = s->spill_len;
-    *note = s->note;
     return s->spill_fd;
 }
 

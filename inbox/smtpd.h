@@ -56,10 +56,10 @@ ib_smtpd_want ib_smtpd_step(ib_smtpd *s);
 
 /* Input.  0 ok, -1 out of memory (then the session only wants to CLOSE). */
 int ib_smtpd_feed(ib_smtpd *s, const void *p, size_t n);
-void ib_smtpd_eof(ib_smtpd *s);      /* the peer closed: no reply, CLOSE */
-void ib_smtpd_timeout(ib_smtpd *s);  /* idle: 421 4.4.2, then CLOSE */
+void ib_smtpd_eof(ib_smtpd *s);                   /* the peer closed: no reply, CLOSE */
+void ib_smtpd_timeout(ib_smtpd *s);               /* idle: 421 4.4.2, then CLOSE */
 int ib_smtpd_between_commands(const ib_smtpd *s); /* not inside DATA or BDAT */
-void ib_smtpd_shutdown(ib_smtpd *s); /* server stopping: 421 4.3.2, CLOSE */
+void ib_smtpd_shutdown(ib_smtpd *s);              /* server stopping: 421 4.3.2, CLOSE */
 
 /* Output: the bytes to send; ib_smtpd_sent() drops the first n of them. */
 const char *ib_smtpd_out(const ib_smtpd *s, size_t *len);
@@ -70,9 +70,9 @@ void ib_smtpd_sent(ib_smtpd *s, size_t n);
  * (451, the message is not accepted). */
 void ib_smtpd_message(const ib_smtpd *s, ib_envelope *env, const char **raw, size_t *len);
 /* A big message is not in memory but in a temporary file: its descriptor
- * (or -1: use ib_smtpd_message's raw), its length, and a header line to
- * store before it ("" for none).  The file is the session's. */
-int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len, const char **note);
+ * (or -1: use ib_smtpd_message's raw) and its length.  The file is the
+ * session's. */
+int ib_smtpd_message_file(const ib_smtpd *s, uint64_t *len);
 void ib_smtpd_stored(ib_smtpd *s, int64_t id);
 
 unsigned ib_smtpd_delay_ms(const ib_smtpd *s);

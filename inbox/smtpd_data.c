@@ -219,20 +219,6 @@ int ib_smtpd_msg_end(ib_smtpd *s)
     } else {
         if (s->used_bdat && s->prev == '\r')
             s->bare_cr++; /* a BDAT message ending in a lone CR */
-        if (s->bare_lf || s->bare_cr) {
-            char note[256];
-            int nl = snprintf(note, sizeof note,
-                              "X-Inbox-Warning: this client sent bare line endings (%zu bare LF, "
-                              "%zu bare CR); Gmail and Exchange refuse such mail\r\n",
-                              s->bare_lf, s->bare_cr);
-            if (s->spill_fd >= 0) {
-                snprintf(s->note, sizeof s->note, "%s", note); /* stored before the file */
-            } else if (se_buf_reserve(&s->msg, (size_t)nl) == 0) {
-                memmove(s->msg.data + nl, s->msg.data, s->msg.len + 1);
-                memcpy(s->msg.data, note, (size_t)nl);
-                s->msg.len += (size_t)nl;
-            }
-        }
         s->st = S_MSG_END;
         s->msg_ready = 1;
         return 1;

@@ -56,9 +56,8 @@ struct ib_smtpd {
     char **rcpt;
     size_t n_rcpt, rcpt_tried;
     se_buf msg;
-    int spill_fd;      /* past SPILL_AT the message goes to a temporary file */
+    int spill_fd; /* past SPILL_AT the message goes to a temporary file */
     uint64_t spill_len;
-    char note[256];    /* a header to put before a spilled message */
     uint64_t msg_size;
     int too_big, msg_oom, bol;
     unsigned char prev;

@@ -33,8 +33,6 @@ typedef struct pending {
     const char *raw; /* the message; for a file, its head (for the summary) */
     size_t len;      /* the whole message's length */
     int fd;          /* or -1: the message is in a file, stored in pieces */
-    const char *note;
-    size_t note_len;
     int64_t created_ms;
     char *from, *to, *cc, *subject; /* decoded headers, or NULL */
     char *rcpt;                     /* envelope recipients joined by ", " */
@@ -65,6 +63,8 @@ struct ib_store {
     /* Under wlock: the raw octets stored, and the in-memory cap. */
     uint64_t bytes, cap;
     uint64_t dropped, dropped_bytes; /* messages dropped to stay under the cap */
+    int file;                        /* --db: a file, else in memory */
+    int legacy_vacuum;               /* a file without auto-vacuum: VACUUM when empty */
 };
 
 static const char schema[] =
@@ -73,13 +73,20 @@ static const char schema[] =
     " created_ms INTEGER NOT NULL, size INTEGER NOT NULL,"
     " mail_from TEXT NOT NULL, rcpt TEXT NOT NULL, helo TEXT NOT NULL, peer TEXT NOT NULL,"
     " hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL, hdr_cc TEXT NOT NULL,"
-    " subject TEXT NOT NULL, has_attachments INTEGER NOT NULL);"
+    " subject TEXT NOT NULL, has_attachments INTEGER NOT NULL,"
+    " bare_lf INTEGER NOT NULL DEFAULT 0, bare_cr INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+/* Version 1 had no count of bare line endings. */
+static const char from_v1[] = "BEGIN;"
+                              "ALTER TABLE messages ADD COLUMN bare_lf INTEGER NOT NULL DEFAULT 0;"
+                              "ALTER TABLE messages ADD COLUMN bare_cr INTEGER NOT NULL DEFAULT 0;"
+                              "PRAGMA user_version = 2; COMMIT;";
 
 #define SUMMARY_COLS                                                                               \
     "m.id, m.created_ms, m.size, m.mail_from, m.rcpt, m.hdr_from, m.hdr_to, m.subject, "           \
-    "m.helo, m.has_attachments"
+    "m.helo, m.has_attachments, m.bare_lf, m.bare_cr"
+#define RAW_COL 12 /* r.data after SUMMARY_COLS */
 
 static void set_why(char *why, size_t whylen, const char *what, sqlite3 *db)
 {
@@ -100,10 +107,17 @@ static uint64_t sum_bytes(ib_store *st)
 }
 
 /* After deletes (wlock held): free pages go back to the file or the heap,
- * and the heap's free memory to the system. */
+ * and the heap's free memory to the system.  A file made before auto-vacuum
+ * was on is converted once it is empty (VACUUM costs nothing then); a WAL
+ * grown by big messages is cut back. */
 static void give_back(ib_store *st)
 {
+    if (st->legacy_vacuum && st->bytes == 0 &&
+        sqlite3_exec(st->w, "VACUUM;", NULL, NULL, NULL) == SQLITE_OK)
+        st->legacy_vacuum = 0;
     sqlite3_exec(st->w, "PRAGMA incremental_vacuum;", NULL, NULL, NULL);
+    if (st->file)
+        sqlite3_exec(st->w, "PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL);
     sqlite3_db_release_memory(st->w);
     malloc_trim(0);
 }
@@ -147,11 +161,11 @@ static int exec(sqlite3 *db, const char *sql, char *why, size_t whylen)
     return 0;
 }
 
-static int schema_version(sqlite3 *db)
+static int pragma_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *q;
     int v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
         return -1;
     if (sqlite3_step(q) == SQLITE_ROW)
         v = sqlite3_column_int(q, 0);
@@ -178,27 +192,41 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     int rw = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (open_db(&st->w, path ? path : ":memory:", rw, why, whylen) < 0)
         goto fail;
-    int v = schema_version(st->w);
-    if (v != 0 && v != 1) {
+    int v = pragma_int(st->w, "PRAGMA user_version");
+    if (v < 0 || v > 2) {
         if (why && whylen)
             snprintf(why, whylen, "%s: not an inbox database (user_version %d)", path, v);
         goto fail;
     }
-    /* Deleting gives pages back (to the file, or to the heap in memory);
-     * takes effect on a new database only (existing files stay as they are). */
-    if (exec(st->w, "PRAGMA auto_vacuum=INCREMENTAL;", why, whylen) < 0)
+    /* In memory, big pages: a 4 KiB page costs about 5% more in the page
+     * cache's headers.  Deleting gives pages back (to the file, or to the
+     * heap in memory); a file made without auto-vacuum is converted when it
+     * is next emptied (give_back).  Freed pages are not zeroed: in a file that
+     * would write every deleted byte again (Debian's SQLite has secure_delete
+     * on). */
+    st->file = path != NULL;
+    if (!path && exec(st->w, "PRAGMA page_size=65536;", why, whylen) < 0)
+        goto fail;
+    if (exec(st->w, "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA secure_delete=FAST;", why, whylen) < 0)
         goto fail;
     if (path) {
-        /* Durable before the 250: WAL with an fsync at every commit. */
-        char sql[160];
+        /* Durable before the 250: WAL with an fsync at every commit; a WAL
+         * that big messages made large is cut back to 64 MiB when reset. */
+        char sql[200];
         snprintf(sql, sizeof sql,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-%d;",
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-%d;"
+                 " PRAGMA journal_size_limit=67108864;",
                  CACHE_KIB);
         if (exec(st->w, sql, why, whylen) < 0)
             goto fail;
     }
+    if (v == 1 && exec(st->w, from_v1, why, whylen) < 0) {
+        sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL); /* all or nothing */
+        goto fail;
+    }
     if (exec(st->w, schema, why, whylen) < 0)
         goto fail;
+    st->legacy_vacuum = pragma_int(st->w, "PRAGMA auto_vacuum") == 0;
     st->bytes = sum_bytes(st);
     if (path) {
         if (open_db(&st->r, path, SQLITE_OPEN_READONLY, why, whylen) < 0)
@@ -213,8 +241,8 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     }
     if (sqlite3_prepare_v3(st->w,
                            "INSERT INTO messages (created_ms, size, mail_from, rcpt, helo, peer,"
-                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, SQLITE_PREPARE_PERSISTENT, &st->ins_msg, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(st->w, "INSERT INTO raw (id, data) VALUES (?,?)", -1,
                            SQLITE_PREPARE_PERSISTENT, &st->ins_raw, NULL) != SQLITE_OK) {
@@ -260,19 +288,17 @@ static int copy_file(ib_store *st, pending *p)
     if (sqlite3_blob_open(st->w, "main", "raw", "data", p->id, 1, &b) != SQLITE_OK)
         return -1;
     char *buf = malloc(PIECE);
-    int ok = buf && (!p->note_len || sqlite3_blob_write(b, p->note, (int)p->note_len, 0) == SQLITE_OK);
-    size_t at = p->note_len;
-    off_t off = 0;
+    int ok = buf != NULL;
+    size_t at = 0;
     while (ok && at < p->len) {
         size_t want = p->len - at < PIECE ? p->len - at : PIECE;
-        ssize_t got = pread(p->fd, buf, want, off);
+        ssize_t got = pread(p->fd, buf, want, (off_t)at);
         if (got <= 0) {
             ok = 0;
             break;
         }
         ok = sqlite3_blob_write(b, buf, (int)got, (int)at) == SQLITE_OK;
         at += (size_t)got;
-        off += got;
     }
     free(buf);
     sqlite3_blob_close(b);
@@ -294,6 +320,8 @@ static int insert_one(ib_store *st, pending *p)
     bind_text(m, 9, p->cc);
     bind_text(m, 10, p->subject);
     sqlite3_bind_int(m, 11, p->has_attachments);
+    sqlite3_bind_int64(m, 12, (sqlite3_int64)p->env->bare_lf);
+    sqlite3_bind_int64(m, 13, (sqlite3_int64)p->env->bare_cr);
     int rc = sqlite3_step(m);
     sqlite3_reset(m);
     sqlite3_clear_bindings(m);
@@ -313,19 +341,20 @@ static int insert_one(ib_store *st, pending *p)
     return p->fd >= 0 ? copy_file(st, p) : 0;
 }
 
-/* Over the in-memory cap: drop the oldest messages (never the newest one)
- * until under it; counted for the UI and the API.  wlock held. */
-static void evict(ib_store *st)
+/* Before `incoming` octets are added over the in-memory cap: drop the oldest
+ * messages until they fit (all of them if one message alone is over the
+ * cap); counted for the UI and the API.  Their pages stay on SQLite's free
+ * list, where the insert right after takes them: the store does not grow
+ * past the cap and no page is copied.  wlock held. */
+static void evict(ib_store *st, uint64_t incoming)
 {
     sqlite3_stmt *q = NULL;
     int64_t last = -1;
     uint64_t freed = 0, n = 0;
-    if (sqlite3_prepare_v2(st->w,
-                           "SELECT id, size FROM messages WHERE id < (SELECT max(id) FROM messages)"
-                           " ORDER BY id",
-                           -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(st->w, "SELECT id, size FROM messages ORDER BY id", -1, &q, NULL) !=
+        SQLITE_OK)
         return;
-    while (st->bytes - freed > st->cap && sqlite3_step(q) == SQLITE_ROW) {
+    while (st->bytes - freed + incoming > st->cap && sqlite3_step(q) == SQLITE_ROW) {
         last = sqlite3_column_int64(q, 0);
         freed += (uint64_t)sqlite3_column_int64(q, 1);
         n++;
@@ -355,7 +384,6 @@ static void evict(ib_store *st)
     st->bytes -= freed;
     st->dropped += n;
     st->dropped_bytes += freed;
-    give_back(st);
 }
 
 /* Write `n` messages in one transaction; 0 ok, -1 (all rolled back). */
@@ -381,6 +409,11 @@ static int commit_batch(ib_store *st, pending **items, size_t n)
 static void run_batch(ib_store *st, pending **items, size_t n)
 {
     pthread_mutex_lock(&st->wlock);
+    uint64_t incoming = 0;
+    for (size_t i = 0; i < n; i++)
+        incoming += items[i]->len;
+    if (st->cap && st->bytes + incoming > st->cap)
+        evict(st, incoming);
     int ok = commit_batch(st, items, n) == 0;
     for (size_t i = 0; i < n; i++) {
         if (!ok && commit_batch(st, &items[i], 1) < 0) {
@@ -390,8 +423,6 @@ static void run_batch(ib_store *st, pending **items, size_t n)
             st->bytes += items[i]->len;
         }
     }
-    if (st->cap && st->bytes > st->cap)
-        evict(st);
     pthread_mutex_unlock(&st->wlock);
 }
 
@@ -455,31 +486,28 @@ int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t l
 
 #define HEAD (1u << 20) /* the summary is read from the first MiB */
 
-int ib_store_add_file(ib_store *st, const ib_envelope *env, const char *note, int fd,
-                      uint64_t len, int64_t *id_out, char *why, size_t whylen)
+int ib_store_add_file(ib_store *st, const ib_envelope *env, int fd, uint64_t len, int64_t *id_out,
+                      char *why, size_t whylen)
 {
     pending me;
     memset(&me, 0, sizeof me);
     me.env = env;
     me.fd = fd;
-    me.note = note ? note : "";
-    me.note_len = strlen(me.note);
-    /* The summary from the note and the head of the file. */
+    /* The summary from the head of the file. */
     size_t head = len < HEAD ? (size_t)len : HEAD;
-    char *buf = malloc(me.note_len + head + 1);
-    ssize_t got = buf ? pread(fd, buf + me.note_len, head, 0) : -1;
+    char *buf = malloc(head + 1);
+    ssize_t got = buf ? pread(fd, buf, head, 0) : -1;
     if (!buf || got != (ssize_t)head) {
         free(buf);
         if (why && whylen)
             snprintf(why, whylen, "store: cannot read the spooled message");
         return -1;
     }
-    memcpy(buf, me.note, me.note_len);
-    buf[me.note_len + head] = 0;
+    buf[head] = 0;
     me.raw = buf;
-    me.len = me.note_len + head;
+    me.len = head;
     int rc = fill_summary(&me);
-    me.len = me.note_len + (size_t)len;
+    me.len = (size_t)len;
     if (rc < 0) {
         free_summary(&me);
         free(buf);
@@ -593,6 +621,8 @@ static void read_summary(sqlite3_stmt *q, ib_summary *s)
     s->subject = col_text(q, 7);
     s->helo = col_text(q, 8);
     s->has_attachments = sqlite3_column_int(q, 9);
+    s->bare_lf = (size_t)sqlite3_column_int64(q, 10);
+    s->bare_cr = (size_t)sqlite3_column_int64(q, 11);
 }
 
 int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,
@@ -672,8 +702,8 @@ int ib_store_get(ib_store *st, int64_t id, char **raw, size_t *len, ib_summary_f
     if (s != SQLITE_ROW)
         goto out;
     if (raw) {
-        size_t n = (size_t)sqlite3_column_bytes(q, 10);
-        const void *p = sqlite3_column_blob(q, 10);
+        size_t n = (size_t)sqlite3_column_bytes(q, RAW_COL);
+        const void *p = sqlite3_column_blob(q, RAW_COL);
         char *copy = malloc(n + 1);
         if (!copy)
             goto out;

@@ -14,6 +14,9 @@ typedef struct ib_envelope {
     size_t n_rcpt;
     const char *helo; /* EHLO argument */
     const char *peer; /* "127.0.0.1:43210" */
+    /* Bare line endings in the data (a LF without CR, a CR without LF):
+     * stored with the message, shown as a warning. */
+    size_t bare_lf, bare_cr;
 } ib_envelope;
 
 /* One row of a listing.  Strings owned by the store's callback scope:
@@ -29,6 +32,7 @@ typedef struct ib_summary {
     const char *subject;   /* Subject, decoded */
     const char *helo;
     int has_attachments;
+    size_t bare_lf, bare_cr; /* as in ib_envelope */
 } ib_summary;
 
 typedef int (*ib_summary_fn)(void *arg, const ib_summary *s); /* nonzero stops */
@@ -42,11 +46,10 @@ void ib_store_close(ib_store *st);
 int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t len, int64_t *id_out,
                  char *why, size_t whylen);
 
-/* Store a message that is in a file (fd, len octets, read with pread),
- * preceded by note (a header line, "" for none): copied into the store in
- * pieces, never whole in memory. */
-int ib_store_add_file(ib_store *st, const ib_envelope *env, const char *note, int fd,
-                      uint64_t len, int64_t *id_out, char *why, size_t whylen);
+/* Store a message that is in a file (fd, len octets, read with pread):
+ * copied into the store in pieces, never whole in memory. */
+int ib_store_add_file(ib_store *st, const ib_envelope *env, int fd, uint64_t len, int64_t *id_out,
+                      char *why, size_t whylen);
 
 /* Newest first.  kind NULL lists everything; "from", "to" or "containing"
  * filters like MailHog's search (case-insensitive substring of the From

@@ -184,6 +184,13 @@
       clip.setAttribute('aria-label', 'has attachments');
       sub.append(clip);
     }
+    if (m.warning) {
+      const warn = el('span', 'bare', '⚠');
+      warn.title = m.warning;
+      warn.setAttribute('role', 'img');
+      warn.setAttribute('aria-label', m.warning);
+      sub.append(warn);
+    }
     sub.append(el('span', 'size', humanSize(m.size)));
     li.append(from, time, subject, sub);
     return li;

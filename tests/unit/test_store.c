@@ -324,3 +324,91 @@ TEST(store_binary_and_empty_messages)
     free(raw);
     ib_store_close(st);
 }
+
+static int bare_counts(void *arg, const ib_summary *s)
+{
+    size_t *out = arg;
+    out[0] = s->bare_lf;
+    out[1] = s->bare_cr;
+    return 0;
+}
+
+TEST(store_keeps_the_bare_line_ending_counts)
+{
+    ib_store *st;
+    char why[256];
+    CHECK_INT(ib_store_open(&st, NULL, why, sizeof why), 0);
+    const char *rcpt[] = {"b@b.test"};
+    ib_envelope env = {.mail_from = "a@a.test",
+                       .rcpt = rcpt,
+                       .n_rcpt = 1,
+                       .helo = "h",
+                       .peer = "p",
+                       .bare_lf = 3,
+                       .bare_cr = 1};
+    int64_t id;
+    CHECK_INT(ib_store_add(st, &env, "a\n.\nb\r\n", 8, &id, NULL, 0), 0);
+    size_t got[2] = {9, 9};
+    CHECK_INT(ib_store_get(st, id, NULL, NULL, bare_counts, got), 1);
+    CHECK_INT(got[0], 3);
+    CHECK_INT(got[1], 1);
+    env.bare_lf = env.bare_cr = 0;
+    CHECK_INT(ib_store_add(st, &env, "ok\r\n", 4, &id, NULL, 0), 0);
+    CHECK_INT(ib_store_list(st, NULL, NULL, 0, 1, bare_counts, got, NULL), 0);
+    CHECK_INT(got[0], 0); /* the newest, clean */
+    CHECK_INT(got[1], 0);
+    ib_store_close(st);
+}
+
+static int64_t sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    int64_t v = -1;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* A file from an earlier version (user_version 1, made without auto-vacuum)
+ * opens, keeps its mail, gets the new columns, and gives its pages back once
+ * it is emptied. */
+TEST(store_upgrades_a_version_1_file)
+{
+    char path[200], why[256] = "";
+    temp_path(path, sizeof path);
+    sqlite3 *db;
+    CHECK_INT(sqlite3_open(path, &db), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(db,
+                           "PRAGMA auto_vacuum=NONE; PRAGMA journal_mode=WAL;"
+                           "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                           " created_ms INTEGER NOT NULL, size INTEGER NOT NULL,"
+                           " mail_from TEXT NOT NULL, rcpt TEXT NOT NULL, helo TEXT NOT NULL,"
+                           " peer TEXT NOT NULL, hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL,"
+                           " hdr_cc TEXT NOT NULL, subject TEXT NOT NULL,"
+                           " has_attachments INTEGER NOT NULL);"
+                           "CREATE TABLE raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+                           "INSERT INTO messages VALUES (1, 0, 4, 'a', 'b', 'h', 'p', 'f', 't',"
+                           " '', 'old', 0);"
+                           "INSERT INTO raw VALUES (1, zeroblob(4000000));"
+                           "PRAGMA user_version = 1;",
+                           NULL, NULL, NULL),
+              SQLITE_OK);
+    sqlite3_close(db);
+    ib_store *st;
+    CHECK_INT(ib_store_open(&st, path, why, sizeof why), 0);
+    CHECK_INT(ib_store_count(st), 1);
+    size_t got[2] = {9, 9};
+    CHECK_INT(ib_store_get(st, 1, NULL, NULL, bare_counts, got), 1);
+    CHECK_INT(got[0], 0);
+    CHECK_INT(add(st, "a@a.test", "b@b.test", NULL, msg1), 2);
+    CHECK_INT(ib_store_delete_all(st), 0);
+    ib_store_close(st);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 2);
+    CHECK_INT(sql_int(path, "PRAGMA auto_vacuum"), 2); /* incremental from now on */
+    CHECK(sql_int(path, "PRAGMA page_count") < 20);
+    remove_db(path);
+}

@@ -276,7 +276,11 @@ module.exports = {
             const r = await request(ctx, method, p, { headers: { Host: host } });
             assert.equal(r.status, 403, method + ' ' + p + ' with Host ' + host);
             if (p === '/api/v2/messages' && !host.endsWith(':x'))
-              assert.match(r.body, /--allow-host/, 'the refusal names the flag that allows it');
+              assert.match(JSON.parse(r.body).error, /--allow-host/, 'the refusal names the flag that allows it');
+            if (p === '/' && !host.endsWith(':x')) {
+              assert.match(r.headers['content-type'], /^text\/plain/, 'a page for a browser');
+              assert.match(r.body, /start it with --allow-host /);
+            }
           }
         }
         assert.equal((await mailhog({ host: ctx.url.hostname, port: Number(port) }).messages()).total, before,
@@ -288,6 +292,36 @@ module.exports = {
       },
     },
     {
+      name: 'api: smuggling sequences make one message, flagged for its bare line endings',
+      skip: (ctx) => !ctx.smtp,
+      skipWhy: 'needs the real SMTP side',
+      async fn(ctx) {
+        const { conversation, smuggling } = require('./lib/smtp');
+        const list = async () => JSON.parse((await request(ctx, 'GET', '/api/scalr/messages?limit=500')).body);
+        const before = (await list()).total;
+        const codes = await conversation({ host: ctx.smtp.host, port: ctx.smtp.port, steps: smuggling('Smuggled?') });
+        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], 'one 250 for the data, no second message');
+        // A clean message that forges the warning itself is not flagged: the flag is the inbox's, not a header.
+        await ctx.deliver({ from: 'a@example.com', to: ['b@example.org'],
+          raw: 'From: a@example.com\r\nTo: b@example.org\r\nSubject: Clean\r\nX-Inbox-Warning: forged\r\n\r\nclean\r\n' });
+        const after = await list();
+        assert.equal(after.total, before + 2);
+        const flagged = after.items.find((m) => m.subject === 'Smuggled?');
+        const clean = after.items.find((m) => m.subject === 'Clean');
+        assert.match(flagged.warning, /^this client sent bare line endings \(3 bare LF, 1 bare CR\); Gmail and Exchange refuse such mail$/);
+        assert.equal(clean.warning, null);
+        const one = JSON.parse((await request(ctx, 'GET', '/api/scalr/messages/' + flagged.id)).body);
+        assert.equal(one.warning, flagged.warning);
+        assert.deepEqual([one.bare_lf, one.bare_cr], [3, 1]);
+        assert.match(one.text, /first\n\.\nMAIL FROM:<smuggled@evil\.example>/, 'the smuggled commands are content');
+        const cleanOne = JSON.parse((await request(ctx, 'GET', '/api/scalr/messages/' + clean.id)).body);
+        assert.equal(cleanOne.warning, null);
+        assert.deepEqual([cleanOne.bare_lf, cleanOne.bare_cr], [0, 0]);
+        const raw = await request(ctx, 'GET', '/api/scalr/messages/' + flagged.id + '/raw');
+        assert.ok(raw.body.startsWith('From: raw@example.com\r\n'), 'the raw message is what the client sent');
+      },
+    },
+    {
       name: 'api: --allow-host lets a compose service name in, and only it',
       skip: (ctx) => ctx.stub,
       skipWhy: 'needs the real inbox binary',
@@ -295,7 +329,8 @@ module.exports = {
         const { spawn } = require('child_process');
         const bin = process.env.SCALR_EMAIL || require('path').resolve(__dirname, '../../../build/scalr-email');
         const child = spawn(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0',
-          '--allow-host', 'mail.internal', '--allow-host', 'mailcatcher'], { stdio: ['ignore', 'pipe', 'inherit'] });
+          '--allow-host', 'mail.internal', '--allow-host', 'mailcatcher', '--allow-host', '[fd00::5]'],
+        { stdio: ['ignore', 'pipe', 'inherit'] });
         try {
           const base = await new Promise((resolve, reject) => {
             let out = '';
@@ -308,10 +343,21 @@ module.exports = {
             });
           });
           const c2 = { url: base };
-          for (const [host, want] of [['mail.internal:' + base.port, 200], ['MAILCATCHER', 200],
-            ['mail.internal.evil:' + base.port, 403], ['other', 403]]) {
-            const r = await request(c2, 'GET', '/api/v2/messages', { headers: { Host: host } });
-            assert.equal(r.status, want, 'Host ' + host);
+          for (const [host, want] of [['mail.internal:' + base.port, 200], ['mail.internal', 200],
+            ['MAILCATCHER', 200], ['[fd00::5]:' + base.port, 200], ['mail.internal.evil:' + base.port, 403],
+            ['other', 403], ['[fd00::6]', 403]]) {
+            for (const [method, p] of [['GET', '/api/v2/messages'], ['GET', '/api/scalr/events'], ['DELETE', '/api/v1/messages']]) {
+              if (p === '/api/scalr/events' && want === 200) continue; // a stream that stays open
+              const r = await request(c2, method, p, { headers: { Host: host } });
+              assert.equal(r.status, want, method + ' ' + p + ' with Host ' + host);
+            }
+          }
+          // A port or a path is not a name: a one-line error, exit 64.
+          const { spawnSync } = require('child_process');
+          for (const bad of ['mail.internal:8025', 'http://mail.internal', '']) {
+            const r = spawnSync(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--allow-host', bad], { encoding: 'utf8', timeout: 10000 });
+            assert.equal(r.status, 64, '--allow-host ' + JSON.stringify(bad));
+            assert.match(r.stderr, /--allow-host wants a host name/);
           }
         } finally {
           child.kill('SIGTERM');

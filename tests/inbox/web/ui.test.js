@@ -184,39 +184,16 @@ module.exports = {
       skip: (ctx) => !ctx.smtp,
       skipWhy: 'needs the real SMTP side',
       async fn(ctx, env) {
-        const net = require('net');
-        // Raw SMTP, one command at a time: the smuggling sequences must stay content.
-        const replies = [];
-        await new Promise((resolve, reject) => {
-          const sock = net.connect(ctx.smtp.port, ctx.smtp.host);
-          const steps = ['EHLO raw.test', 'MAIL FROM:<raw@example.com>', 'RCPT TO:<dev@example.org>', 'DATA',
-            'From: raw@example.com\r\nTo: dev@example.org\r\nSubject: Bare line endings\r\n\r\n' +
-            'first\n.\nMAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n' +
-            'Subject: smuggled\r\n\r\nsecond\r.\r\n.', 'QUIT'];
-          let buf = '';
-          const t = setTimeout(() => { sock.destroy(); reject(new Error('raw SMTP timed out: ' + replies)); }, 10000);
-          sock.setEncoding('latin1');
-          sock.on('data', (d) => {
-            buf += d;
-            let m;
-            while ((m = /^(\d{3}) [^\n]*\n/m.exec(buf))) {
-              const end = m.index + m[0].length;
-              replies.push(buf.slice(0, end).trim());
-              buf = buf.slice(end);
-              const next = steps.shift();
-              if (next === undefined) { clearTimeout(t); sock.end(); resolve(); return; }
-              sock.write(next + '\r\n');
-            }
-          });
-          sock.on('error', reject);
-        });
-        const codes = replies.map((r) => r.split(/\r?\n/).pop().slice(0, 3));
-        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], replies.join(' | '));
+        const { conversation, smuggling } = require('./lib/smtp');
+        const codes = await conversation({ host: ctx.smtp.host, port: ctx.smtp.port, steps: smuggling('Bare line endings') });
+        assert.deepEqual(codes, ['220', '250', '250', '250', '354', '250', '221'], 'one message, one 250 for its data');
         const page = env.page;
         await open(page, 'Bare line endings');
         const warning = page.locator('#m-warning');
         await warning.waitFor({ state: 'visible' });
         assert.match(await warning.textContent(), /bare line endings.*Gmail and Exchange refuse such mail/);
+        const mark = page.locator('#list .item', { hasText: 'Bare line endings' }).locator('.bare');
+        assert.match(await mark.getAttribute('aria-label'), /bare line endings/, 'the list marks it too');
         assert.equal(await page.locator('#list .item', { hasText: 'smuggled' }).count(), 0,
           'no second message was smuggled in');
         await open(page, 'Your invoice #1042 is ready');
@@ -369,6 +346,48 @@ module.exports = {
         assert.ok(await page.isHidden('#message'));
         assert.deepEqual(env.pwned, []);
         assert.deepEqual(env.errors, []);
+      },
+    },
+    {
+      name: 'ui: over --max-memory the list says how many messages were dropped and why',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox binary',
+      async fn(ctx, env) {
+        const { spawn } = require('child_process');
+        const { sendMail } = require('./lib/smtp');
+        const bin = process.env.SCALR_EMAIL || path.resolve(__dirname, '../../../build/scalr-email');
+        const child = spawn(bin, ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0', '--max-memory', '1k'],
+          { stdio: ['ignore', 'pipe', 'inherit'] });
+        const page = await env.context.newPage();
+        try {
+          const where = await new Promise((resolve, reject) => {
+            let out = '';
+            const t = setTimeout(() => reject(new Error('no smtp/http lines within 10 s')), 10000);
+            child.stdout.setEncoding('utf8');
+            child.stdout.on('data', (d) => {
+              out += d;
+              const s = /^smtp: (\S+):(\d+)$/m.exec(out);
+              const h = /^http: (http:\/\/\S+)$/m.exec(out);
+              if (s && h) { clearTimeout(t); resolve({ smtp: Number(s[2]), http: h[1] }); }
+            });
+          });
+          for (let i = 1; i <= 3; i++) {
+            await sendMail({ host: '127.0.0.1', port: where.smtp, from: 'a@example.com', to: ['b@example.org'],
+              raw: 'From: a@example.com\r\nTo: b@example.org\r\nSubject: Kept or not ' + i + '\r\n\r\n' + 'x'.repeat(600) + '\r\n' });
+          }
+          await page.goto(where.http);
+          await waitForRow(page, 'Kept or not 3');
+          const note = page.locator('#dropped');
+          await note.waitFor({ state: 'visible' });
+          assert.match(await note.textContent(), /^2 older messages were dropped to stay under --max-memory \(1(\.0)? KB\)\. Start the inbox with --db FILE to keep everything\.$/);
+          assert.equal(await page.locator('#list .item').count(), 1);
+          const listing = await api({ url: new URL(where.http) }, 'GET', '/api/scalr/messages');
+          assert.equal(listing.store.dropped, 2);
+          assert.match(listing.store.dropped_why, /--max-memory \(1024 bytes\).*--db FILE/);
+        } finally {
+          await page.close();
+          child.kill('SIGTERM');
+        }
       },
     },
     {

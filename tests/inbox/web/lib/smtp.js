@@ -65,4 +65,45 @@ function sendMail({ host, port, from, to, raw, helo = 'tests.localhost', timeout
   });
 }
 
-module.exports = { sendMail };
+// Raw SMTP, one step at a time: waits for the greeting, then sends each step
+// (CRLF added) after the previous reply.  Resolves with every reply's code,
+// so a test sees exactly how many replies the server sent (a smuggled second
+// message would show up as an extra 250).
+function conversation({ host, port, steps, timeoutMs = 10000 }) {
+  return new Promise((resolve, reject) => {
+    const todo = steps.slice();
+    const replies = [];
+    const sock = net.connect({ host, port });
+    let buf = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('SMTP timeout after ' + replies)); }, timeoutMs);
+    sock.setEncoding('latin1');
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('data', (d) => {
+      buf += d;
+      let m;
+      while ((m = /^(\d{3}) [^\n]*\n/m.exec(buf))) {
+        replies.push(m[1]);
+        buf = buf.slice(m.index + m[0].length);
+        const next = todo.shift();
+        if (next === undefined) {
+          clearTimeout(timer);
+          sock.end();
+          resolve(replies);
+          return;
+        }
+        sock.write(next + '\r\n');
+      }
+    });
+  });
+}
+
+// A message whose client sent bare line endings, with the smuggling
+// sequences of CVE-2023-51764 in it: one message, never two.
+function smuggling(subject) {
+  return ['EHLO raw.test', 'MAIL FROM:<raw@example.com>', 'RCPT TO:<dev@example.org>', 'DATA',
+    'From: raw@example.com\r\nTo: dev@example.org\r\nSubject: ' + subject + '\r\n\r\n' +
+    'first\n.\nMAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n' +
+    'Subject: smuggled\r\n\r\nsecond\n.\r\nthird\r.\r\n.', 'QUIT'];
+}
+
+module.exports = { sendMail, conversation, smuggling };
