@@ -39,6 +39,8 @@ int cli_item_parse(cli_item *it, const char *text, size_t len);
 void cli_item_free(cli_item *it);
 
 int cli_queue(int argc, char **argv);
+/* sendmail mode; as_mailq: run as `mailq` (-bp). */
+int cli_sendmail(int argc, char **argv, int as_mailq);
 
 /* Parse `send`-style options into a message (shared by send and queue add).
  * extra: further long options the caller handles with on_extra (returns 0,

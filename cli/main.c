@@ -41,6 +41,11 @@ typedef struct command {
     const char *usage;   /* NULL: the command answers --help itself */
 } command;
 
+static int run_sendmail(int argc, char **argv)
+{
+    return cli_sendmail(argc, argv, 0);
+}
+
 #ifdef SCALR_EMAIL_INBOX
 static int run_inbox(int argc, char **argv)
 {
@@ -53,6 +58,7 @@ static const command commands[] = {
     {"send", cli_send, "send one message", send_usage},
     {"send-batch", cli_send_batch, "send many messages, one JSON line each", batch_usage},
     {"check", cli_check, "check the SMTP configuration without sending", check_usage},
+    {"sendmail", run_sendmail, "read a whole message on stdin, as /usr/sbin/sendmail", NULL},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},
@@ -91,6 +97,11 @@ void cli_trace(void *arg, char dir, const char *line, size_t len)
 
 int main(int argc, char **argv)
 {
+    /* Through a link named sendmail (or mailq): the sendmail command line. */
+    const char *base = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+    base = base ? base + 1 : argc > 0 && argv[0] ? argv[0] : "";
+    if (!strcmp(base, "sendmail") || !strcmp(base, "mailq"))
+        return cli_sendmail(argc, argv, !strcmp(base, "mailq"));
     if (argc < 2) {
         char names[256] = "";
         for (size_t i = 0, n = 0; i < N_COMMANDS && n < sizeof names; i++)

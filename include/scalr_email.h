@@ -327,6 +327,56 @@ scalr_email_code scalr_email_config_get(const char *env_file, const char *name, 
                                         scalr_email_error *err);
 
 
+
+/* ------------------------------------------------------------------------
+ * Messages the caller composed (sendmail mode, `scalr-email sendmail`).
+ * The bytes are kept as they are (the message may be signed): line endings
+ * become CRLF, the sent copy has no Bcc field, and Date, Message-ID and
+ * From are added when missing.  Raw UTF-8 in header fields goes as it is
+ * when the server offers SMTPUTF8; otherwise unstructured fields and
+ * display names are RFC 2047-encoded, and only a non-ASCII local part is
+ * refused (EINVAL, nothing sent).  An 8-bit message goes with
+ * BODY=8BITMIME.  The body is held in memory up to 256 KiB, beyond that
+ * in an unlinked file in $TMPDIR (or /tmp): memory stays flat whatever
+ * the message size.
+ * ---------------------------------------------------------------------- */
+typedef struct scalr_email_raw scalr_email_raw;
+
+typedef struct scalr_email_raw_opts {
+    int dot_ends;          /* a line holding only "." ends the input
+                              (sendmail without -i / -oi) */
+    int header_recipients; /* collect To, Cc and Bcc addresses (-t) */
+    const char *full_name; /* display name of an added From (-F); NULL:
+                              the one in the configured sender */
+    size_t max_header;     /* cap on the header block; 0: 1 MiB */
+} scalr_email_raw_opts;
+
+/* Start reading a message.  *out is freed with scalr_email_raw_free. */
+scalr_email_code scalr_email_raw_new(scalr_email_raw **out, const scalr_email_raw_opts *opts,
+                                     scalr_email_error *err);
+/* Feed the next bytes (any split).  *ended (may be NULL) becomes 1 once a
+ * "." line ended the message (dot_ends): stop feeding then.  EINVAL for
+ * a header over the cap, EFILE when the spool cannot be written. */
+scalr_email_code scalr_email_raw_feed(scalr_email_raw *raw, const void *data, size_t n,
+                                      int *ended, scalr_email_error *err);
+/* The end of the input; the header is examined.  Called by the send and
+ * enqueue functions when the caller has not. */
+scalr_email_code scalr_email_raw_finish(scalr_email_raw *raw, scalr_email_error *err);
+/* The recipients of To, Cc and Bcc (header_recipients), addr-specs in
+ * order, de-duplicated, as written (not validated).  Valid until
+ * scalr_email_raw_free. */
+size_t scalr_email_raw_recipients(scalr_email_raw *raw, const char *const **list);
+void scalr_email_raw_free(scalr_email_raw *raw);
+
+/* Send raw to rcpt (NULL-terminated addr-specs, at least one).  mail_from
+ * is the envelope sender: an addr-spec, "" for the null sender <>, or NULL
+ * for the configured sender's address.  An added From uses mail_from (else
+ * the configured sender) with the full name.  Bad addresses: EINVAL before
+ * anything is sent.  Otherwise as scalr_email_client_send. */
+scalr_email_code scalr_email_client_send_raw(scalr_email_client *client, scalr_email_raw *raw,
+                                             const char *mail_from, const char *const *rcpt,
+                                             scalr_email_error *err);
+
 /* ------------------------------------------------------------------------
  * The durable queue.  Messages are composed once at enqueue (Message-ID
  * and Date fixed then) and stored with their envelope, so every retry is
@@ -371,6 +421,16 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
                                        const char *default_from,
                                        const scalr_email_enqueue_opts *opts, long long *id,
                                        int *existed, scalr_email_error *err);
+
+/* Store raw in the queue instead (sendmail mode, see scalr_email_raw_new): as scalr_email_queue_add,
+ * default_from standing for the configured sender.  The server is not
+ * known yet, so non-ASCII header fields are always RFC 2047-encoded, and
+ * the message is read into memory to be stored. */
+scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw *raw,
+                                           const char *mail_from, const char *const *rcpt,
+                                           const char *default_from,
+                                           const scalr_email_enqueue_opts *opts,
+                                           long long *id, int *existed, scalr_email_error *err);
 
 /* Several adds in one transaction (a file of messages): they become
  * durable, and visible to workers, together at commit; rollback drops

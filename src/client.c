@@ -555,34 +555,23 @@ int se_client_conn_failure(const scalr_email_error *e)
            e->code == SCALR_EMAIL_ETIMEOUT || e->smtp_code == 421;
 }
 
-scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const se_composed *comp,
-                                    scalr_email_error *err, int *handed, const se_pipeline *pl)
+/* One transaction: from src when given, else the whole message msg/len. */
+static scalr_email_code transact(scalr_email_client *c, se_session *ss, const se_smtp_envelope *env,
+                                 const se_smtp_source *src, const char *msg, size_t len,
+                                 const char *message_id, scalr_email_error *err, int *handed,
+                                 const se_pipeline *pl)
 {
-    const se_smtp_envelope env = {
-        .mail_from = comp->mail_from,
-        .rcpt = (const char *const *)comp->rcpt,
-        .n_rcpt = comp->n_rcpt,
-        .needs_smtputf8 = comp->needs_smtputf8,
-        .is_8bit = comp->is_8bit,
-    };
     unsigned flights = 0;
     scalr_email_code rc;
     *handed = 0;
-    /* Attachments read while sending: the reader restarts for every try. */
-    se_reader rd = {0};
-    se_reader_init(&rd, comp);
-    const se_smtp_source src = {.next = se_reader_next, .arg = &rd, .size = comp->size};
-    int started = comp->n_parts ? se_smtp_mail_source(ss->eng, &env, &src)
-                                : se_smtp_mail(ss->eng, &env, comp->data.data, comp->data.len);
+    int started = src ? se_smtp_mail_source(ss->eng, env, src) : se_smtp_mail(ss->eng, env, msg, len);
     if (started < 0) {
-        se_reader_free(&rd);
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
         se_smtp_abort(ss->eng, rc, "cannot start the transaction");
         return rc;
     }
     se_smtp_want end;
     rc = pump(c, ss, c->s.timeout_ms, &flights, &end, pl, err);
-    se_reader_free(&rd);
     *handed = se_smtp_handed_over(ss->eng);
     if (rc == SCALR_EMAIL_OK && end == SE_SMTP_IDLE) {
         rc = se_smtp_last_ok(ss->eng) ? SCALR_EMAIL_OK : se_smtp_error(ss->eng)->code;
@@ -590,7 +579,7 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
         if (err)
             err->code = rc;
         if (rc == SCALR_EMAIL_OK && err)
-            snprintf(err->message, sizeof err->message, "sent %s", comp->message_id);
+            snprintf(err->message, sizeof err->message, "sent %s", message_id);
     } else if (rc == SCALR_EMAIL_OK) {
         rc = se_fail(err, SCALR_EMAIL_EPROTOCOL, "DATA", "session ended during the transaction");
     }
@@ -605,6 +594,34 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
     note(c, "%u round trip%s for %s", flights, flights == 1 ? "" : "s",
          pl && pl->queue ? "these pipelined messages" : "this message");
     return rc;
+}
+
+scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const se_composed *comp,
+                                    scalr_email_error *err, int *handed, const se_pipeline *pl)
+{
+    const se_smtp_envelope env = {
+        .mail_from = comp->mail_from,
+        .rcpt = (const char *const *)comp->rcpt,
+        .n_rcpt = comp->n_rcpt,
+        .needs_smtputf8 = comp->needs_smtputf8,
+        .is_8bit = comp->is_8bit,
+    };
+    /* Attachments read while sending: the reader restarts for every try. */
+    se_reader rd = {0};
+    se_reader_init(&rd, comp);
+    const se_smtp_source src = {.next = se_reader_next, .arg = &rd, .size = comp->size};
+    scalr_email_code rc = transact(c, ss, &env, comp->n_parts ? &src : NULL, comp->data.data,
+                                   comp->data.len, comp->message_id, err, handed, pl);
+    se_reader_free(&rd);
+    return rc;
+}
+
+scalr_email_code se_client_transact_source(scalr_email_client *c, se_session *ss,
+                                           const se_smtp_envelope *env, const se_smtp_source *src,
+                                           const char *message_id, scalr_email_error *err,
+                                           int *handed)
+{
+    return transact(c, ss, env, src, NULL, 0, message_id, err, handed, NULL);
 }
 
 /* Send a composed message: a pooled connection when there is one, retried

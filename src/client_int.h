@@ -54,6 +54,13 @@ typedef struct se_pipeline {
 scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const se_composed *comp,
                                     scalr_email_error *err, int *handed, const se_pipeline *pl);
 
+/* The same for a message read from src (sendmail mode): env and src as
+ * se_smtp_mail_source takes them; message_id for the success text. */
+scalr_email_code se_client_transact_source(scalr_email_client *c, se_session *ss,
+                                           const se_smtp_envelope *env, const se_smtp_source *src,
+                                           const char *message_id, scalr_email_error *err,
+                                           int *handed);
+
 /* Back to the pool (or closed with QUIT when pooling is off or the
  * session is not reusable).  NULL is fine. */
 void se_client_release(scalr_email_client *c, se_session *ss);

@@ -515,7 +515,7 @@ static scalr_email_code pick_boundary(state *st, char *dst, const char *other)
 }
 
 /* RFC 5322 3.3: date-time, C-locale names, local time with its offset. */
-static void put_date(se_buf *b, time_t now)
+void se_compose_put_date(se_buf *b, time_t now)
 {
     static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -639,7 +639,7 @@ static void put_attachment_entity(se_buf *b, attachment *t)
 static void put_message(se_buf *b, state *st, const char *message_id, time_t now)
 {
     const scalr_email_message *m = st->msg;
-    put_date(b, now);
+    se_compose_put_date(b, now);
     put_address_field(b, "From", &st->sender, 1);
     if (st->reply_to.addr)
         put_address_field(b, "Reply-To", &st->reply_to, 1);

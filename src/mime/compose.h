@@ -55,6 +55,9 @@ scalr_email_code se_compose(const scalr_email_message *msg, const char *default_
                             const se_compose_opts *opts, se_composed *out, scalr_email_error *err);
 void se_composed_free(se_composed *c);
 
+/* Append "Date: ...\r\n" for now, local time (RFC 5322 3.3). */
+void se_compose_put_date(se_buf *b, time_t now);
+
 /* Reads a composed message in pieces (each attachment block is
  * SE_READER_BLOCK file octets, 1024 base64 lines of 78 octets):
  * the in-memory text as is, each deferred attachment read and

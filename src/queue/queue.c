@@ -10,6 +10,7 @@
 #include "client_int.h"
 #include "error.h"
 #include "queue/queue_int.h"
+#include "raw_int.h"
 #include "queue/store_int.h"
 
 scalr_email_code scalr_email_queue_open(scalr_email_queue **out, const char *url,
@@ -61,21 +62,8 @@ void scalr_email_queue_close(scalr_email_queue *q)
     free(q);
 }
 
-scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_message *msg,
-                                       const char *default_from,
-                                       const scalr_email_enqueue_opts *opts, long long *id,
-                                       int *existed, scalr_email_error *err)
+static scalr_email_code check_opts(const scalr_email_enqueue_opts *opts, scalr_email_error *err)
 {
-    se_error_clear(err);
-    static const scalr_email_enqueue_opts none = {0};
-    if (!opts)
-        opts = &none;
-    if (id)
-        *id = 0;
-    if (existed)
-        *existed = 0;
-    if (!q || !msg || !id)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_add: NULL argument");
     if (opts->lane != SCALR_EMAIL_LANE_TRANSACTIONAL && opts->lane != SCALR_EMAIL_LANE_BULK)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "unknown lane %d", (int)opts->lane);
     if (opts->expire_in_ms < 0 || opts->send_at_ms < 0)
@@ -89,25 +77,24 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
                            "idempotency key contains a control character");
     if (opts->tenant && strlen(opts->tenant) > 255)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "tenant longer than 255 bytes");
-    /* Composed once, here: every retry sends these exact bytes. */
-    se_composed comp;
-    memset(&comp, 0, sizeof comp);
-    scalr_email_code rc = se_compose(msg, default_from, NULL, &comp, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = se_composed_flatten(&comp, err);
-    if (rc != SCALR_EMAIL_OK) {
-        se_composed_free(&comp);
-        return rc;
-    }
+    return SCALR_EMAIL_OK;
+}
+
+/* Store one message with its envelope: the common end of the adds. */
+static scalr_email_code store(scalr_email_queue *q, const char *mail_from, char **rcpt,
+                              size_t n_rcpt, const char *message_id, const char *data,
+                              size_t size, const scalr_email_enqueue_opts *opts, long long *id,
+                              int *existed, scalr_email_error *err)
+{
     if (err)
-        snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);
+        snprintf(err->message_id, sizeof err->message_id, "%s", message_id);
     const se_qnew m = {
-        .mail_from = comp.mail_from,
-        .rcpt = (const char *const *)comp.rcpt,
-        .n_rcpt = comp.n_rcpt,
-        .message_id = comp.message_id,
-        .body = comp.data.data,
-        .size = comp.data.len,
+        .mail_from = mail_from,
+        .rcpt = (const char *const *)rcpt,
+        .n_rcpt = n_rcpt,
+        .message_id = message_id,
+        .body = data,
+        .size = size,
         .lane = opts->lane,
         .tenant = opts->tenant,
         .provider = opts->provider,
@@ -118,8 +105,7 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
     };
     int64_t got = 0;
     int ex = 0;
-    rc = se_qstore_add(q->st, &m, &got, &ex, err);
-    se_composed_free(&comp);
+    scalr_email_code rc = se_qstore_add(q->st, &m, &got, &ex, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     *id = got;
@@ -138,6 +124,90 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
         snprintf(err->message, sizeof err->message, "%s %lld", ex ? "already queued as" : "queued as",
                  (long long)got);
     return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_message *msg,
+                                       const char *default_from,
+                                       const scalr_email_enqueue_opts *opts, long long *id,
+                                       int *existed, scalr_email_error *err)
+{
+    se_error_clear(err);
+    static const scalr_email_enqueue_opts none = {0};
+    if (!opts)
+        opts = &none;
+    if (id)
+        *id = 0;
+    if (existed)
+        *existed = 0;
+    if (!q || !msg || !id)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_add: NULL argument");
+    scalr_email_code rc = check_opts(opts, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    /* Composed once, here: every retry sends these exact bytes. */
+    se_composed comp;
+    memset(&comp, 0, sizeof comp);
+    rc = se_compose(msg, default_from, NULL, &comp, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_composed_flatten(&comp, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = store(q, comp.mail_from, comp.rcpt, comp.n_rcpt, comp.message_id, comp.data.data,
+                   comp.data.len, opts, id, existed, err);
+    se_composed_free(&comp);
+    return rc;
+}
+
+scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw *raw,
+                                           const char *mail_from, const char *const *rcpt,
+                                           const char *default_from,
+                                           const scalr_email_enqueue_opts *opts, long long *id,
+                                           int *existed, scalr_email_error *err)
+{
+    se_error_clear(err);
+    static const scalr_email_enqueue_opts none = {0};
+    if (!opts)
+        opts = &none;
+    if (id)
+        *id = 0;
+    if (existed)
+        *existed = 0;
+    if (!q || !raw || !id)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_add_raw: NULL argument");
+    scalr_email_code rc = check_opts(opts, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    se_raw_env e;
+    if ((rc = se_raw_prepare(raw, mail_from, rcpt, default_from, &e, err)) != SCALR_EMAIL_OK)
+        return rc;
+    /* The worker's server is not known now: RFC 2047 is understood by all. */
+    se_buf all = {0};
+    se_ibody b = {0};
+    if (se_ingest_header(&raw->in, 0, e.add.data, &all, err) < 0) {
+        rc = err ? err->code : SCALR_EMAIL_EINVAL;
+    } else if (se_ingest_rewind(&b, &raw->in) < 0) {
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+    } else {
+        for (;;) {
+            const char *p;
+            size_t n;
+            if (se_ingest_body_next(&b, &p, &n, err) < 0) {
+                rc = err ? err->code : SCALR_EMAIL_EFILE;
+                break;
+            }
+            if (!n)
+                break;
+            se_buf_append(&all, p, n);
+        }
+        if (rc == SCALR_EMAIL_OK && all.oom)
+            rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+        if (rc == SCALR_EMAIL_OK)
+            rc = store(q, e.mail_from, e.rcpt, e.n_rcpt, e.message_id, all.data, all.len, opts,
+                       id, existed, err);
+    }
+    se_ibody_free(&b);
+    se_buf_free(&all);
+    se_raw_env_free(&e);
+    return rc;
 }
 
 #define ITEM_COLS                                                                                  \
