@@ -226,7 +226,10 @@ scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
                          "the message has no From field and no sender is configured (SMTP_FROM)");
             goto out;
         }
-        const char *name = r->full_name ? r->full_name : have_def ? def.display : NULL;
+        /* The configured name only goes with the configured address. */
+        const char *name = r->full_name ? r->full_name
+                           : have_def && !strcasecmp(from_addr, def.addr) ? def.display
+                                                                         : NULL;
         se_buf_puts(&e->add, "From: ");
         if (name && *name) {
             se_header_phrase(&e->add, name);
