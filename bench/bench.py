@@ -927,6 +927,14 @@ def main():
     except Exception as e:
         with open(BENCH / "RESULTS.md", "a") as f:
             f.write("\n## Durable queue (issue 9)\n\nNot measured: %s\n" % e)
+
+    # sendmail mode against msmtp (issue 10), between markers.
+    try:
+        import sendmail_bench
+        sendmail_bench.write_results(sendmail_bench.section(sendmail_bench.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## sendmail mode against msmtp\n\nNot measured: %s\n" % e)
     results["duration"] = time.time() - t_start
     log("wrote", BENCH / "RESULTS.md", "in %.0f s" % results["duration"])
 

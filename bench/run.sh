@@ -45,6 +45,7 @@ have_cmd node || need+=(nodejs)
 have_cmd npm || need+=(npm)
 have_cmd openssl || need+=(openssl)
 [ -x /usr/bin/time ] || need+=(time)
+[ -x /usr/bin/msmtp ] || need+=(msmtp)      # sendmail mode's comparison
 if [ -z "${SCALR_EMAIL_BIN:-}" ] && [ ! -x build/scalr-email ]; then
     have_cmd cc || need+=(gcc)
     have_cmd make || need+=(make)
