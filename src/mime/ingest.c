@@ -518,22 +518,26 @@ static int is_address_field(const se_ingest *r, const se_ifield *f)
 
 /* Structured fields whose raw bytes are left alone: encoding them would
  * change what they mean. */
-static int is_structured(const se_ingest *r, const se_ifield *f)
+int se_ingest_kept_raw(const char *s, size_t n)
 {
     static const char *const names[] = {"Date", "Message-ID", "In-Reply-To", "References",
                                         "Received", "Return-Path", "MIME-Version",
                                         "DKIM-Signature", "Resent-Date", "Resent-Message-ID",
                                         NULL};
-    const char *s = r->head.data + f->off;
-    if (f->name_len > 8 && !strncasecmp(s, "Content-", 8) &&
-        !(f->name_len == 19 && !strncasecmp(s, "Content-Description", 19)))
+    if (n > 8 && !strncasecmp(s, "Content-", 8) &&
+        !(n == 19 && !strncasecmp(s, "Content-Description", 19)))
         return 1;
-    if (f->name_len > 5 && !strncasecmp(s, "List-", 5))
+    if (n > 5 && !strncasecmp(s, "List-", 5))
         return 1;
     for (size_t i = 0; names[i]; i++)
-        if (name_is(r, f, names[i]))
+        if (n == strlen(names[i]) && !strncasecmp(s, names[i], n))
             return 1;
     return 0;
+}
+
+static int is_structured(const se_ingest *r, const se_ifield *f)
+{
+    return se_ingest_kept_raw(r->head.data + f->off, f->name_len);
 }
 
 static char *unfold(const char *v, size_t n)
@@ -564,6 +568,14 @@ static int encode_address_field(const se_ingest *r, const se_ifield *f, se_buf *
     for (long i = 0; i < k && rc == 0; i++) {
         const char *addr = a[i].addr;
         const char *at = strrchr(addr, '@');
+        if (!at && se_address_needs_utf8(addr)) {
+            se_fail(err, SCALR_EMAIL_EINVAL, STAGE,
+                    "%.*s holds non-ASCII text that is not an address and the server does not "
+                    "offer SMTPUTF8; nothing was sent",
+                    (int)f->name_len, r->head.data + f->off);
+            rc = -1;
+            break;
+        }
         for (const char *p = addr; at && p < at; p++)
             if ((unsigned char)*p >= 0x80) {
                 se_fail(err, SCALR_EMAIL_EINVAL, STAGE,

@@ -72,6 +72,11 @@ void se_iaddr_free(se_iaddr *a, long n);
 int se_ingest_header(const se_ingest *r, int utf8, const char *add, se_buf *out,
                      scalr_email_error *err);
 
+/* 1 for a field name whose value se_ingest_header leaves as it is even
+ * without SMTPUTF8 (Received, Message-ID, Content-*...): encoding would
+ * change its meaning. */
+int se_ingest_kept_raw(const char *name, size_t n);
+
 /* Reading the body back, in pieces (restartable with se_ingest_rewind). */
 typedef struct se_ibody {
     const se_ingest *r;
