@@ -3,6 +3,7 @@
  * `scalr-email sendmail ...` or through a link named sendmail (or mailq,
  * which is `sendmail -bp`). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static const char usage[] =
     "  --env-file P  configuration file (default: $SCALR_EMAIL_ENV_FILE, else\n"
     "                " SYSTEM_ENV_FILE " when it exists)\n"
     "  --queue URL   enqueue instead of sending (also SCALR_EMAIL_QUEUE)\n"
+    "  --input-timeout S  give up when standard input is silent this long (300)\n"
     "  -bp           list the queue (as mailq);  -q  send what is queued, then exit\n"
     "  -v            print the SMTP conversation on standard error\n"
     "Accepted and ignored: -oem -oee -oep -oeq -oew -odi -odb -odq -om -oo -os -m -n -U\n"
@@ -45,6 +47,7 @@ typedef struct sm_args {
     const char *full_name;
     const char *env_file;
     const char *queue;
+    const char *input_timeout;
     const char **rcpt;
     size_t n_rcpt;
 } sm_args;
@@ -96,6 +99,8 @@ static int parse(int argc, char **argv, sm_args *a)
                 slot = &a->env_file;
             else if (len == 5 && !strncmp(name, "queue", 5))
                 slot = &a->queue;
+            else if (len == 13 && !strncmp(name, "input-timeout", 13))
+                slot = &a->input_timeout;
             else if (!strcmp(name, "verbose")) {
                 a->verbose = 1;
                 continue;
@@ -321,12 +326,24 @@ static int run_queue(const char *url, const char *env_file, int verbose)
     return st;
 }
 
-/* Standard input, in pieces, into raw: memory stays flat. */
-static int read_message(scalr_email_raw *raw)
+/* Standard input, in pieces, into raw: memory stays flat.  A caller that
+ * neither writes nor closes its end for timeout_ms gets exit 75. */
+static int read_message(scalr_email_raw *raw, int timeout_ms)
 {
     static char buf[65536];
     scalr_email_error err;
     for (;;) {
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int k = poll(&pfd, 1, timeout_ms);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k == 0) {
+            fprintf(stderr,
+                    "scalr-email: timed out: no input on standard input for %d s; nothing was "
+                    "sent\n",
+                    timeout_ms / 1000);
+            return EX_TEMPFAIL;
+        }
         ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
         if (n < 0 && errno == EINTR)
             continue;
@@ -354,6 +371,17 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
     char sender[512];
     if (a->from && (st = check_sender(a->from, sender, sizeof sender)))
         return st;
+    int timeout_ms = 300000;
+    if (a->input_timeout) {
+        char *e;
+        errno = 0;
+        double v = strtod(a->input_timeout, &e);
+        if (errno || e == a->input_timeout || *e || !(v > 0) || v > 86400)
+            return cli_usage_error("sendmail: --input-timeout takes seconds (0 < S <= 86400), "
+                                   "not '%s'",
+                                   a->input_timeout);
+        timeout_ms = v * 1000 < 1 ? 1 : (int)(v * 1000);
+    }
     scalr_email_error err;
     scalr_email_raw *raw = NULL;
     const scalr_email_raw_opts ro = {
@@ -365,7 +393,7 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
         return cli_report(&err);
     char **rcpt = NULL, *domain = NULL, *from = NULL;
     const char **all = NULL;
-    if ((st = read_message(raw)))
+    if ((st = read_message(raw, timeout_ms)))
         goto out;
     /* The recipients: the command line's, then (-t) the header's. */
     const char *const *hdr = NULL;

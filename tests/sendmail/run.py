@@ -359,6 +359,28 @@ class Flags(SendmailTest):
         self.assertEqual(srv.messages, [])
         self.assertEqual(srv.rec.client_bytes(), b"")
 
+    def test_silent_input_gives_up(self):
+        # A caller that never closes its end: one line, exit 75, nothing sent.
+        srv = self.server()
+        p = subprocess.Popen([str(BIN), "sendmail", "--input-timeout", "0.3", "-i", "a@example.net"],
+                             env=self.env(srv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            p.stdin.write(b"Subject: s\n\npartial")
+            p.stdin.flush()
+            p.wait(timeout=TIMEOUT)  # stdin stays open
+            err = p.stderr.read()
+            p.stdout.close()
+            p.stderr.close()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdin.close()
+        self.assertEqual(p.returncode, 75, err)
+        self.assertIn(b"no input on standard input", err)
+        self.assertEqual(srv.rec.client_bytes(), b"")
+
     def test_bad_recipient_is_65_before_connecting(self):
         srv = self.server()
         res = self.run_sm(["-i", "-oi", "--", "-oQ@example.net"], self.env(srv), "Subject: s\n\nx\n")
