@@ -36,8 +36,9 @@ static const char usage[] =
     "  --input-timeout S  give up when standard input is silent this long (300)\n"
     "  -bp           list the queue (as mailq);  -q  send what is queued, then exit\n"
     "  -v            print the SMTP conversation on standard error\n"
+    "  --help, -h    this text\n"
     "Accepted and ignored: -oem -oee -oep -oeq -oew -odi -odb -odq -om -oo -os -m -n -U\n"
-    "-G -Ac -Am -bm -B TYPE -N DSN -R RET -V ENVID -X LOG -L TAG -h HOPS -C FILE -O OPT=V.\n"
+    "-G -Ac -Am -bm -hN -B TYPE -N DSN -R RET -V ENVID -X LOG -L TAG -C FILE -O OPT=V.\n"
     "A recipient without '@' gets @SMTP_DEFAULT_DOMAIN.  Exit status: 0 sent (or\n"
     "queued), 64-78 as in sysexits.h.\n";
 
@@ -456,8 +457,9 @@ out:
 
 int cli_sendmail(int argc, char **argv, int as_mailq)
 {
+    /* A bare -h is help, as for every command; -hN (a hop count) is ignored. */
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-        if (!strcmp(argv[i], "--help")) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return EX_OK;
         }

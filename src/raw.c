@@ -289,13 +289,7 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *c, scalr_email_
     scalr_email_code rc = se_raw_prepare(r, mail_from, rcpt, c->s.from, &e, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
-    /* Caught before connecting when the fields cannot go even as UTF-8. */
     se_buf head = {0};
-    if (se_ingest_header(&r->in, 1, e.add.data, &head, err) < 0) {
-        se_raw_env_free(&e);
-        se_buf_free(&head);
-        return err->code;
-    }
     snprintf(err->message_id, sizeof err->message_id, "%s", e.message_id);
     long long limit = c->send_timeout_ms ? se_conn_now_ms() + c->send_timeout_ms : 0;
     for (int attempt = 0;; attempt++) {
