@@ -370,7 +370,8 @@ void scalr_email_raw_free(scalr_email_raw *raw);
 
 /* Send raw to rcpt (NULL-terminated addr-specs, at least one).  mail_from
  * is the envelope sender: an addr-spec, "" for the null sender <>, or NULL
- * for the configured sender's address.  An added From uses mail_from (else
+ * for the configured sender's address (none configured: the message's
+ * From address).  An added From uses mail_from (else
  * the configured sender) with the full name.  Bad addresses: EINVAL before
  * anything is sent.  Otherwise as scalr_email_client_send. */
 scalr_email_code scalr_email_client_send_raw(scalr_email_client *client, scalr_email_raw *raw,

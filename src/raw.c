@@ -130,6 +130,30 @@ static scalr_email_code one_addr(const char *in, const char *what, char **out,
     return *out ? SCALR_EMAIL_OK : se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
 }
 
+/* The first address of the message's From field, when it is a usable
+ * addr-spec: the envelope sender when none is given or configured. */
+static char *header_from(const scalr_email_raw *r)
+{
+    for (size_t i = 0; i < r->in.n_f; i++) {
+        const se_ifield *f = &r->in.f[i];
+        const char *s = r->in.head.data + f->off;
+        if (f->name_len != 4 || strncasecmp(s, "From", 4))
+            continue;
+        se_iaddr *a = NULL;
+        long n = se_ingest_addresses(s + 5, f->len - 5 - 2, &a);
+        char *out = NULL;
+        se_address parsed;
+        char why[200];
+        if (n > 0 && se_address_parse(a[0].addr, &parsed, why, sizeof why) == 0) {
+            out = strdup(parsed.addr);
+            se_address_free(&parsed);
+        }
+        se_iaddr_free(a, n > 0 ? n : 0);
+        return out;
+    }
+    return NULL;
+}
+
 scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
                                 const char *const *rcpt, const char *default_from, se_raw_env *e,
                                 scalr_email_error *err)
@@ -153,9 +177,10 @@ scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
         e->mail_from = strdup(""); /* RFC 5321 4.5.5: the null sender <> */
     else if (have_def)
         e->mail_from = strdup(def.addr);
-    else
+    else if (!(e->mail_from = header_from(r)))
         rc = se_fail(err, SCALR_EMAIL_ENOTCONFIGURED, "CONFIG",
-                     "no envelope sender: give -f ADDR or set SMTP_FROM");
+                     "no envelope sender: give -f ADDR, set SMTP_FROM, or put a From field in "
+                     "the message");
     if (rc == SCALR_EMAIL_OK && !e->mail_from)
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
     for (size_t i = 0; rc == SCALR_EMAIL_OK && rcpt && rcpt[i]; i++) {

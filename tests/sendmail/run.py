@@ -332,6 +332,14 @@ class Flags(SendmailTest):
         self.assertEqual(c.mail_from, "r@example.org")
         self.assertIn(b"From: r@example.org\r\n", c.data)
 
+    def test_sender_from_the_message_when_none_configured(self):
+        srv = self.server()
+        self.assertOk(self.run_sm(["-t", "-i"], self.env(srv, SMTP_FROM=None),
+                                  "From: App <app@example.org>\nTo: a@example.net\n\nx\n"))
+        self.assertEqual(srv.messages[0].mail_from, "app@example.org")
+        res = self.run_sm(["-t", "-i"], self.env(srv, SMTP_FROM=None), "To: a@example.net\n\nx\n")
+        self.assertUsage(res, 78, "no envelope sender")
+
     def test_default_domain(self):
         srv = self.server()
         self.assertOk(self.run_sm(["-t", "-i"], self.env(srv, SMTP_DEFAULT_DOMAIN="example.com"),
