@@ -201,24 +201,30 @@ class RealCallers(SendmailTest):
     def test_git_send_email(self):
         srv = self.server()
         repo, genv, patches = self.git_repo()
-        for cmd in ("%s sendmail" % BIN, "/usr/bin/msmtp"):
+        ways = (  # --sendmail-cmd, sendemail.smtpServer set to a link named sendmail, msmtp
+            ([], ["--sendmail-cmd=%s sendmail" % BIN]),
+            (["-c", "sendemail.smtpServer=%s" % (self.links() / "sendmail")], []),
+            ([], ["--sendmail-cmd=/usr/bin/msmtp"]),
+        )
+        for conf, way in ways:
             env = dict(genv, **{k: v for k, v in self.env(srv, HOME=str(self.msmtp_home(srv))).items()
                                 if k.startswith(("SMTP_", "SSL_", "HOME"))})
-            r = subprocess.run(["git", "-C", str(repo), "send-email", "--sendmail-cmd=" + cmd,
-                                "--to=list@example.net", "--bcc=archive@example.net",
+            r = subprocess.run(["git", "-C", str(repo)] + conf + ["send-email"] + way +
+                               ["--to=list@example.net", "--bcc=archive@example.net",
                                 "--from=Dev Eloper <dev@example.org>", "--confirm=never",
                                 "--suppress-cc=self", "--no-chain-reply-to", "--quiet",
                                 "--envelope-sender=auto"]
                                + [str(p) for p in patches], env=env, capture_output=True,
                                timeout=TIMEOUT)
-            self.assertEqual(r.returncode, 0, (cmd, r.stdout, r.stderr))
-        ours, theirs = self.pair(srv)
+            self.assertEqual(r.returncode, 0, (way, conf, r.stdout, r.stderr))
+        ours, link, theirs = self.pair(srv, 3)
         self.assertEqual(ours.mail_from, "dev@example.org")
         self.assertEqual(sorted(ours.rcpt_tos), ["archive@example.net", "list@example.net",
                                                  "reviewer@example.net"])
         self.assertNotIn(b"archive@example.net", ours.data)
         self.assertIn(b"\r\n+.\r\n", ours.data)
         self.assertSame(ours, theirs)
+        self.assertSame(link, theirs)
 
     def test_s_nail_through_a_link(self):
         srv = self.server()
