@@ -434,6 +434,31 @@ class Flags(SendmailTest):
         self.assertEqual([m.rcpt_tos for m in srv.messages], [["root@example.net"]] * 2)
 
 
+    def test_system_wide_env_file(self):
+        # /etc/scalr-email.env, seen through an overlay on /etc in a private
+        # mount namespace: the machine's /etc is never touched.
+        srv = self.server()
+        upper, work = self.tmp / "upper", self.tmp / "work"
+        upper.mkdir()
+        work.mkdir()
+        (upper / "scalr-email.env").write_text(
+            "SMTP_HOST=127.0.0.1\nSMTP_PORT=%d\nSMTP_USE_TLS=false\nSMTP_FROM=etc@example.org\n"
+            % srv.port)
+        probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("no private mount namespace here: %s" % probe.stderr.decode().strip())
+        bare = self.env(None, SMTP_HOST=None, SMTP_PORT=None, SMTP_FROM=None, SMTP_USE_TLS=None)
+        script = ('mount -t overlay overlay -o lowerdir=/etc,upperdir="$1",workdir="$2" /etc && '
+                  'exec "$3" sendmail -i a@example.net')
+        r = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", str(upper), str(work),
+                            str(BIN)], env=bare, input=b"Subject: s\n\nx\n", capture_output=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([m.mail_from for m in srv.messages], ["etc@example.org"])
+        self.assertFalse(os.path.exists("/etc/scalr-email.env") and
+                         "etc@example.org" in Path("/etc/scalr-email.env").read_text())
+
+
 class Encoding(SendmailTest):
     MSG = ("From: Zoë Ünïcode <zoe@example.org>\nTo: \"Jörg\" <j@example.net>\n"
            "Subject: Grüße, café\nX-Note: plain\n\nbody é\n").encode()
