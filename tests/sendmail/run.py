@@ -298,6 +298,18 @@ class Flags(SendmailTest):
                                           "To: a@example.net\nSubject: s\n\nx\n.\ny\n"))
                 self.assertIn(b"x\r\n.\r\ny\r\n", srv.messages[0].data)
 
+    def test_mutt_style_arguments(self):
+        # mutt: -oem -oi -f ADDR -- RCPT...; the header's recipients are not added without -t
+        srv = self.server()
+        self.assertOk(self.run_sm(["-oem", "-oi", "-f", "m@example.org", "--", "a@example.net",
+                                   "b@example.net"], self.env(srv),
+                                  "From: m@example.org\nTo: a@example.net\nCc: c@example.net\n"
+                                  "Subject: s\n\n.\nx\n"))
+        m = srv.messages[0]
+        self.assertEqual((m.mail_from, m.rcpt_tos), ("m@example.org", ["a@example.net",
+                                                                      "b@example.net"]))
+        self.assertTrue(m.data.endswith(b"\r\n\r\n.\r\nx\r\n"), m.data)
+
     def test_lone_dot_ends_input_without_i(self):
         srv = self.server()
         self.assertOk(self.run_sm(["a@example.net"], self.env(srv),
