@@ -158,9 +158,7 @@ static int parse(int argc, char **argv, sm_args *a)
                     continue;
                 }
                 return cli_usage_error("sendmail: unknown option '%s'", s);
-            case 'e': /* -em -eq ...: the old form of -oe */
-                k = strlen(s) - 1;
-                continue;
+            case 'e': /* -em -eq ...: the old form of -oe */ k = strlen(s) - 1; continue;
             default:
                 if (ignored_plain(c))
                     continue;
@@ -263,7 +261,8 @@ static void free_list(char **l)
 static void print_queued(void *arg, const scalr_email_queue_item *it)
 {
     (void)arg;
-    printf("%-8lld %8lld %-8s %s\n", it->id, it->size, it->state, it->mail_from[0] ? it->mail_from : "<>");
+    printf("%-8lld %8lld %-8s %s\n", it->id, it->size, it->state,
+           it->mail_from[0] ? it->mail_from : "<>");
     const char *r = it->rcpt_to;
     while (r && *r) {
         const char *nl = strchr(r, '\n');

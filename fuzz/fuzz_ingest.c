@@ -87,8 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
     if (n < 1)
         return 0;
-    const se_ingest_opts o = {.dot_ends = d[0] & 1, .header_rcpts = (d[0] >> 1) & 1,
-                              .max_header = 4096, .mem_body = 64};
+    const se_ingest_opts o = {
+        .dot_ends = d[0] & 1, .header_rcpts = (d[0] >> 1) & 1, .max_header = 4096, .mem_body = 64};
     size_t step = (size_t)(d[0] >> 2) + 1;
     d++, n--;
     out whole, parts;

@@ -154,9 +154,8 @@ static char *header_from(const scalr_email_raw *r)
     return NULL;
 }
 
-scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
-                                const char *const *rcpt, const char *default_from, se_raw_env *e,
-                                scalr_email_error *err)
+scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from, const char *const *rcpt,
+                                const char *default_from, se_raw_env *e, scalr_email_error *err)
 {
     memset(e, 0, sizeof *e);
     if (se_ingest_finish(&r->in) < 0)
@@ -252,9 +251,9 @@ scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
             goto out;
         }
         /* The configured name only goes with the configured address. */
-        const char *name = r->full_name ? r->full_name
+        const char *name = r->full_name                                   ? r->full_name
                            : have_def && !strcasecmp(from_addr, def.addr) ? def.display
-                                                                         : NULL;
+                                                                          : NULL;
         se_buf_puts(&e->add, "From: ");
         if (name && *name) {
             se_header_phrase(&e->add, name);
@@ -283,8 +282,8 @@ static int has_8bit(const char *s, size_t n)
 
 /* The message for the engine: the header block, then the body pieces. */
 typedef struct raw_source {
-    const se_buf *head;
-    int head_done;
+    const se_buf *head; /* with the body too when it is in memory */
+    int head_done, body_in_head;
     se_ibody body;
 } raw_source;
 
@@ -295,6 +294,11 @@ static int raw_next(void *arg, const char **p, size_t *n, scalr_email_error *err
         s->head_done = 1;
         *p = s->head->data;
         *n = s->head->len;
+        return 0;
+    }
+    if (s->body_in_head) {
+        *p = "";
+        *n = 0;
         return 0;
     }
     return se_ingest_body_next(&s->body, p, n, err);
@@ -331,6 +335,14 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *c, scalr_email_
             break;
         }
         int head8 = has_8bit(head.data, head.len);
+        size_t head_len = head.len;
+        /* A body held in memory goes in the same write as the header. */
+        int in_mem = r->in.fd < 0;
+        if (in_mem && r->in.body.len && se_buf_append(&head, r->in.body.data, r->in.body.len) < 0) {
+            se_client_release(c, ss);
+            rc = se_fail(err, SCALR_EMAIL_ENOMEM, "DATA", "out of memory");
+            break;
+        }
         const se_smtp_envelope env = {
             .mail_from = e.mail_from,
             .rcpt = (const char *const *)e.rcpt,
@@ -338,14 +350,14 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *c, scalr_email_
             .needs_smtputf8 = e.addr_utf8 || (utf8 && head8),
             .is_8bit = head8 || r->in.body_8bit, /* RFC 6152 */
         };
-        raw_source src = {.head = &head};
+        raw_source src = {.head = &head, .body_in_head = in_mem};
         if (se_ingest_rewind(&src.body, &r->in) < 0) {
             se_client_release(c, ss);
             rc = se_fail(err, SCALR_EMAIL_ENOMEM, "DATA", "out of memory");
             break;
         }
         const se_smtp_source s = {
-            .next = raw_next, .arg = &src, .size = head.len + (size_t)r->in.body_len};
+            .next = raw_next, .arg = &src, .size = head_len + (size_t)r->in.body_len};
         int handed = 0, reused = ss->reused;
         rc = se_client_transact_source(c, ss, &env, &s, e.message_id, err, &handed);
         se_ibody_free(&src.body);

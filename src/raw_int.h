@@ -17,16 +17,15 @@ typedef struct se_raw_env {
     char *mail_from; /* addr-spec, "" for <> */
     char **rcpt;     /* addr-specs, de-duplicated */
     size_t n_rcpt;
-    int addr_utf8;   /* an envelope address is non-ASCII */
-    se_buf add;      /* Date, Message-ID, From when missing */
+    int addr_utf8; /* an envelope address is non-ASCII */
+    se_buf add;    /* Date, Message-ID, From when missing */
     char message_id[256];
 } se_raw_env;
 
 /* Finish reading r, check the envelope (EINVAL, ENOTCONFIGURED) and make
  * the fields to add.  default_from: the configured sender, or NULL. */
-scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from,
-                                const char *const *rcpt, const char *default_from, se_raw_env *e,
-                                scalr_email_error *err);
+scalr_email_code se_raw_prepare(scalr_email_raw *r, const char *mail_from, const char *const *rcpt,
+                                const char *default_from, se_raw_env *e, scalr_email_error *err);
 void se_raw_env_free(se_raw_env *e);
 
 #endif

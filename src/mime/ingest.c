@@ -507,8 +507,8 @@ long se_ingest_addresses(const char *v, size_t n, se_iaddr **out)
 
 static int is_address_field(const se_ingest *r, const se_ifield *f)
 {
-    static const char *const names[] = {"From",        "To",        "Cc",        "Reply-To",
-                                        "Sender",      "Resent-From", "Resent-To", "Resent-Cc",
+    static const char *const names[] = {"From",          "To",          "Cc",        "Reply-To",
+                                        "Sender",        "Resent-From", "Resent-To", "Resent-Cc",
                                         "Resent-Sender", NULL};
     for (size_t i = 0; names[i]; i++)
         if (name_is(r, f, names[i]))
@@ -520,10 +520,10 @@ static int is_address_field(const se_ingest *r, const se_ifield *f)
  * change what they mean. */
 int se_ingest_kept_raw(const char *s, size_t n)
 {
-    static const char *const names[] = {"Date", "Message-ID", "In-Reply-To", "References",
-                                        "Received", "Return-Path", "MIME-Version",
-                                        "DKIM-Signature", "Resent-Date", "Resent-Message-ID",
-                                        NULL};
+    static const char *const names[] = {
+        "Date",        "Message-ID",   "In-Reply-To",    "References",  "Received",
+        "Return-Path", "MIME-Version", "DKIM-Signature", "Resent-Date", "Resent-Message-ID",
+        NULL};
     if (n > 8 && !strncasecmp(s, "Content-", 8) &&
         !(n == 19 && !strncasecmp(s, "Content-Description", 19)))
         return 1;

@@ -13,33 +13,33 @@
 #include "util/buf.h"
 
 typedef struct se_ingest_opts {
-    int dot_ends;         /* a line holding only "." ends the input */
-    int header_rcpts;     /* collect To, Cc and Bcc addresses (-t) */
-    size_t max_header;    /* cap on the header block; 0: 1 MiB */
-    size_t mem_body;      /* body octets kept in memory before spooling; 0: 256 KiB */
+    int dot_ends;          /* a line holding only "." ends the input */
+    int header_rcpts;      /* collect To, Cc and Bcc addresses (-t) */
+    size_t max_header;     /* cap on the header block; 0: 1 MiB */
+    size_t mem_body;       /* body octets kept in memory before spooling; 0: 256 KiB */
     const char *spool_dir; /* where the spool file goes; NULL: $TMPDIR or /tmp */
 } se_ingest_opts;
 
 typedef struct se_ifield {
-    size_t off, len;  /* in head: "Name: value\r\n" with its folds */
-    size_t name_len;  /* the name, without the colon */
-    int removed;      /* Bcc: never sent */
-    int non_ascii;    /* has a byte >= 0x80 */
+    size_t off, len; /* in head: "Name: value\r\n" with its folds */
+    size_t name_len; /* the name, without the colon */
+    int removed;     /* Bcc: never sent */
+    int non_ascii;   /* has a byte >= 0x80 */
 } se_ifield;
 
 typedef struct se_ingest {
     se_ingest_opts o;
     int in_body, ended, finished, cr, dot_held, bol, skipped_first;
-    se_buf line;    /* the header line being read */
-    se_buf head;    /* the header fields as read */
+    se_buf line; /* the header line being read */
+    se_buf head; /* the header fields as read */
     se_ifield *f;
     size_t n_f, cap_f;
-    se_buf body;    /* the body (or its tail not yet spooled) */
-    int fd;         /* spool file, or -1 */
+    se_buf body; /* the body (or its tail not yet spooled) */
+    int fd;      /* spool file, or -1 */
     unsigned long long body_len;
     int head_8bit, body_8bit;
     int has_date, has_msgid, has_from;
-    char **rcpt;    /* addr-specs from To, Cc, Bcc (header_rcpts) */
+    char **rcpt; /* addr-specs from To, Cc, Bcc (header_rcpts) */
     size_t n_rcpt;
     scalr_email_error err; /* the first failure, sticky */
 } se_ingest;

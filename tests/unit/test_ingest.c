@@ -69,7 +69,8 @@ TEST(ingest_line_endings_become_crlf)
 TEST(ingest_lone_dot_ends_only_without_i)
 {
     const se_ingest_opts dot = {.dot_ends = 1};
-    expect("Subject: s\n\na\n.b\n..\n.\nnot read\n", &dot, "Subject: s\r\n\r\n", "a\r\n.b\r\n..\r\n");
+    expect("Subject: s\n\na\n.b\n..\n.\nnot read\n", &dot, "Subject: s\r\n\r\n",
+           "a\r\n.b\r\n..\r\n");
     expect("Subject: s\n\na\n.\nread\n", NULL, "Subject: s\r\n\r\n", "a\r\n.\r\nread\r\n");
     expect("Subject: s\n.\nx\n", &dot, "Subject: s\r\n\r\n", ""); /* ends inside the header */
     expect("Subject: s\n\nlast\n.", &dot, "Subject: s\r\n\r\n", "last\r\n");
@@ -122,7 +123,11 @@ TEST(ingest_rfc2047_without_smtputf8)
     se_buf_free(&b);
     se_ingest_free(&r);
     /* With SMTPUTF8 the bytes go as they are. */
-    expect("Subject: Gr\xc3\xbc\xc3\x9f" "e\n\nx\n", NULL, "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\n",
+    expect("Subject: Gr\xc3\xbc\xc3\x9f"
+           "e\n\nx\n",
+           NULL,
+           "Subject: Gr\xc3\xbc\xc3\x9f"
+           "e\r\n\r\n",
            "x\r\n");
 }
 
@@ -138,7 +143,8 @@ TEST(ingest_non_ascii_local_part_refused_without_smtputf8)
     se_buf_free(&b);
     se_ingest_free(&r);
     /* A non-ASCII domain becomes its A-label. */
-    in = "To: J\xc3\xb6rg <j@b\xc3\xbc" "cher.example>\n\nx\n";
+    in = "To: J\xc3\xb6rg <j@b\xc3\xbc"
+         "cher.example>\n\nx\n";
     h = (se_buf){0};
     b = (se_buf){0};
     CHECK_INT(run(in, strlen(in), NULL, 0, 0, &h, &b, &r), 0);
@@ -180,7 +186,8 @@ TEST(ingest_header_cap)
     se_ingest_opts o = {.max_header = 64};
     se_ingest r;
     se_buf b = {0};
-    const char *in = "Subject: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n\nx\n";
+    const char *in =
+        "Subject: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n\nx\n";
     CHECK_INT(run(in, strlen(in), &o, 0, 1, NULL, &b, &r), -1);
     CHECK_INT(r.err.code, SCALR_EMAIL_EINVAL);
     se_buf_free(&b);
