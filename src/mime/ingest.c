@@ -310,6 +310,7 @@ int se_ingest_finish(se_ingest *r)
             return -1;
     if (r->fd >= 0 && r->body.len && spool_flush(r) < 0)
         return -1;
+    int resent = 0;
     for (size_t i = 0; i < r->n_f; i++) {
         se_ifield *f = &r->f[i];
         const char *s = r->head.data + f->off;
@@ -318,9 +319,19 @@ int se_ingest_finish(se_ingest *r)
         r->has_date |= name_is(r, f, "Date");
         r->has_msgid |= name_is(r, f, "Message-ID");
         r->has_from |= name_is(r, f, "From");
-        int bcc = name_is(r, f, "Bcc");
-        f->removed = bcc; /* RFC 5322 3.6.3: Bcc recipients are not shown */
-        if (r->o.header_rcpts && (bcc || name_is(r, f, "To") || name_is(r, f, "Cc")))
+        /* RFC 5322 3.6.3: Bcc recipients are not shown (nor Resent-Bcc, 3.6.6) */
+        f->removed = name_is(r, f, "Bcc") || name_is(r, f, "Resent-Bcc");
+        resent |=
+            name_is(r, f, "Resent-To") || name_is(r, f, "Resent-Cc") || name_is(r, f, "Resent-Bcc");
+    }
+    /* -t: a resent message goes to its Resent-* recipients only, as Postfix
+     * and sendmail do (RFC 5322 3.6.6); otherwise to To, Cc and Bcc. */
+    static const char *const plain[] = {"To", "Cc", "Bcc"};
+    static const char *const again[] = {"Resent-To", "Resent-Cc", "Resent-Bcc"};
+    const char *const *names = resent ? again : plain;
+    for (size_t i = 0; r->o.header_rcpts && i < r->n_f; i++) {
+        se_ifield *f = &r->f[i];
+        if (name_is(r, f, names[0]) || name_is(r, f, names[1]) || name_is(r, f, names[2]))
             if (take_rcpts(r, f) < 0)
                 return -1;
     }

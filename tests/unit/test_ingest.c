@@ -212,3 +212,23 @@ TEST(ingest_address_lists)
     }
     se_iaddr_free(a, n);
 }
+
+TEST(ingest_resent_recipients)
+{
+    /* A resent message goes to its Resent-* recipients only (RFC 5322 3.6.6). */
+    se_ingest_opts o = {.header_rcpts = 1};
+    se_ingest r;
+    se_buf h = {0}, b = {0};
+    const char *in = "To: old@example.net\nResent-To: new@example.net\n"
+                     "Resent-Bcc: secret@example.net\nSubject: s\n\nx\n";
+    CHECK_INT(run(in, strlen(in), &o, 0, 1, &h, &b, &r), 0);
+    CHECK_STR(h.data, "To: old@example.net\r\nResent-To: new@example.net\r\nSubject: s\r\n\r\n");
+    CHECK_INT(r.n_rcpt, 2);
+    if (r.n_rcpt == 2) {
+        CHECK_STR(r.rcpt[0], "new@example.net");
+        CHECK_STR(r.rcpt[1], "secret@example.net");
+    }
+    se_buf_free(&h);
+    se_buf_free(&b);
+    se_ingest_free(&r);
+}
