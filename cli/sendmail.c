@@ -210,7 +210,8 @@ static const char *pick_env_file(const char *given)
     const char *e = getenv("SCALR_EMAIL_ENV_FILE");
     if (e && *e)
         return e;
-    return access(SYSTEM_ENV_FILE, R_OK) == 0 ? SYSTEM_ENV_FILE : NULL;
+    /* One that exists but cannot be read is reported, not skipped. */
+    return access(SYSTEM_ENV_FILE, F_OK) == 0 ? SYSTEM_ENV_FILE : NULL;
 }
 
 /* A configuration value (environment first, then the file); NULL if unset. */
