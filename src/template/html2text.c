@@ -55,6 +55,10 @@ static void put_text(conv *c, const char *s, size_t n)
         }
         if (c->pre && ch == '\r')
             continue;
+        if (c->pre && (ch == ' ' || ch == '\t')) { /* kept as is: wrap() sees no space */
+            se_buf_append(&c->t, "\x01", 1);
+            continue;
+        }
         if (c->pending_space && !at_line_start(c))
             se_buf_append(&c->t, " ", 1);
         c->pending_space = 0;
@@ -419,6 +423,9 @@ char *mu_html_to_text(const char *html, size_t len, size_t *out_len)
     se_buf_free(&c.t);
     if (out.len == 0 || out.data[0] == '\n')
         se_buf_reset(&out);
+    for (size_t k = 0; k < out.len; k++)
+        if (out.data[k] == '\x01')
+            out.data[k] = ' ';
     se_buf_append(&out, "", 0);
     if (out.oom) {
         se_buf_free(&out);
