@@ -105,6 +105,37 @@ static const struct {
     {"emsp", ' '},     {"thinsp", ' '},    {"rarr", 0x2192},   {"larr", 0x2190},  {"check", 0x2713},
 };
 
+/* Latin-1 letters: &eacute; is U+00E9, &Eacute; 0x20 below it. */
+static const struct {
+    const char *name;
+    unsigned long cp;
+} latin[] = {
+    {"agrave", 0xE0}, {"aacute", 0xE1}, {"acirc", 0xE2},  {"atilde", 0xE3}, {"auml", 0xE4},
+    {"aring", 0xE5},  {"aelig", 0xE6},  {"ccedil", 0xE7}, {"egrave", 0xE8}, {"eacute", 0xE9},
+    {"ecirc", 0xEA},  {"euml", 0xEB},   {"igrave", 0xEC}, {"iacute", 0xED}, {"icirc", 0xEE},
+    {"iuml", 0xEF},   {"ntilde", 0xF1}, {"ograve", 0xF2}, {"oacute", 0xF3}, {"ocirc", 0xF4},
+    {"otilde", 0xF5}, {"ouml", 0xF6},   {"oslash", 0xF8}, {"ugrave", 0xF9}, {"uacute", 0xFA},
+    {"ucirc", 0xFB},  {"uuml", 0xFC},   {"yacute", 0xFD},
+};
+
+static unsigned long latin_letter(const char *e, size_t el)
+{
+    char low[12];
+    if (el >= sizeof low)
+        return 0;
+    memcpy(low, e, el);
+    low[el] = '\0';
+    int upper = low[0] >= 'A' && low[0] <= 'Z';
+    if (upper)
+        low[0] = (char)(low[0] - 'A' + 'a');
+    for (size_t k = 0; k < sizeof latin / sizeof latin[0]; k++)
+        if (!strcmp(low, latin[k].name))
+            return latin[k].cp - (upper ? 0x20 : 0);
+    if (!upper && !strcmp(low, "szlig"))
+        return 0xDF;
+    return 0;
+}
+
 /* Decode character references in s into b (text and attribute values). */
 static void decode(se_buf *b, const char *s, size_t n)
 {
@@ -148,6 +179,11 @@ static void decode(se_buf *b, const char *s, size_t n)
                     done = 1;
                     break;
                 }
+            unsigned long cp = done ? 0 : latin_letter(e, el);
+            if (cp) {
+                put_utf8(b, cp);
+                done = 1;
+            }
         }
         if (done)
             i = j;

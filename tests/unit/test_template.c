@@ -441,4 +441,5 @@ TEST(template_html_to_text)
             "- aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo\n"
             "  pppp\n");
     text_is("<pre>a\n  b</pre>", "a\n  b\n");
+    text_is("D&eacute;j&agrave; &Eacute;t&eacute; &szlig;", "D\xc3\xa9j\xc3\xa0 \xc3\x89t\xc3\xa9 \xc3\x9f\n");
 }
