@@ -75,8 +75,8 @@ static int attr_end(html_ctx *h, int *line, char *why, size_t whylen)
         (n >= 7 && !strncasecmp(v, "mailto:", 7)))
         return 0;
     *line = h->var_line;
-    snprintf(why, whylen, "a value in the %s attribute must be an http, https or mailto URL",
-             h->attr);
+    snprintf(why, whylen, "{{%s}} in the %s attribute must give an http, https or mailto URL",
+             h->var_name, h->attr);
     return -1;
 }
 
@@ -226,8 +226,8 @@ int html_ctx_feed(html_ctx *h, const char *s, size_t n, int *line, char *why, si
     return 0;
 }
 
-int html_ctx_value(html_ctx *h, int raw, const char *s, size_t n, int line, char *why,
-                   size_t whylen)
+int html_ctx_value(html_ctx *h, int raw, const char *name, const char *s, size_t n, int line,
+                   char *why, size_t whylen)
 {
     switch (h->state) {
     case S_DATA:
@@ -255,6 +255,7 @@ int html_ctx_value(html_ctx *h, int raw, const char *s, size_t n, int line, char
         if (h->var_at < 0) {
             h->var_at = (long)h->vallen;
             h->var_line = line;
+            snprintf(h->var_name, sizeof h->var_name, "%s", name);
         }
         /* escaped as it will be written: only its start matters here */
         for (size_t i = 0; i < n && h->vallen < sizeof h->val; i++)

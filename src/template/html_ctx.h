@@ -14,6 +14,7 @@ typedef struct html_ctx {
     size_t vallen;
     long var_at; /* where a value first landed in it; -1: none */
     int var_line;
+    char var_name[64]; /* and its tag's name, for the error */
 } html_ctx;
 
 void html_ctx_init(html_ctx *h);
@@ -22,8 +23,8 @@ void html_ctx_init(html_ctx *h);
  * whose URL a value made unsafe. */
 int html_ctx_feed(html_ctx *h, const char *s, size_t n, int *line, char *why, size_t whylen);
 /* A value about to be written (raw: {{{x}}}): 0 when it may go here. */
-int html_ctx_value(html_ctx *h, int raw, const char *s, size_t n, int line, char *why,
-                   size_t whylen);
+int html_ctx_value(html_ctx *h, int raw, const char *name, const char *s, size_t n, int line,
+                   char *why, size_t whylen);
 /* End of the document: an attribute left open is checked too. */
 int html_ctx_finish(html_ctx *h, int *line, char *why, size_t whylen);
 

@@ -285,7 +285,8 @@ static int parse(parser *p, node *root)
 }
 
 /* Parse src; with indent, every line of src is indented first (a standalone
- * partial's indentation applies to each of its lines). */
+ * partial's indentation applies to each of its lines; empty lines stay
+ * empty, as mustache.js does, rather than gain trailing blanks). */
 static tmpl *compile(const char *src, size_t len, const char *indent, mu_mode mode,
                      const char *label, char *why, size_t whylen)
 {
@@ -293,10 +294,11 @@ static tmpl *compile(const char *src, size_t len, const char *indent, mu_mode mo
     if (indent && *indent && len) {
         se_buf b = {0};
         size_t il = strlen(indent);
-        se_buf_append(&b, indent, il);
+        if (src[0] != '\n')
+            se_buf_append(&b, indent, il);
         for (size_t i = 0; i < len; i++) {
             se_buf_append(&b, src + i, 1);
-            if (src[i] == '\n' && i + 1 < len)
+            if (src[i] == '\n' && i + 1 < len && src[i + 1] != '\n')
                 se_buf_append(&b, indent, il);
         }
         if (b.oom) {
@@ -338,6 +340,7 @@ typedef struct rstate {
     json_t *ctx[MAX_CTX];
     int nctx;
     const node *ovr[MAX_INCLUDE * 2]; /* parents whose $blocks override, outermost first */
+    const char *ovr_label[MAX_INCLUDE * 2]; /* the template each was written in */
     int novr;
     int includes, idepth;
     cached *cache;
@@ -525,7 +528,7 @@ static int interpolate(rstate *r, const node *n, const char *label)
                     json_is_array(v) ? "a list" : "an object");
     if (r->o->mode == MU_HTML) {
         char why[200];
-        if (html_ctx_value(&r->html, n->kind == N_RAW, s, len, n->line, why, sizeof why))
+        if (html_ctx_value(&r->html, n->kind == N_RAW, n->s, s, len, n->line, why, sizeof why))
             return rerr(r, label, n->line, "{{%s}} %s", n->s, why);
     }
     if (n->kind == N_VAR && r->o->mode != MU_TEXT)
@@ -587,8 +590,10 @@ static int render(rstate *r, const node *n, const char *label)
         tmpl *t = include(r, n, label);
         if (!t)
             return -1;
-        if (n->kind == N_PARENT)
+        if (n->kind == N_PARENT) {
+            r->ovr_label[r->novr] = label;
             r->ovr[r->novr++] = n;
+        }
         r->idepth++;
         int rc = render_kids(r, &t->root, t->label);
         r->idepth--;
@@ -602,7 +607,7 @@ static int render(rstate *r, const node *n, const char *label)
             for (size_t k = 0; k < r->ovr[i]->n; k++) {
                 const node *b = r->ovr[i]->kids[k];
                 if (b->kind == N_BLOCK && !strcmp(b->s, n->s) && b != n)
-                    return render_kids(r, b, label);
+                    return render_kids(r, b, r->ovr_label[i]);
             }
         return render_kids(r, n, label);
     }

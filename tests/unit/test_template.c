@@ -358,11 +358,11 @@ TEST(template_html_contexts)
     expect_ok(MU_HTML, "<a href=\"{{u}}\">x</a>", u,
               "<a href=\"https://e.example/?a=1&amp;b=2\">x</a>");
     expect_ok(MU_HTML, "<a href='{{m}}'>x</a>", u, "<a href='mailto:a@e.example'>x</a>");
-    expect_err(MU_HTML, "<a href=\"{{j}}\">x</a>", u, "must be an http, https or mailto URL");
-    expect_err(MU_HTML, "<a href=\"{{J}}\">x</a>", u, "must be an http, https or mailto URL");
-    expect_err(MU_HTML, "<img src=\"{{d}}\">", u, "must be an http, https or mailto URL");
+    expect_err(MU_HTML, "<a href=\"{{j}}\">x</a>", u, "must give an http, https or mailto URL");
+    expect_err(MU_HTML, "<a href=\"{{J}}\">x</a>", u, "must give an http, https or mailto URL");
+    expect_err(MU_HTML, "<img src=\"{{d}}\">", u, "must give an http, https or mailto URL");
     expect_err(MU_HTML, "<a href=\"java{{id}}\">x</a>", "{\"id\":\"script:x\"}",
-               "must be an http");
+               "must give an http");
     /* the template's own scheme, path or query before the value is fine */
     expect_ok(MU_HTML, "<a href=\"https://e.example/u/{{id}}\">x</a>", u,
               "<a href=\"https://e.example/u/42\">x</a>");
@@ -383,7 +383,7 @@ TEST(template_html_contexts)
     expect_err(MU_HTML, "<a href=\"{{u}}\" {{{id}}}>", u, "inside a tag");
     /* raw HTML between tags is followed: a value after it is still checked */
     expect_err(MU_HTML, "{{{r}}}{{id}}\">", "{\"r\":\"<a href=\\\"\",\"id\":\"x\"}",
-               "must be an http");
+               "must give an http");
     expect_ok(MU_HTML, "<p class=\"a {{id}}\">{{{r}}}</p>", "{\"r\":\"<b>b</b>\",\"id\":\"1\"}",
               "<p class=\"a 1\"><b>b</b></p>");
 }
