@@ -1,6 +1,6 @@
 /* The text part derived from the HTML part, for templates without body.txt.
  * Aims at what `w3m -dump` shows for a transactional email, with these
- * deliberate differences: table cells are joined by two spaces instead of
+ * deliberate differences: table cells are joined by a space instead of
  * laid out in columns, links keep their URL in parentheses ("text (url)")
  * because a text part cannot be clicked otherwise, and images show their alt
  * text only (no "[img]" placeholders). */
@@ -53,8 +53,8 @@ static void put_text(conv *c, const char *s, size_t n)
             c->pending_space = 1;
             continue;
         }
-        if (c->pre && ch == '\r')
-            continue;
+        if ((c->pre && ch == '\r') || (ch < 0x20 && ch != '\t' && ch != '\n') || ch == 0x7f)
+            continue; /* control bytes have no place in a text part */
         if (c->pre && (ch == ' ' || ch == '\t')) { /* kept as is: wrap() sees no space */
             se_buf_append(&c->t, "\x01", 1);
             continue;
@@ -320,7 +320,9 @@ static void on_tag(conv *c, const char *name, int end, const char *attrs, size_t
             if (hl && h[0] != '#' && !same) {
                 if (tl) {
                     se_buf_append(&c->t, " (", 2);
-                    se_buf_append(&c->t, h, hl);
+                    for (size_t k = 0; k < hl; k++)
+                        if ((unsigned char)h[k] >= 0x20 && h[k] != 0x7f)
+                            se_buf_append(&c->t, h + k, 1);
                     se_buf_append(&c->t, ")", 1);
                 } else {
                     put_text(c, h, hl);

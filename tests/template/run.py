@@ -14,6 +14,7 @@ import email.policy
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -281,6 +282,61 @@ class Escaping(unittest.TestCase):
             rc, out, err = cli("template", "render", "welcome", "--templates", TEMPLATES,
                                "--data", "-", "--part", "html", input=data)
             self.assertEqual(rc, 0 if ok else 65, (url, err))
+
+
+class DerivedText(unittest.TestCase):
+    """The text part derived from the HTML says what `w3m -dump` says, word
+    for word, but for the deliberate differences: links keep their URL as
+    "text (url)", list items start with "- " instead of "•", table cells
+    are not laid out in columns, <hr> draws no line, an image without alt
+    text shows nothing (w3m: "*")."""
+
+    @staticmethod
+    def words_ours(text):
+        text = re.sub(r"\s*\((?:https?|mailto):[^)\s]*\)", "", text)
+        text = re.sub(r"(?m)^- ", "", text)
+        return text.split()
+
+    @staticmethod
+    def words_w3m(text):
+        text = text.replace("\u200c", "").replace("•", "")
+        text = re.sub(r"(?m)^━+$", "", text)
+        return [w for w in text.split() if w != "*"]
+
+    def ours(self, html):
+        root = Path(tempfile.mkdtemp(dir=TMP))
+        write(root / "t" / "subject.txt", "x\n")
+        write(root / "t" / "body.html", html)
+        rc, out, err = cli("template", "render", "t", "--templates", root, "--data", "-",
+                           "--part", "text", input="{}")
+        self.assertEqual(rc, 0, err)
+        return out
+
+    def test_same_words_as_w3m(self):
+        if not shutil.which("w3m"):
+            self.skipTest("w3m not installed")
+        pages = {p.name: p.read_text() for p in sorted((HERE / "html").glob("*.html"))}
+        for name in ("invoice", "reset"):
+            rc, out, err = cli("template", "render", name, "--templates", TEMPLATES, "--part",
+                               "html")
+            pages[name] = out
+        self.assertGreaterEqual(len(pages), 4)
+        for name, html in pages.items():
+            ours = self.ours(html)
+            w3m = subprocess.run(["w3m", "-dump", "-T", "text/html", "-cols", "76", "-O",
+                                  "UTF-8"], input=html.encode(), capture_output=True,
+                                 check=True).stdout.decode()
+            self.assertEqual(self.words_ours(ours), self.words_w3m(w3m), name)
+            self.assertTrue(all(len(line) <= 76 or " " not in line
+                                for line in ours.splitlines()), name)
+
+    def test_links_keep_their_url(self):
+        out = self.ours((HERE / "html" / "shipping.html").read_text())
+        self.assertIn("Track your package (https://shop.example/track/10423)", out)
+        self.assertIn("help@shop.example or visit https://shop.example/help.", out)
+        self.assertIn("- Wool socks (2 pairs) – €19.90", out)
+        self.assertNotIn("track()", out)
+        self.assertNotIn("@media", out)
 
 
 # --------------------------------------------------------------------------
