@@ -259,17 +259,25 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
     return _finish(_native.send(*args))
 
 
-async def send_async(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+async def send_async(to: Addresses, subject: Optional[str] = None, body: Optional[str] = None,
+                     body_html: Optional[str] = None,
                      sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
                      bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
                      headers: Optional[Headers] = None,
-                     attachments: Optional[Iterable[Attachment]] = None) -> str:
+                     attachments: Optional[Iterable[Attachment]] = None,
+                     template: Optional[str] = None, data: Optional[Mapping] = None,
+                     locale: Optional[str] = None,
+                     templates: Optional[Union[str, os.PathLike]] = None,
+                     allow_missing: bool = False) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
     runs in the event loop's default executor (loop.run_in_executor), so the
-    loop keeps serving other tasks while the server is talked to.
+    loop keeps serving other tasks while the server is talked to.  A
+    template is rendered at once, before the executor.
     """
+    subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
+                                              templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments)
     loop = asyncio.get_running_loop()
