@@ -101,6 +101,23 @@ static void append(char *buf, size_t cap, size_t *len, char c)
 int html_ctx_feed(html_ctx *h, const char *s, size_t n, int *line, char *why, size_t whylen)
 {
     for (size_t i = 0; i < n; i++) {
+        /* Fast paths: text between tags, and the rest of a quoted value. */
+        if (h->state == S_DATA) {
+            const char *lt = memchr(s + i, '<', n - i);
+            if (!lt)
+                return 0;
+            i = (size_t)(lt - s);
+        } else if (h->state == S_VALUE_DQ || h->state == S_VALUE_SQ) {
+            const char *q = memchr(s + i, h->state == S_VALUE_DQ ? '"' : '\'', n - i);
+            size_t end = q ? (size_t)(q - s) : n, take = end - i;
+            if (take > sizeof h->val - h->vallen)
+                take = sizeof h->val - h->vallen;
+            memcpy(h->val + h->vallen, s + i, take);
+            h->vallen += take;
+            if (!q)
+                return 0;
+            i = end;
+        }
         char c = s[i];
         switch (h->state) {
         case S_DATA:
