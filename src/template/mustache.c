@@ -70,6 +70,14 @@ typedef struct parser {
     int depth;
     size_t line_pos; /* lines counted up to here */
     int line;
+    /* Spec ~inheritance: parent and block tags need not be alone on their
+     * line to be standalone; a run of them alone on a line is.  The run so
+     * far: where it ends, whether its line started clean, the text node
+     * before it (whose indentation goes), and its first tag. */
+    size_t chain_end;
+    int chain_ok;
+    node *chain_text, *chain_first;
+    size_t chain_ls, chain_trim;
 } parser;
 
 static int perr(parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -179,6 +187,7 @@ static int parse(parser *p, node *root)
     p->stack[0] = root;
     p->depth = 0;
     p->line = 1;
+    p->chain_end = (size_t)-1;
     while (p->pos <= p->len) {
         const char *src = p->src;
         const char *t = find(src + p->pos, p->len - p->pos, p->otag, p->olen);
@@ -207,11 +216,17 @@ static int parse(parser *p, node *root)
         size_t ce = (size_t)(c - src), te = ce + cl;
         /* Standalone: alone on its line but for blanks; the line vanishes. */
         size_t ls = ts, next = te;
-        int standalone = 0;
+        int standalone = 0, left_ok = 0, via_chain = 0;
+        int inh = type == '<' || type == '$' ||
+                  (type == '/' && p->depth > 0 &&
+                   (p->stack[p->depth]->kind == N_PARENT || p->stack[p->depth]->kind == N_BLOCK));
         if (type && strchr("#^/!>=<$", type)) {
             while (ls > p->pos && is_blank(src[ls - 1]))
                 ls--;
-            if (ls == 0 || src[ls - 1] == '\n') {
+            left_ok = ls == 0 || src[ls - 1] == '\n';
+            if (!left_ok && inh && ls == p->pos && p->chain_end == p->pos && p->chain_ok)
+                via_chain = 1;
+            if (left_ok || via_chain) {
                 size_t r = te;
                 while (r < p->len && is_blank(src[r]))
                     r++;
@@ -223,9 +238,31 @@ static int parse(parser *p, node *root)
                     standalone = 1, next = r + 2;
             }
         }
-        size_t text_end = standalone ? ls : ts;
-        if (text_end > p->pos && !add(p, N_TEXT, src + p->pos, text_end - p->pos, line))
+        size_t text_end = standalone && !via_chain ? ls : ts;
+        node *text = NULL;
+        if (text_end > p->pos && !(text = add(p, N_TEXT, src + p->pos, text_end - p->pos, line)))
             return perr(p, line, "out of memory");
+        if (standalone && via_chain) {
+            /* the run's line vanishes: its indentation becomes the parent's */
+            if (p->chain_text && p->chain_trim <= p->chain_text->len) {
+                p->chain_text->len -= p->chain_trim;
+                p->chain_text->s[p->chain_text->len] = '\0';
+            }
+            if (p->chain_first && p->chain_first->kind == N_PARENT && p->chain_trim &&
+                !(p->chain_first->indent = strndup(src + p->chain_ls, p->chain_trim)))
+                return perr(p, line, "out of memory");
+        }
+        p->chain_end = (size_t)-1;
+        if (inh && !standalone) {
+            if (!via_chain) {
+                p->chain_ok = left_ok;
+                p->chain_text = text && ts > ls ? text : NULL;
+                p->chain_trim = ts - ls;
+                p->chain_ls = ls;
+                p->chain_first = NULL;
+            }
+            p->chain_end = te;
+        }
         p->pos = next;
         const char *nm = src + cs;
         size_t nl = ce - cs;
@@ -267,6 +304,8 @@ static int parse(parser *p, node *root)
         node *n = add(p, k, nm, nl, line);
         if (!n)
             return perr(p, line, "out of memory");
+        if (inh && !standalone && !via_chain)
+            p->chain_first = n;
         if ((k == N_PARTIAL || k == N_PARENT) && standalone && ts > ls) {
             n->indent = strndup(src + ls, ts - ls);
             if (!n->indent)

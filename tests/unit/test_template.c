@@ -286,7 +286,13 @@ TEST(mustache_spec_inheritance)
          "{\"p\":\"{{#nested}}{{$b}}You say {{fruit}}.{{/b}}{{/nested}}\"}", "I say bananas."},
         {"layout with standalone blocks", "{{<base}}\n{{$body}}\n<p>Hi</p>\n{{/body}}\n{{/base}}\n",
          "{}", "{\"base\":\"<html>\\n{{$body}}{{/body}}\\n</html>\\n\"}",
-         "<html>\n<p>Hi</p>\n\n</html>\n"},
+         "<html>\n<p>Hi</p>\n</html>\n"},
+        {"a parent and its end on one line are standalone together", "{{<p}}{{/p}}\n", "{}",
+         "{\"p\":\"{{$f}}default{{/f}}\"}", "default"},
+        {"override after a parent tag on the same line", "{{<p}}{{$b}}\nnew\n\n:)\n{{/b}}{{/p}}", "{}",
+         "{\"p\":\"{{$b}}old{{/b}}\"}", "new\n\n:)\n"},
+        {"standalone parent is indented", "Hi,\n  {{<p}}{{/p}}\n", "{}", "{\"p\":\"one\\ntwo\\n\"}",
+         "Hi,\n  one\n  two\n"},
     };
     RUN(c);
 }
