@@ -19,7 +19,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -337,6 +340,80 @@ class DerivedText(unittest.TestCase):
         self.assertIn("- Wool socks (2 pairs) – €19.90", out)
         self.assertNotIn("track()", out)
         self.assertNotIn("@media", out)
+
+
+class Preview(unittest.TestCase):
+    """`scalr-email inbox --templates DIR`: the Templates view's API."""
+
+    def start(self, *extra):
+        out = TMP / ("inbox-%d.out" % len(list(TMP.glob("inbox-*.out"))))
+        f = open(out, "w")
+        p = subprocess.Popen([str(BIN), "inbox", "--smtp", "127.0.0.1:0", "--http",
+                              "127.0.0.1:0", *[str(x) for x in extra]], stdout=f,
+                             stderr=subprocess.STDOUT, env=env())
+        self.addCleanup(f.close)
+        self.addCleanup(lambda: (p.terminate(), p.wait(10)))
+        for _ in range(200):
+            m = re.search(r"^http: (\S+)", out.read_text(), re.M)
+            if m:
+                return m.group(1)
+            if p.poll() is not None:
+                self.fail("inbox exited: " + out.read_text())
+            time.sleep(0.05)
+        self.fail("inbox did not start")
+
+    def get(self, url):
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+
+    def test_every_template_rendered_and_updated_when_files_change(self):
+        root = Path(tempfile.mkdtemp(dir=TMP))
+        shutil.copytree(TEMPLATES, root, dirs_exist_ok=True)
+        base = self.start("--templates", root)
+        _, _, body = self.get(base + "/api/scalr/templates")
+        info = json.loads(body)
+        self.assertTrue(info["enabled"])
+        by = {t["name"]: t for t in info["templates"]}
+        self.assertEqual(sorted(by), ["invoice", "reset", "welcome"])
+        self.assertEqual(by["welcome"]["subject"], "Welcome to Acme, Ana!")
+        self.assertIn("Sign in: https://acme.example/login", by["welcome"]["text"])
+        st, hdr, html = self.get(base + "/api/scalr/templates/invoice/html")
+        self.assertEqual(st, 200)
+        self.assertIn("sandbox", hdr["Content-Security-Policy"])
+        self.assertIn("Zoë &amp; Partners &lt;Consulting&gt;", html)
+        # an edit shows on the next look, with a new version
+        write(root / "welcome" / "subject.txt", "Hello again, {{first_name}}\n")
+        by2 = {t["name"]: t for t in json.loads(self.get(base + "/api/scalr/templates")[2])
+               ["templates"]}
+        self.assertEqual(by2["welcome"]["subject"], "Hello again, Ana")
+        self.assertNotEqual(by2["welcome"]["version"], by["welcome"]["version"])
+        self.assertEqual(by2["invoice"]["version"], by["invoice"]["version"])
+        # a broken template is listed with its error; its HTML is refused
+        write(root / "welcome" / "body.html", "<p>{{#x}}</p>\n")
+        by3 = {t["name"]: t for t in json.loads(self.get(base + "/api/scalr/templates")[2])
+               ["templates"]}
+        self.assertFalse(by3["welcome"]["ok"])
+        self.assertIn("welcome/body.html:1: section 'x' is never closed", by3["welcome"]["error"])
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            self.get(base + "/api/scalr/templates/welcome/html")
+        self.assertEqual(cm.exception.code, 422)
+        for bad in ("_layouts", "..", "nope"):
+            with self.assertRaises(urllib.error.HTTPError) as cm:
+                self.get(base + "/api/scalr/templates/%s/html" % bad)
+            self.assertEqual(cm.exception.code, 404)
+        st, _, js = self.get(base + "/templates.js")
+        self.assertIn("/api/scalr/templates", js)
+
+    def test_without_templates_the_view_is_off(self):
+        base = self.start()
+        self.assertEqual(json.loads(self.get(base + "/api/scalr/templates")[2]),
+                         {"enabled": False})
+        rc, out, _ = cli("inbox", "--help")
+        self.assertIn("--templates DIR", out)
+        rc, _, err = cli("inbox", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                         "--templates", TMP / "no-such-folder")
+        self.assertEqual(rc, 66)
+        self.assertIn("not a readable folder", err)
 
 
 # --------------------------------------------------------------------------
