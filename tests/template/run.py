@@ -468,14 +468,16 @@ class Send(unittest.TestCase):
         q = "sqlite:%s" % (TMP / "q.db")
         rc, out, err = cli("queue", "add", "--jsonl", TMP / "q.jsonl", "--queue", q, **self.env)
         self.assertEqual(rc, 0, err)
+        rc, out, err = cli("queue", "add", "--to", "bo@example.com", "--template", "welcome",
+                           "--data", TEMPLATES / "welcome" / "sample.json", "--queue", q, **self.env)
+        self.assertEqual(rc, 0, err)
         rc, out, err = cli("queue", "work", "--drain", "--queue", q, **self.env)
         self.assertEqual(rc, 0, err)
-        self.assertTrue(self.srv.rec.wait_messages(1))
-        [got] = self.srv.messages
-        msg = self.parse(got)
-        self.assertEqual(msg["Subject"], "Reset your password")
+        self.assertTrue(self.srv.rec.wait_messages(2))
+        msgs = {self.parse(g)["Subject"]: self.parse(g) for g in self.srv.messages}
+        self.assertEqual(sorted(msgs), ["Reset your password", "Welcome to Acme, Ana!"])
         self.assertIn("Choose a new password: https://acme.example/reset?k=1",
-                      msg.get_body(("plain",)).get_content())
+                      msgs["Reset your password"].get_body(("plain",)).get_content())
 
 
 # --------------------------------------------------------------------------
