@@ -259,8 +259,8 @@ scalr_email_code scalr_email_template_render(const char *name, const char *data_
         for (size_t i = 0; i < sl; i++)
             if (out->subject[i] == '\r' || out->subject[i] == '\n' || out->subject[i] == '\0') {
                 rc = se_fail(err, SCALR_EMAIL_EINVAL, "TEMPLATE",
-                             "the subject of template '%s' contains a %s: refused (header "
-                             "injection)",
+                             "the subject of template '%s' contains a %s, refused as header "
+                             "injection",
                              name, out->subject[i] ? "line break" : "NUL byte");
                 break;
             }
