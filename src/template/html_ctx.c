@@ -51,7 +51,7 @@ static int attr_end(html_ctx *h, int *line, char *why, size_t whylen)
 {
     long at = h->var_at;
     h->var_at = -1;
-    if (at < 0 || !url_attr(h->attr))
+    if (at < 0 || h->lint || !url_attr(h->attr))
         return 0;
     size_t s = 0;
     while (s < h->vallen && (long)s < at && space(h->val[s]))
@@ -290,6 +290,11 @@ int html_ctx_value(html_ctx *h, int raw, const char *name, const char *s, size_t
         snprintf(why, whylen, "is inside a tag: values may only go in text or quoted attributes");
         return -1;
     }
+}
+
+int html_ctx_in_text(const html_ctx *h)
+{
+    return h->state == S_DATA;
 }
 
 int html_ctx_finish(html_ctx *h, int *line, char *why, size_t whylen)

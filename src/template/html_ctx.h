@@ -15,6 +15,7 @@ typedef struct html_ctx {
     long var_at; /* where a value first landed in it; -1: none */
     int var_line;
     char var_name[64]; /* and its tag's name, for the error */
+    int lint; /* a pass over the template without data: no URL checks */
 } html_ctx;
 
 void html_ctx_init(html_ctx *h);
@@ -25,6 +26,8 @@ int html_ctx_feed(html_ctx *h, const char *s, size_t n, int *line, char *why, si
 /* A value about to be written (raw: {{{x}}}): 0 when it may go here. */
 int html_ctx_value(html_ctx *h, int raw, const char *name, const char *s, size_t n, int line,
                    char *why, size_t whylen);
+/* 1 between tags (where unescaped output may go). */
+int html_ctx_in_text(const html_ctx *h);
 /* End of the document: an attribute left open is checked too. */
 int html_ctx_finish(html_ctx *h, int *line, char *why, size_t whylen);
 

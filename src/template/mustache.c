@@ -361,6 +361,61 @@ static tmpl *compile(const char *src, size_t len, const char *indent, mu_mode mo
     return t;
 }
 
+/* ---- the HTML part's contexts, before any data ---------------------------
+ * Every branch is walked in source order, so that a value in an unquoted
+ * attribute, a tag, a script or a style is a template error even inside a
+ * section the sample data leaves empty.  What partials write is not known
+ * here; the render checks it (and every URL) again with the data. */
+
+static int lint(const node *n, html_ctx *h, const char *label, char *why, size_t whylen)
+{
+    char w[200];
+    for (size_t i = 0; i < n->n; i++) {
+        const node *k = n->kids[i];
+        int line = k->line, bad = 0;
+        switch (k->kind) {
+        case N_TEXT: bad = html_ctx_feed(h, k->s, k->len, &line, w, sizeof w); break;
+        case N_VAR: bad = html_ctx_value(h, 0, k->s, "x", 1, k->line, w, sizeof w); break;
+        case N_RAW: /* what it writes is unknown; it may only go between tags */
+            if (!html_ctx_in_text(h))
+                bad = html_ctx_value(h, 1, k->s, "", 0, k->line, w, sizeof w);
+            break;
+        case N_SECTION:
+        case N_INVERTED:
+        case N_BLOCK:
+            if (lint(k, h, label, why, whylen))
+                return -1;
+            break;
+        case N_PARENT:
+            for (size_t b = 0; b < k->n; b++) {
+                html_ctx o;
+                html_ctx_init(&o);
+                o.lint = 1;
+                if (k->kids[b]->kind == N_BLOCK && lint(k->kids[b], &o, label, why, whylen))
+                    return -1;
+            }
+            break;
+        case N_PARTIAL: break;
+        }
+        if (bad) {
+            int n0 = snprintf(why, whylen, "%s:%d: ", label, line);
+            if (n0 > 0 && (size_t)n0 < whylen)
+                snprintf(why + n0, whylen - (size_t)n0, "%s%s%s%s", k->kind == N_TEXT ? "" : "{{",
+                         k->kind == N_TEXT ? "" : k->s, k->kind == N_TEXT ? "" : "}} ", w);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int html_lint(const tmpl *t, char *why, size_t whylen)
+{
+    html_ctx h;
+    html_ctx_init(&h);
+    h.lint = 1;
+    return lint(&t->root, &h, t->label, why, whylen);
+}
+
 /* ---- rendering -------------------------------------------------------- */
 
 typedef struct cached {
@@ -535,6 +590,10 @@ static tmpl *include(rstate *r, const node *n, const char *label)
         c->indent = strdup(n->indent ? n->indent : "");
         c->parent = parent;
         c->t = compile(src, len, n->indent, r->o->mode, plabel, r->why, r->whylen);
+        if (c->t && r->o->mode == MU_HTML && html_lint(c->t, r->why, r->whylen)) {
+            tmpl_free(c->t);
+            c->t = NULL;
+        }
     }
     free(src);
     if (!c || !c->name || !c->indent || !c->t) {
@@ -661,6 +720,10 @@ int mu_render(const char *src, size_t len, json_t *data, const mu_opts *opts, ch
     tmpl *t = compile(src, len, NULL, opts->mode, label, why, whylen);
     if (!t)
         return -1;
+    if (opts->mode == MU_HTML && html_lint(t, why, whylen)) {
+        tmpl_free(t);
+        return -1;
+    }
     rstate r = {.o = opts, .max = opts->max_output ? opts->max_output : 16u << 20,
                 .why = why, .whylen = whylen};
     html_ctx_init(&r.html);

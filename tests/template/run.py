@@ -223,6 +223,12 @@ class Failures(unittest.TestCase):
                          input='{"u": "https://x.example/"}')
         self.assertEqual(rc, 65)
         self.assertIn("bad/body.html:2: {{u}} is inside an unquoted attribute value", err)
+        # also inside a section the sample data leaves empty: check sees every branch
+        write(self.root / "bad" / "body.html", "<p>\n{{#promo}}<a href={{u}}>x</a>{{/promo}}</p>\n")
+        rc, _, err = cli("template", "check", "bad", "--templates", self.root, "--data", "-",
+                         input="{}")
+        self.assertEqual(rc, 65)
+        self.assertIn("bad/body.html:2: {{u}} is inside an unquoted attribute value", err)
 
     def test_triple_mustache_outside_html_is_a_template_error(self):
         write(self.root / "raw" / "subject.txt", "{{{x}}}\n")

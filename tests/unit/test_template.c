@@ -392,6 +392,14 @@ TEST(template_html_contexts)
                "must give an http");
     expect_ok(MU_HTML, "<p class=\"a {{id}}\">{{{r}}}</p>", "{\"r\":\"<b>b</b>\",\"id\":\"1\"}",
               "<p class=\"a 1\"><b>b</b></p>");
+    /* every branch is checked, also those the data leaves out */
+    expect_err(MU_HTML, "<p>\n{{#never}}<a href={{u}}>x</a>{{/never}}</p>", "{}",
+               "t:2: {{u}} is inside an unquoted attribute value");
+    expect_err(MU_HTML, "{{^shown}}<script>{{x}}</script>{{/shown}}", "{\"shown\":true}",
+               "inside <script>");
+    expect_ok(MU_HTML, "<p class=\"{{#a}}on{{/a}}{{^a}}off{{/a}}\">{{#l}}<i>{{.}}</i>{{/l}}</p>",
+              "{\"a\":true,\"l\":[1]}", "<p class=\"on\"><i>1</i></p>");
+    expect_ok(MU_HTML, "{{#u}}<a href=\"{{u}}\">x</a>{{/u}}", "{}", ""); /* URLs: with data only */
 }
 
 TEST(template_limits)
