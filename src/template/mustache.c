@@ -24,7 +24,9 @@ typedef struct node {
     nkind kind;
     char *s; /* text bytes, or the tag's name */
     size_t len;
-    char *indent; /* standalone partial or parent: the line's indentation */
+    char *indent; /* standalone partial or parent: the line's indentation;
+                     a block: its tag line's indentation when standalone */
+    int standalone; /* a block whose tag stands alone on its line */
     int line;
     struct node **kids;
     size_t n, cap;
@@ -251,6 +253,12 @@ static int parse(parser *p, node *root)
             if (p->chain_first && p->chain_first->kind == N_PARENT && p->chain_trim &&
                 !(p->chain_first->indent = strndup(src + p->chain_ls, p->chain_trim)))
                 return perr(p, line, "out of memory");
+            if (p->chain_first && p->chain_first->kind == N_BLOCK && !p->chain_first->standalone) {
+                p->chain_first->standalone = 1;
+                free(p->chain_first->indent);
+                if (!(p->chain_first->indent = strndup(src + p->chain_ls, p->chain_trim)))
+                    return perr(p, line, "out of memory");
+            }
         }
         p->chain_end = (size_t)-1;
         if (inh && !standalone) {
@@ -309,6 +317,12 @@ static int parse(parser *p, node *root)
         if ((k == N_PARTIAL || k == N_PARENT) && standalone && ts > ls) {
             n->indent = strndup(src + ls, ts - ls);
             if (!n->indent)
+                return perr(p, line, "out of memory");
+        }
+        if (k == N_BLOCK && standalone) {
+            n->standalone = 1;
+            if (!(n->indent = strndup(via_chain ? src + p->chain_ls : src + ls,
+                                      via_chain ? p->chain_trim : ts - ls)))
                 return perr(p, line, "out of memory");
         }
         if (k == N_SECTION || k == N_INVERTED || k == N_PARENT || k == N_BLOCK) {
@@ -562,6 +576,59 @@ static int render_kids(rstate *r, const node *n, const char *label)
     return 0;
 }
 
+static size_t leading_blanks(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i;
+}
+
+/* Spec ~inheritance, block re-indentation: an override b whose tag stands
+ * alone loses its own indentation (its first line's), and takes the slot's:
+ * the indentation of the slot's default content, else of its tag line.  A
+ * standalone slot owns whole lines, so the result ends with a newline. */
+static int reindent(rstate *r, const node *b, const char *label, const node *slot)
+{
+    se_buf saved = r->out;
+    memset(&r->out, 0, sizeof r->out);
+    int rc = render_kids(r, b, label);
+    se_buf body = r->out;
+    r->out = saved;
+    if (rc || body.oom) {
+        se_buf_free(&body);
+        return -1;
+    }
+    const char *s = body.data ? body.data : "";
+    size_t n = body.len, drop = b->standalone ? leading_blanks(s, n) : 0;
+    const char *add = "";
+    size_t addn = 0;
+    if (slot->standalone) {
+        const node *first = slot->n ? slot->kids[0] : NULL;
+        if (first && first->kind == N_TEXT && first->len) {
+            add = first->s;
+            addn = leading_blanks(first->s, first->len);
+        } else if (slot->indent) {
+            add = slot->indent;
+            addn = strlen(slot->indent);
+        }
+    }
+    for (size_t i = 0; i < n && !rc;) {
+        const char *nl = memchr(s + i, '\n', n - i);
+        size_t e = nl ? (size_t)(nl - s) + 1 : n;
+        size_t skip = e - i >= drop && !memcmp(s + i, s, drop) ? drop : 0;
+        if (e - i > skip && s[i + skip] != '\n')
+            rc = emit(r, add, addn);
+        if (!rc)
+            rc = emit(r, s + i + skip, e - i - skip);
+        i = e;
+    }
+    if (!rc && slot->standalone && n && s[n - 1] != '\n')
+        rc = emit(r, "\n", 1);
+    se_buf_free(&body);
+    return rc;
+}
+
 static tmpl *include(rstate *r, const node *n, const char *label)
 {
     int parent = n->kind == N_PARENT;
@@ -705,7 +772,8 @@ static int render(rstate *r, const node *n, const char *label)
             for (size_t k = 0; k < r->ovr[i]->n; k++) {
                 const node *b = r->ovr[i]->kids[k];
                 if (b->kind == N_BLOCK && !strcmp(b->s, n->s) && b != n)
-                    return render_kids(r, b, r->ovr_label[i]);
+                    return b->standalone || n->standalone ? reindent(r, b, r->ovr_label[i], n)
+                                                          : render_kids(r, b, r->ovr_label[i]);
             }
         return render_kids(r, n, label);
     }

@@ -293,6 +293,16 @@ TEST(mustache_spec_inheritance)
          "{\"p\":\"{{$b}}old{{/b}}\"}", "new\n\n:)\n"},
         {"standalone parent is indented", "Hi,\n  {{<p}}{{/p}}\n", "{}", "{\"p\":\"one\\ntwo\\n\"}",
          "Hi,\n  one\n  two\n"},
+        {"a block and its end on one line are standalone", "{{<p}}{{$b}}\nx\ny{{/b}}\n{{/p}}\n", "{}",
+         "{\"p\":\"Hi,\\n  {{$b}}{{/b}}\\n\"}", "Hi,\n  x\n  y\n"},
+        {"override loses its indentation, takes the slot's", "{{<p}}{{$b}}\n    x\n    y\n{{/b}}{{/p}}\n",
+         "{}", "{\"p\":\"Hi,\\n  {{$b}}\\n  {{/b}}\\n\"}", "Hi,\n  x\n  y\n"},
+        {"slot indentation from its default content", "{{<p}}{{$b}}\nx\ny\n{{/b}}{{/p}}\n", "{}",
+         "{\"p\":\"Hi,\\n{{$b}}\\n  default\\n{{/b}}\\n\"}", "Hi,\n  x\n  y\n"},
+        {"nested blocks re-indented relative to theirs", "{{<p}}{{$n}}\nthree\n{{/n}}{{/p}}\n", "{}",
+         "{\"p\":\"{{<g}}{{$b}}\\n  one\\n  {{$n}}\\n    two\\n  {{/n}}\\n{{/b}}{{/g}}\\n\","
+         "\"g\":\"{{$b}}default{{/b}}\"}",
+         "one\n  three\n"},
     };
     RUN(c);
 }
