@@ -450,7 +450,7 @@ typedef struct rstate {
     const node *ovr[MAX_INCLUDE * 2]; /* parents whose $blocks override, outermost first */
     const char *ovr_label[MAX_INCLUDE * 2]; /* the template each was written in */
     int novr;
-    int includes, idepth;
+    int includes, idepth, bdepth;
     cached *cache;
     html_ctx html;
 } rstate;
@@ -771,9 +771,18 @@ static int render(rstate *r, const node *n, const char *label)
         for (int i = 0; i < r->novr; i++)
             for (size_t k = 0; k < r->ovr[i]->n; k++) {
                 const node *b = r->ovr[i]->kids[k];
-                if (b->kind == N_BLOCK && !strcmp(b->s, n->s) && b != n)
-                    return b->standalone || n->standalone ? reindent(r, b, r->ovr_label[i], n)
-                                                          : render_kids(r, b, r->ovr_label[i]);
+                if (b->kind == N_BLOCK && !strcmp(b->s, n->s) && b != n) {
+                    /* an override may hold a block of its own name: bounded */
+                    if (r->bdepth == MAX_INCLUDE)
+                        return rerr(r, label, n->line, "blocks nested deeper than %d",
+                                    MAX_INCLUDE);
+                    r->bdepth++;
+                    int rc = b->standalone || n->standalone
+                                 ? reindent(r, b, r->ovr_label[i], n)
+                                 : render_kids(r, b, r->ovr_label[i]);
+                    r->bdepth--;
+                    return rc;
+                }
             }
         return render_kids(r, n, label);
     }

@@ -424,6 +424,12 @@ TEST(template_limits)
     CHECK(out == NULL);
     CHECK(strstr(why, "partials nested deeper") != NULL);
     free(out);
+    /* an override holding a block of its own name does not recurse forever */
+    out = run(MU_SPEC, 1, "{{<p}}{{$b}}x{{$b}}y{{/b}}{{/b}}{{/p}}", "{}", "{\"p\":\"{{$b}}{{/b}}\"}", why,
+              sizeof why);
+    CHECK(out == NULL);
+    CHECK(strstr(why, "blocks nested deeper") != NULL);
+    free(out);
 }
 
 static void text_is(const char *html, const char *want)
