@@ -57,8 +57,8 @@ spec() {
     fuzz_smtpd) echo "inbox/smtpd.c inbox/smtpd_addr.c inbox/smtpd_auth.c inbox/smtpd_data.c inbox/chaos.c src/smtp/reply.c src/util/buf.c|-ljansson|4096" ;;
     fuzz_mimeparse) echo "inbox/mimeparse.c src/util/buf.c||16384" ;;
     fuzz_template)
-        echo "src/template/mustache.c src/template/html_ctx.c src/template/html2text.c" \
-            "src/util/buf.c|-ljansson|4096"
+        echo "src/template/mustache.c src/template/mustache_parse.c src/template/html_ctx.c" \
+            "src/template/html2text.c src/util/buf.c|-ljansson|4096"
         ;;
     *) return 1 ;;
     esac
