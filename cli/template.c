@@ -233,9 +233,11 @@ static int render(const targs *a)
 
 int cli_template(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EX_USAGE : EX_OK;
+    if (argc < 2)
+        return cli_usage_error("template needs a command: check or render");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, stdout);
+        return EX_OK;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "check") && strcmp(sub, "render"))

@@ -136,6 +136,10 @@ class Render(unittest.TestCase):
         rc, out, _ = cli("template", "render", "--help")
         self.assertEqual(rc, 0)
         self.assertIn("--fixed", out)
+        for args in (["template"], ["template", "frob", "x"], ["template", "render"],
+                     ["template", "check", "a", "b"], ["template", "check", "x", "--fixed"]):
+            rc, out, err = cli(*args)
+            self.assertEqual((rc, out, err.count("\n")), (64, "", 1), (args, err))
 
 
 class Failures(unittest.TestCase):
