@@ -73,6 +73,15 @@ class SendTemplate(EnvTestCase):
         self.assertEqual([p.get_content_type() for p in msg.iter_parts()],
                          ["text/plain", "text/html"])
 
+    def test_send_async_with_template(self):
+        import asyncio
+        srv = self.smtp_server()
+        mid = asyncio.run(scalr_email.send_async("ana@example.com", template="welcome",
+                                                 data=WELCOME, templates=TEMPLATES))
+        [got] = srv.wait_messages(1)
+        self.assertEqual(got.message["Subject"], "Welcome to Acme, Ana!")
+        self.assertEqual(got.message["Message-ID"], mid)
+
     def test_template_and_subject_are_exclusive(self):
         with self.assertRaises(TypeError):
             send("a@example.com", "Subject", template="welcome", data=WELCOME)
