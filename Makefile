@@ -17,7 +17,8 @@ CPPFLAGS += $(SSL_CFLAGS)
 PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CPPFLAGS += $(PQ_CFLAGS)
 # The queue's stores: SQLite and PostgreSQL (libpq).
-LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -lpthread
+# Templates read their data as JSON (jansson).
+LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -ljansson -lpthread
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -29,7 +30,7 @@ endif
 INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
                tests/unit/test_mimeparse.c
-# send-batch reads JSON Lines: the command links jansson, the library does not.
+# send-batch reads JSON Lines; the library links jansson for templates.
 CLI_LIBS := -ljansson -lmicrohttpd
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))

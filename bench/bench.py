@@ -885,6 +885,13 @@ def main():
     sink.stop()
 
     inbox_store(results)
+    # Templates (issue 11): their own section, between markers.
+    try:
+        import template_bench
+        template_bench.write_results(template_bench.section(template_bench.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## Templates (issue 11)\n\nNot measured: %s\n" % e)
     results["duration"] = time.time() - t_start
     results["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     (WORK / "results.json").write_text(json.dumps(results, indent=1, default=str))

@@ -57,6 +57,10 @@ if [ -z "${INBOX_BIN:-}" ] && [ -d inbox ]; then      # for `make INBOX=1` if ne
         dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
     done
 fi
+# The template benchmark's reference engines (bench/template_bench.py).
+for p in g++ libjansson-dev libmstch-dev libkainjow-mustache-dev python3-pystache; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 # The libraries Postfix's binaries link against (checked again with ldd below).
 for p in libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

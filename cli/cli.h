@@ -31,7 +31,8 @@ typedef struct cli_item {
     const char **lists[3]; /* to, cc, bcc */
     scalr_email_header *headers;
     scalr_email_attachment *att;
-    char why[200]; /* non-empty: malformed, nothing sent */
+    scalr_email_rendered r; /* a "template" line's parts */
+    char why[800]; /* non-empty: malformed, nothing sent */
 } cli_item;
 
 /* Parse one JSON line into it: 0, or -1 with it->why saying why it is not a message. */
@@ -41,6 +42,7 @@ void cli_item_free(cli_item *it);
 int cli_queue(int argc, char **argv);
 /* sendmail mode; as_mailq: run as `mailq` (-bp). */
 int cli_sendmail(int argc, char **argv, int as_mailq);
+int cli_template(int argc, char **argv);
 
 /* Parse `send`-style options into a message (shared by send and queue add).
  * extra: further long options the caller handles with on_extra (returns 0,

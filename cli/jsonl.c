@@ -62,8 +62,8 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
         return -1;
     }
     scalr_email_message *m = &it->m;
-    const char *key;
-    json_t *v;
+    const char *key, *tmpl = NULL, *locale = NULL;
+    json_t *v, *data = NULL;
     json_object_foreach(it->json, key, v)
     {
         int rc;
@@ -108,6 +108,15 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
             }
             m->headers = it->headers;
             rc = 0;
+        } else if (!strcmp(key, "template")) {
+            rc = get_str(v, &tmpl, NULL, why, wl, key);
+        } else if (!strcmp(key, "locale")) {
+            rc = json_is_null(v) ? 0 : get_str(v, &locale, NULL, why, wl, key);
+        } else if (!strcmp(key, "data")) {
+            data = v;
+            rc = json_is_object(v) ? 0 : -1;
+            if (rc)
+                snprintf(why, wl, "'data' must be an object");
         } else if (!strcmp(key, "attachments")) {
             const char **paths = NULL;
             rc = json_is_array(v) ? str_list(v, &paths, why, wl, key) : -1;
@@ -132,6 +141,32 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
         if (rc)
             return -1;
     }
+    if ((data || locale) && !tmpl) {
+        snprintf(why, wl, "'data' and 'locale' go with 'template'");
+        return -1;
+    }
+    if (tmpl) {
+        if (m->subject || m->body || m->body_html) {
+            snprintf(why, wl, "'template' makes the subject and bodies: no 'subject', 'body' "
+                              "or 'body_html' with it");
+            return -1;
+        }
+        char *dtext = data ? json_dumps(data, JSON_COMPACT) : NULL;
+        scalr_email_error err;
+        scalr_email_template_opts o = {.locale = locale};
+        scalr_email_code rc = scalr_email_template_render(tmpl, dtext, dtext ? strlen(dtext) : 0, &o,
+                                                          &it->r, &err);
+        free(dtext);
+        if (rc != SCALR_EMAIL_OK) {
+            snprintf(why, wl, "%s", err.message);
+            return -1;
+        }
+        m->subject = it->r.subject;
+        m->body = it->r.body_len ? it->r.body : "";
+        m->body_len = it->r.body_len;
+        m->body_html = it->r.body_html;
+        m->body_html_len = it->r.body_html_len;
+    }
     m->to = it->lists[0];
     m->cc = it->lists[1];
     m->bcc = it->lists[2];
@@ -148,5 +183,6 @@ void cli_item_free(cli_item *it)
         free(it->lists[k]);
     free(it->headers);
     free(it->att);
+    scalr_email_rendered_free(&it->r);
     json_decref(it->json);
 }

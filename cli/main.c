@@ -15,9 +15,14 @@ static const char send_usage[] =
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
     "                        [--print] [-v]\n"
+    "       scalr-email send --to ADDR ... --template NAME --data FILE|- [--locale L]\n"
+    "                        [--templates DIR] [--allow-missing] [other options as above]\n"
     "\n"
     "Send one message.  The body is read from standard input when neither --body nor\n"
     "--body-file is given.  --print writes the composed message instead of sending it.\n"
+    "--template renders the subject and both bodies from DIR/NAME/ (DIR: --templates,\n"
+    "else $SCALR_EMAIL_TEMPLATES, else ./templates) with the JSON object in FILE; a\n"
+    "variable missing from the data fails (exit 65) unless --allow-missing.\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
     "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT and SMTP_HELO_NAME\n"
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
@@ -59,6 +64,7 @@ static const command commands[] = {
     {"send-batch", cli_send_batch, "send many messages, one JSON line each", batch_usage},
     {"check", cli_check, "check the SMTP configuration without sending", check_usage},
     {"sendmail", run_sendmail, "read a whole message on stdin, as /usr/sbin/sendmail", NULL},
+    {"template", cli_template, "check and preview templates: check, render", NULL},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},

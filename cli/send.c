@@ -80,7 +80,12 @@ enum {
     OPT_HEADER,
     OPT_ATTACH,
     OPT_ENV_FILE,
-    OPT_PRINT
+    OPT_PRINT,
+    OPT_TEMPLATE,
+    OPT_DATA,
+    OPT_LOCALE,
+    OPT_ALLOW_MISSING,
+    OPT_TEMPLATES
 };
 
 static const struct option opts[] = {
@@ -98,6 +103,11 @@ static const struct option opts[] = {
     {"attach", required_argument, NULL, OPT_ATTACH},
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"print", no_argument, NULL, OPT_PRINT},
+    {"template", required_argument, NULL, OPT_TEMPLATE},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"locale", required_argument, NULL, OPT_LOCALE},
+    {"allow-missing", no_argument, NULL, OPT_ALLOW_MISSING},
+    {"templates", required_argument, NULL, OPT_TEMPLATES},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
@@ -105,7 +115,8 @@ static const struct option opts[] = {
 struct send_args {
     strlist to, cc, bcc, headers, attach;
     const char *subject, *body, *body_file, *html, *html_file, *from, *reply_to, *env_file;
-    int print, verbose;
+    const char *tmpl, *data, *locale, *templates;
+    int print, verbose, allow_missing;
 };
 
 static int parse(int argc, char **argv, struct send_args *a, const struct option *all,
@@ -137,6 +148,11 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         case OPT_REPLY_TO: a->reply_to = optarg; break;
         case OPT_ENV_FILE: a->env_file = optarg; break;
         case OPT_PRINT: a->print = 1; break;
+        case OPT_TEMPLATE: a->tmpl = optarg; break;
+        case OPT_DATA: a->data = optarg; break;
+        case OPT_LOCALE: a->locale = optarg; break;
+        case OPT_TEMPLATES: a->templates = optarg; break;
+        case OPT_ALLOW_MISSING: a->allow_missing = 1; break;
         case 'v': a->verbose = 1; break;
         case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -150,6 +166,17 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         return cli_usage_error("unexpected argument '%s'", argv[optind]);
     if (!a->to.n && !a->cc.n && !a->bcc.n)
         return cli_usage_error("send needs at least one recipient (--to, --cc or --bcc)");
+    if (a->tmpl) {
+        if (a->subject || a->body || a->body_file || a->html || a->html_file)
+            return cli_usage_error("--template makes the subject and bodies: no --subject, "
+                                   "--body or --html with it");
+        if (!a->data)
+            return cli_usage_error("--template needs --data FILE ('-': standard input)");
+        return 0;
+    }
+    if (a->data || a->locale || a->allow_missing || a->templates)
+        return cli_usage_error("--data, --locale, --templates and --allow-missing go with "
+                               "--template");
     if (!a->subject)
         return cli_usage_error("send needs --subject");
     if (a->body && a->body_file)
@@ -196,6 +223,7 @@ struct cli_msg {
     scalr_email_header *headers;
     scalr_email_attachment *att;
     char *body_buf, *html_buf;
+    scalr_email_rendered r;
     scalr_email_message m;
 };
 
@@ -210,6 +238,7 @@ void cli_msg_free(cli_msg *c)
     free(c->att);
     free(c->body_buf);
     free(c->html_buf);
+    scalr_email_rendered_free(&c->r);
     free(c->a.to.v);
     free(c->a.cc.v);
     free(c->a.bcc.v);
@@ -263,6 +292,27 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
         .attachments = c->att,
     };
     size_t len = 0;
+    if (c->a.tmpl) {
+        if ((status = read_input("--data", strcmp(c->a.data, "-") ? c->a.data : NULL,
+                                 &c->body_buf, &len)))
+            goto fail;
+        scalr_email_error err;
+        scalr_email_template_opts to = {.root = c->a.templates, .locale = c->a.locale,
+                                        .allow_missing = c->a.allow_missing};
+        if (scalr_email_template_render(c->a.tmpl, c->body_buf, len, &to, &c->r, &err)) {
+            status = cli_report(&err);
+            goto fail;
+        }
+        m->subject = c->r.subject;
+        m->body = c->r.body;
+        m->body_len = c->r.body_len;
+        m->body_html = c->r.body_html;
+        m->body_html_len = c->r.body_html_len;
+        if (!m->body_len)
+            m->body = "";
+        *out = c;
+        return 0;
+    }
     if (c->a.body) {
         m->body = c->a.body;
     } else {

@@ -14,6 +14,7 @@
  * http_ui.c. */
 #include "http_int.h"
 #include "http_queue.h"
+#include "http_templates.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -468,6 +469,8 @@ static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *u
         return ib_http_chaos(h, c, method, r);
     if (strncmp(url, "/api/scalr/queue", 16) == 0 && (url[16] == '\0' || url[16] == '/'))
         return ib_http_queue(c, url, method); /* http_queue.c */
+    if (strncmp(url, "/api/scalr/templates", 20) == 0 && (url[20] == '\0' || url[20] == '/'))
+        return ib_http_templates(c, url, method); /* http_templates.c */
     return ib_http_send_error(c, 404, "not found");
 }
 

@@ -14,6 +14,7 @@
 #include "chaos.h"
 #include "http.h"
 #include "http_queue.h"
+#include "http_templates.h"
 #include "server.h"
 #include "store.h"
 
@@ -26,6 +27,7 @@ static const char usage[] =
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
+    "                         [--templates DIR]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
     "                         [--max-memory SIZE]\n"
     "\n"
@@ -47,12 +49,14 @@ static const char usage[] =
     "                   compose service name, or [fd00::5]); names other than localhost,\n"
     "                   127.0.0.1, [::1] and the --http host get 403 (DNS rebinding)\n"
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
-    "                   read-only, in the UI's Queue view and under /api/scalr/queue\n";
+    "                   read-only, in the UI's Queue view and under /api/scalr/queue\n"
+    "  --templates DIR  preview every template of DIR rendered with its sample.json in the\n"
+    "                   UI's Templates view (and /api/scalr/templates), fresh on each look\n";
 
 typedef struct opts {
     char smtp_host[256], http_host[256];
     unsigned smtp_port, http_port;
-    const char *db, *cert, *key, *auth, *queue;
+    const char *db, *cert, *key, *auth, *queue, *templates;
     int implicit;
     unsigned long max_size, max_conn, idle, max_per_client;
     unsigned long long max_memory;
@@ -198,6 +202,8 @@ static int parse_opts(int argc, char **argv, opts *o)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
+        } else if (!strcmp(name, "--templates")) {
+            o->templates = v;
         } else if (!strcmp(name, "--allow-host")) {
             /* a name or an address as a Host header has it: no port ("[v6]") */
             int v6 = v[0] == '[' && v[strlen(v) - 1] == ']' && !strpbrk(v + 1, "[/ ");
@@ -294,6 +300,11 @@ int inbox_main(int argc, char **argv)
             goto out;
         }
     }
+    if (o.templates && ib_http_templates_init(o.templates, why, sizeof why) < 0) {
+        fprintf(stderr, "scalr-email inbox: %s\n", why);
+        rc = EX_NOINPUT;
+        goto out;
+    }
     if (ib_http_start(&http, o.http_host, o.http_port, st, chaos, why, sizeof why) < 0) {
         fprintf(stderr, "scalr-email inbox: %s\n", why);
         rc = EX_UNAVAILABLE;
@@ -316,6 +327,7 @@ out:
     ib_store_close(st);
     ib_chaos_free(chaos);
     ib_http_queue_free();
+    ib_http_templates_free();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -546,6 +546,65 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
  * give back unclaimed leases; 1: give back every lease and return now. */
 void scalr_email_queue_stop(scalr_email_queue *q, int immediate);
 
+/* ------------------------------------------------------------------------
+ * Templates.  A template is a folder ROOT/NAME/ holding subject.txt,
+ * body.html and optionally body.txt, written in Mustache (partials from
+ * ROOT/_partials/, layouts from ROOT/_layouts/ through {{< layout}} and
+ * {{$block}}).  Escaping follows the part, not the tag: in body.html {{x}}
+ * escapes & < > " ', and {{{x}}} / {{& x}} are allowed only there; the
+ * subject and the text part are never escaped.  A value placed in href or
+ * src must be an http, https or mailto URL; a value inside an unquoted
+ * attribute, a tag, <script>, <style>, an on* or style attribute is
+ * refused.  A subject containing CR, LF or NUL is refused.  Without
+ * body.txt the text part is derived from the HTML.  A locale "fr-CA" picks
+ * body.fr-CA.html, then body.fr.html, then body.html (the same for every
+ * file, partials and layouts included).  Partials and layouts resolve only
+ * inside ROOT (no "..", no absolute paths, no symbolic links out).
+ * ---------------------------------------------------------------------- */
+typedef struct scalr_email_template_opts {
+    const char *root;   /* the templates folder; NULL: $SCALR_EMAIL_TEMPLATES,
+                           else "./templates" */
+    const char *locale; /* "fr-CA", "fr"; NULL: the default files */
+    int allow_missing;  /* 0: a variable missing from the data fails the
+                           render (EINVAL, naming it, its file and line);
+                           1: it renders empty.  Extra data is always fine. */
+} scalr_email_template_opts;
+
+/* A rendered template; free with scalr_email_rendered_free().  Fill a
+ * message with .subject = r.subject, .body = r.body, .body_len =
+ * r.body_len, .body_html = r.body_html, .body_html_len = r.body_html_len. */
+typedef struct scalr_email_rendered {
+    char *subject;   /* one line, never HTML-escaped */
+    char *body;      /* text/plain: body.txt, or derived from the HTML */
+    char *body_html; /* text/html */
+    size_t body_len, body_html_len;
+} scalr_email_rendered;
+
+/* Render template name with data_json (a JSON object, data_len bytes; NULL
+ * means {}).  Sends and prints nothing.  EINVAL: bad name, locale or data,
+ * a template error, a missing variable, an unsafe URL, a header injection or
+ * a path leaving the root (err->message says which, with file and line);
+ * EFILE: no such template or folder, or an unreadable file. */
+scalr_email_code scalr_email_template_render(const char *name, const char *data_json,
+                                             size_t data_len,
+                                             const scalr_email_template_opts *opts,
+                                             scalr_email_rendered *out, scalr_email_error *err);
+void scalr_email_rendered_free(scalr_email_rendered *r);
+
+/* Render one template string (no partials): html 1 applies the HTML
+ * part's rules, 0 the text part's.  *out is malloc'd, NUL-terminated. */
+scalr_email_code scalr_email_template_render_string(const char *tmpl, size_t len,
+                                                    const char *data_json, size_t data_len,
+                                                    int html, int allow_missing, char **out,
+                                                    size_t *out_len, scalr_email_error *err);
+
+/* scalr_email_compose with a fixed Date (2026-01-01 00:00:00 +0000),
+ * Message-ID and MIME boundaries: the same message gives the same bytes
+ * (golden files, `scalr-email template render --fixed`). */
+scalr_email_code scalr_email_compose_fixed(const scalr_email_message *msg,
+                                           const char *default_from, char **out, size_t *out_len,
+                                           scalr_email_error *err);
+
 #ifdef __cplusplus
 }
 #endif

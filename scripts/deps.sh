@@ -8,7 +8,8 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       libpq-dev postgresql
       iproute2 util-linux # ip and unshare: the inbox test of a non-loopback client
       # the sendmail suite's real callers, and msmtp to compare with
-      php-cli git-email libmailtools-perl msmtp s-nail time)
+      php-cli git-email libmailtools-perl msmtp s-nail time
+      w3m python3-pystache nodejs npm) # templates: the derived text part and reference engines
 pkgs+=("$@")
 
 missing=()

@@ -29,6 +29,7 @@ library code maps to which class.
 import asyncio
 import datetime
 import functools
+import json
 import os
 from collections.abc import Mapping
 from typing import Iterable, Optional, Sequence, Tuple, Union
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "send",
+    "render",
     "send_async",
     "compose",
     "enqueue",
@@ -156,12 +158,70 @@ def _finish(res) -> str:
     raise error_from_result(res)
 
 
-def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+def render(name: str, data: Optional[Mapping] = None, locale: Optional[str] = None, *,
+           templates: Optional[Union[str, os.PathLike]] = None,
+           allow_missing: bool = False) -> dict:
+    """Render template `name` with `data` (a dict, serialised as JSON) and
+    return {"subject": ..., "body": ..., "body_html": ...}; body is the text
+    part (body.txt, or derived from the HTML).  Nothing is sent.
+
+    templates      the templates folder; default $SCALR_EMAIL_TEMPLATES, else
+                   ./templates.  A template is the folder NAME/ in it with
+                   subject.txt, body.html and optionally body.txt.
+    locale         "fr-CA" picks body.fr-CA.html, then body.fr.html, then
+                   body.html (the same for every file).
+    allow_missing  False: a variable missing from data raises
+                   InvalidMessageError naming it, its file and line.
+
+    Raises InvalidMessageError for a template error, a missing variable, an
+    unsafe URL in href/src, a line break in the subject or a path leaving
+    the folder; EmailError (code "EFILE") when the template does not exist.
+    """
+    if not isinstance(name, str):
+        raise TypeError("name must be a str")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise TypeError("data must be a dict (a JSON object)")
+    try:
+        blob = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidMessageError("template data is not JSON: %s" % e, code="EINVAL") from None
+    if locale is not None and not isinstance(locale, str):
+        raise TypeError("locale must be a str or None")
+    root = os.fspath(templates) if templates is not None else None
+    res, subject, body, body_html = _native.render(name, blob, locale, root, bool(allow_missing))
+    if res[0] != "OK":
+        raise error_from_result(res)
+    return {"subject": subject, "body": body, "body_html": body_html}
+
+
+def _from_template(subject, body, body_html, template, data, locale, templates, allow_missing):
+    if template is None:
+        if subject is None or body is None:
+            raise TypeError("send() needs subject and body, or template=")
+        if data is not None or locale is not None:
+            raise TypeError("data= and locale= go with template=")
+        return subject, body, body_html
+    if subject is not None or body is not None or body_html is not None:
+        raise TypeError("template= makes the subject and bodies: do not pass them too")
+    r = render(template, data, locale, templates=templates, allow_missing=allow_missing)
+    return r["subject"], r["body"], r["body_html"]
+
+
+def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = None,
+         body_html: Optional[str] = None,
          sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
          bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
          headers: Optional[Headers] = None,
-         attachments: Optional[Iterable[Attachment]] = None) -> str:
+         attachments: Optional[Iterable[Attachment]] = None,
+         template: Optional[str] = None, data: Optional[Mapping] = None,
+         locale: Optional[str] = None, templates: Optional[Union[str, os.PathLike]] = None,
+         allow_missing: bool = False) -> str:
     """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
+
+    Either subject and body (and optionally body_html), or template="NAME"
+    with data={...} (and locale, templates, allow_missing as in render()).
 
     to          "user@example.com", "Name <user@example.com>", or a list of them.
     subject     the subject line; any Unicode (encoded per RFC 2047).
@@ -192,22 +252,32 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
       ProtocolError        the server broke SMTP or hung up.
     TypeError for arguments of the wrong type.
     """
+    subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
+                                              templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments)
     return _finish(_native.send(*args))
 
 
-async def send_async(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
+async def send_async(to: Addresses, subject: Optional[str] = None, body: Optional[str] = None,
+                     body_html: Optional[str] = None,
                      sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
                      bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
                      headers: Optional[Headers] = None,
-                     attachments: Optional[Iterable[Attachment]] = None) -> str:
+                     attachments: Optional[Iterable[Attachment]] = None,
+                     template: Optional[str] = None, data: Optional[Mapping] = None,
+                     locale: Optional[str] = None,
+                     templates: Optional[Union[str, os.PathLike]] = None,
+                     allow_missing: bool = False) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
     runs in the event loop's default executor (loop.run_in_executor), so the
-    loop keeps serving other tasks while the server is talked to.
+    loop keeps serving other tasks while the server is talked to.  A
+    template is rendered at once, before the executor.
     """
+    subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
+                                              templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments)
     loop = asyncio.get_running_loop()

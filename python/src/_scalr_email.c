@@ -395,6 +395,38 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     return Py_BuildValue("(NN)", result(rc, &err), data);
 }
 
+PyDoc_STRVAR(render_doc,
+             "render(name, data_json, locale, root, allow_missing) -> tuple\n\n"
+             "Internal: scalr_email_template_render.  Returns (result_tuple, subject,\n"
+             "body, body_html), the three None on failure.");
+
+static PyObject *native_render(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name, *data, *locale, *root;
+    Py_ssize_t data_len;
+    int allow_missing;
+    if (!PyArg_ParseTuple(args, "sy#zzp:render", &name, &data, &data_len, &locale, &root,
+                          &allow_missing))
+        return NULL;
+    scalr_email_error err;
+    memset(&err, 0, sizeof err);
+    scalr_email_rendered r;
+    scalr_email_template_opts o = {.root = root, .locale = locale, .allow_missing = allow_missing};
+    scalr_email_code rc;
+    Py_BEGIN_ALLOW_THREADS /* template files are read from disk */
+        rc = scalr_email_template_render(name, data, (size_t)data_len, &o, &r, &err);
+    Py_END_ALLOW_THREADS if (rc != SCALR_EMAIL_OK) return Py_BuildValue(
+        "(NOOO)", result(rc, &err), Py_None, Py_None, Py_None);
+    PyObject *out = Py_BuildValue(
+        "(NNNN)", result(rc, &err),
+        PyUnicode_DecodeUTF8(r.subject, (Py_ssize_t)strlen(r.subject), "replace"),
+        PyUnicode_DecodeUTF8(r.body, (Py_ssize_t)r.body_len, "replace"),
+        PyUnicode_DecodeUTF8(r.body_html, (Py_ssize_t)r.body_html_len, "replace"));
+    scalr_email_rendered_free(&r);
+    return out;
+}
+
 /* Parse the ten arguments plus n keyword-only extras (all optional). */
 static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
                         int n, PyObject **a, PyObject **vals)
@@ -832,6 +864,7 @@ static PyMethodDef methods[] = {
     {"queue_status", native_queue_status, METH_VARARGS, queue_status_doc},
     {"queue_show", native_queue_show, METH_VARARGS, queue_show_doc},
     {"strerror", native_strerror, METH_O, strerror_doc},
+    {"render", native_render, METH_VARARGS, render_doc},
     {NULL, NULL, 0, NULL},
 };
 

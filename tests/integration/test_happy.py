@@ -220,13 +220,15 @@ class Misc(H.CliTest):
 
     def test_top_level_help_lists_every_subcommand(self):
         names = self.listed_commands()
-        self.assertEqual(names, ["send", "send-batch", "check", "sendmail", "queue", "inbox"])
+        self.assertEqual(names, ["send", "send-batch", "check", "sendmail", "template", "queue",
+                                 "inbox"])
 
     def test_every_subcommand_answers_help(self):
         # whatever the top-level help lists, so a command added later is covered
         queue_verbs = ("add", "work", "status", "list", "show", "retry", "cancel", "hold",
                        "release", "purge")
-        cases = [[c] for c in self.listed_commands()] + [["queue", v] for v in queue_verbs]
+        cases = [[c] for c in self.listed_commands()] + [["queue", v] for v in queue_verbs] + \
+            [["template", v] for v in ("check", "render")]
         for cmd in cases:
             for flag in ("--help", "-h"):
                 rc, out, err = H.run_cli(cmd + [flag], H.base_env())
