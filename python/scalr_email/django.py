@@ -28,7 +28,7 @@ Importing scalr_email never imports this module, so Django stays optional.
 """
 
 import email.message
-import email.utils
+import os
 from email.mime.base import MIMEBase
 
 from django.conf import settings
@@ -52,16 +52,9 @@ class UnsupportedMessageError(InvalidMessageError):
         super().__init__(message, code="EINVAL", stage="COMPOSE")
 
 
-def _unsupported(text):
-    return UnsupportedMessageError(text)
-
-
 def _overridden(name):
-    try:
-        return settings.is_overridden(name)
-    except AttributeError:  # settings configured by settings.configure()
-        return getattr(settings._wrapped, name, None) is not None and name in vars(
-            settings._wrapped)
+    """Whether the project's settings set `name` (not Django's default)."""
+    return settings.is_overridden(name)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -131,7 +124,6 @@ class EmailBackend(BaseEmailBackend):
         return (host or None, port, user, password, None, tls, max(timeout_ms, 0))
 
     def _sender(self, message):
-        import os
         sender = message.from_email
         if sender == _DJANGO_DEFAULT_FROM and not _overridden("DEFAULT_FROM_EMAIL"):
             sender = os.environ.get("SMTP_FROM") or sender
@@ -189,12 +181,12 @@ def _attachment(att):
                 data = (att.get_payload() or "").encode("utf-8")
         filename = att.get_filename()
         if not filename:
-            raise _unsupported(f"a {ctype} attachment without a file name cannot be sent "
+            raise UnsupportedMessageError(f"a {ctype} attachment without a file name cannot be sent "
                                "(scalr-email attaches named parts only)")
         return (filename, data, ctype)
     filename, content, mimetype = att[0], att[1], att[2]
     if not filename:
-        raise _unsupported("an attachment without a file name cannot be sent (scalr-email "
+        raise UnsupportedMessageError("an attachment without a file name cannot be sent (scalr-email "
                            "attaches named parts only)")
     if isinstance(content, str):
         content = content.encode("utf-8")
@@ -216,15 +208,15 @@ def convert(message, sender):
     if subtype == "html":
         body, body_html = "", body
     elif subtype != "plain":
-        raise _unsupported(f"a text/{subtype} body cannot be sent; scalr-email sends text/plain "
+        raise UnsupportedMessageError(f"a text/{subtype} body cannot be sent; scalr-email sends text/plain "
                            "with an optional text/html alternative")
     for alt in getattr(message, "alternatives", None) or ():
         content, mimetype = alt[0], alt[1]
         if mimetype != "text/html":
-            raise _unsupported(f"an alternative of type {mimetype} cannot be sent; scalr-email "
+            raise UnsupportedMessageError(f"an alternative of type {mimetype} cannot be sent; scalr-email "
                                "carries one text/html alternative")
         if body_html is not None:
-            raise _unsupported("a second text/html alternative cannot be sent; scalr-email "
+            raise UnsupportedMessageError("a second text/html alternative cannot be sent; scalr-email "
                                "carries one")
         if isinstance(content, bytes):
             content = content.decode("utf-8")

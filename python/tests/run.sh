@@ -3,8 +3,9 @@
 # (a regular install) and Debian's /usr/bin/python3 (an editable install),
 # then run python/tests/test_*.py with each against aiosmtpd servers on
 # 127.0.0.1 (test_django.py: the Django backend with python3-django;
-# test_pytest_plugin.py: pytest runs sample_project/ with mail_inbox).  Ends with one line "python: N passed, N failed"; exits non-zero
-# on any failure.  Nothing is written to the checkout.
+# test_pytest_plugin.py: pytest runs sample_project/ with mail_inbox).
+# Ends with one line "python: N passed, N failed"; exits non-zero on any
+# failure.  Nothing is written to the checkout.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
