@@ -138,7 +138,11 @@ class EmailBackend(BaseEmailBackend):
                 continue
             try:
                 self._send(message)
-            except Exception:
+            except InvalidMessageError:
+                raise  # a message that cannot be sent as written: never silent
+            except EmailError:
+                # Delivery failed (or SMTP is not configured, or the queue is
+                # unusable): Django's smtp backend is silent about these.
                 if not self.fail_silently:
                     raise
                 continue

@@ -247,12 +247,26 @@ class DjangoBackend(EnvTestCase):
         with self.assertRaisesRegex(UnsupportedMessageError, "text/calendar"):
             m.send()
         self.assertIsInstance(UnsupportedMessageError("x"), ValueError)
+        # fail_silently is about delivery: a part that would be dropped
+        # still raises.
+        with self.assertRaisesRegex(UnsupportedMessageError, "text/calendar"):
+            m.get_connection(fail_silently=True).send_messages([m])
         m2 = EmailMultiAlternatives("Invite", "text", FROM, ["a@example.com"])
         m2.attach_alternative("<p>one</p>", "text/html")
         m2.attach_alternative("<p>two</p>", "text/html")
         with self.assertRaisesRegex(UnsupportedMessageError, "second text/html"):
             m2.send()
         self.assertEqual(srv.connections, 0)
+        self.assertEqual(srv.messages, [])
+
+    def test_reserved_extra_header_is_refused_even_silently(self):
+        from django.core.mail import EmailMessage
+        from scalr_email import InvalidMessageError
+        srv = self.smtp_server()
+        m = EmailMessage("Hi", "b", FROM, ["a@example.com"],
+                         headers={"Message-ID": "<mine@acme.test>"})
+        with self.assertRaisesRegex(InvalidMessageError, "Message-ID"):
+            m.send(fail_silently=True)
         self.assertEqual(srv.messages, [])
 
     def test_html_only_message(self):

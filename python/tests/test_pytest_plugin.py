@@ -66,7 +66,7 @@ class MailInboxFixture(unittest.TestCase):
     def test_sample_suite_passes_with_one_inbox_per_test(self):
         out = self.pytest("sample_project")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertRegex(out.stdout, r"\b4 passed\b")
+        self.assertRegex(out.stdout, r"\b5 passed\b")
         pids = self.pids()
         self.assertEqual(len(pids), 2)
         self.assertNotEqual(pids[0], pids[1])  # function scope: a fresh inbox
@@ -75,7 +75,7 @@ class MailInboxFixture(unittest.TestCase):
     def test_session_scope_shares_one_inbox_emptied_per_test(self):
         out = self.pytest("sample_project", "-o", "scalr_email_inbox_scope=session")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertRegex(out.stdout, r"\b4 passed\b")
+        self.assertRegex(out.stdout, r"\b5 passed\b")
         pids = self.pids()
         self.assertEqual(len(set(pids)), 1)
         self.assert_all_stopped(pids)

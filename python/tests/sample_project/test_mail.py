@@ -42,3 +42,23 @@ def test_wait_for_fails_with_a_clear_message(mail_inbox):
         mail_inbox.wait_for(count=1, timeout=0.2)
     with open(os.environ["SAMPLE_PID_LOG"], "a") as f:
         f.write(f"{mail_inbox._proc.pid}\n")
+
+
+def test_djangos_own_password_reset_arrives(mail_inbox):
+    import re
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    User.objects.create_user("ann", "ann@example.com", "old-password-1")
+    resp = Client().post("/accounts/password_reset/", {"email": "ann@example.com"})
+    assert resp.status_code == 302
+    (msg,) = mail_inbox.wait_for(count=1)
+    assert msg.subject == "Password reset on testserver"
+    assert msg.from_ == "Shop <noreply@shop.test>"
+    assert msg.to == ["ann@example.com"]
+    link = re.search(r"http://testserver(/accounts/reset/[^/\s]+/[^/\s]+/)", msg.text)
+    assert link, msg.text
+    # The link works: Django accepts the token it mailed.
+    resp = Client().get(link.group(1))
+    assert resp.status_code == 302 and resp.url.endswith("/set-password/")
