@@ -17,7 +17,9 @@ except ImportError:  # counted as skipped, never passed
     django = None
 
 from base import EnvTestCase
-from servers import SmtpServer, closed_port
+import shutil
+
+from servers import SmtpServer, closed_port, self_signed_cert, server_tls_context
 
 if django is not None and not settings.configured:
     settings.configure(
@@ -321,6 +323,46 @@ class DjangoBackend(EnvTestCase):
             with self.assertRaises(TLSError):
                 send_mail("S", "B", FROM, ["a@example.com"])
         self.assertEqual(srv.messages, [])
+
+    def test_email_host_user_and_password_authenticate(self):
+        from django.core.mail import send_mail
+        from django.test import override_settings
+        from scalr_email import AuthenticationError
+        srv = self.start(SmtpServer(auth=("mailer", "s3cret-pw-1")))
+        base = dict(EMAIL_HOST="127.0.0.1", EMAIL_PORT=srv.port, EMAIL_USE_TLS=False,
+                    EMAIL_TIMEOUT=5, EMAIL_HOST_USER="mailer")
+        with override_settings(EMAIL_HOST_PASSWORD="s3cret-pw-1", **base):
+            self.assertEqual(send_mail("S", "B", FROM, ["a@example.com"]), 1)
+        self.assertEqual([a[1:] for a in srv.auth_seen], [("mailer", "s3cret-pw-1")])
+        with override_settings(EMAIL_HOST_PASSWORD="wrong-pw-2", **base):
+            with self.assertRaises(AuthenticationError) as cm:
+                send_mail("S", "B", FROM, ["a@example.com"])
+        self.assertNotIn("wrong-pw-2", str(cm.exception) + repr(cm.exception))
+        self.assertEqual(len(srv.wait_messages(1)), 1)
+
+    def test_email_use_tls_and_use_ssl_with_a_private_ca(self):
+        from django.core.mail import send_mail
+        from django.test import override_settings
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        pair = self_signed_cert(d)
+        if pair is None:
+            self.skipTest("openssl command not available")
+        os.environ["SSL_CERT_FILE"] = pair[0]
+        ctx = server_tls_context(*pair)
+        starttls = self.start(SmtpServer(tls_context=ctx, require_starttls=True))
+        implicit = self.start(SmtpServer(implicit_tls=ctx))
+        with override_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=starttls.port,
+                               EMAIL_USE_TLS=True, EMAIL_TIMEOUT=5):
+            self.assertEqual(send_mail("S", "B", FROM, ["a@example.com"]), 1)
+        with override_settings(EMAIL_HOST="127.0.0.1", EMAIL_PORT=implicit.port,
+                               EMAIL_USE_SSL=True, EMAIL_TIMEOUT=5):
+            self.assertEqual(send_mail("S", "B", FROM, ["a@example.com"]), 1)
+        self.assertEqual(len(starttls.wait_messages(1)), 1)
+        self.assertEqual(len(implicit.wait_messages(1)), 1)
+        with override_settings(EMAIL_HOST="127.0.0.1", EMAIL_USE_TLS=True, EMAIL_USE_SSL=True):
+            with self.assertRaisesRegex(ValueError, "mutually exclusive"):
+                send_mail("S", "B", FROM, ["a@example.com"], fail_silently=True)
 
     def test_enqueue_setting_queues_instead_of_sending(self):
         import scalr_email
