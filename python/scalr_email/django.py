@@ -64,9 +64,10 @@ class EmailBackend(BaseEmailBackend):
                  fail_silently=False, use_ssl=None, timeout=None, ssl_keyfile=None,
                  ssl_certfile=None, **kwargs):
         super().__init__(fail_silently=fail_silently)
-        if ssl_keyfile or ssl_certfile:
+        if (ssl_keyfile or ssl_certfile or getattr(settings, "EMAIL_SSL_KEYFILE", None)
+                or getattr(settings, "EMAIL_SSL_CERTFILE", None)):
             raise ValueError("scalr_email.django.EmailBackend does not support client "
-                             "certificates (ssl_keyfile, ssl_certfile)")
+                             "certificates (EMAIL_SSL_KEYFILE, EMAIL_SSL_CERTFILE)")
         self._kw = dict(host=host, port=port, username=username, password=password,
                         use_tls=use_tls, use_ssl=use_ssl, timeout=timeout)
         self.enqueue = kwargs.pop("enqueue", getattr(settings, "SCALR_EMAIL_ENQUEUE", False))
@@ -116,12 +117,20 @@ class EmailBackend(BaseEmailBackend):
         else:
             tls = "none"
         timeout = pick("timeout", "EMAIL_TIMEOUT")
-        timeout_ms = int(float(timeout) * 1000) if timeout else 0
+        try:
+            timeout_ms = int(float(timeout) * 1000) if timeout else 0
+        except (TypeError, ValueError):
+            raise ValueError(f"EMAIL_TIMEOUT must be a number of seconds, not {timeout!r}") \
+                from None
+        if not 0 <= timeout_ms <= 3_600_000:
+            raise ValueError(f"EMAIL_TIMEOUT must be between 0 and 3600 seconds, not {timeout!r}")
         try:
             port = int(port) if port else 0
         except (TypeError, ValueError):
             raise ValueError(f"EMAIL_PORT must be a number, not {port!r}") from None
-        return (host or None, port, user, password, None, tls, max(timeout_ms, 0))
+        if not 0 <= port <= 65535:
+            raise ValueError(f"EMAIL_PORT must be a TCP port (1-65535), not {port!r}")
+        return (host or None, port, user, password, None, tls, timeout_ms)
 
     def _sender(self, message):
         sender = message.from_email

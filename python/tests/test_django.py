@@ -314,6 +314,17 @@ class DjangoBackend(EnvTestCase):
         self.assertEqual(send_mail("S", "B", FROM, ["a@example.com"], connection=conn), 1)
         self.assertEqual(len(srv.wait_messages(1)), 1)
 
+    def test_bad_email_settings_are_refused_before_connecting(self):
+        from django.core.mail import send_mail
+        from django.test import override_settings
+        srv = self.smtp_server()
+        for bad in (dict(EMAIL_PORT=70000), dict(EMAIL_PORT="smtp"), dict(EMAIL_TIMEOUT=-1),
+                    dict(EMAIL_TIMEOUT="soon"), dict(EMAIL_SSL_CERTFILE="/tmp/client.pem")):
+            with self.subTest(**bad), override_settings(EMAIL_HOST="127.0.0.1", **bad):
+                with self.assertRaises(ValueError):
+                    send_mail("S", "B", FROM, ["a@example.com"], fail_silently=True)
+        self.assertEqual(srv.connections, 0)
+
     def test_email_host_without_tls_settings_requires_starttls(self):
         from django.core.mail import send_mail
         from django.test import override_settings
