@@ -167,5 +167,8 @@ setup(
     package_data={"scalr_email": ["py.typed", "*.pyi"]},
     ext_modules=[native],
     cmdclass={"build_ext": BuildExt, "sdist": Sdist},
+    # `mail_inbox` for every pytest run where the package is installed.
+    entry_points={"pytest11": ["scalr_email = scalr_email.pytest_plugin"]},
+    extras_require={"django": ["Django>=3.2"], "pytest": ["pytest>=6"]},
     zip_safe=False,
 )

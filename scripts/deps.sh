@@ -9,7 +9,8 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       iproute2 util-linux # ip and unshare: the inbox test of a non-loopback client
       # the sendmail suite's real callers, and msmtp to compare with
       php-cli git-email libmailtools-perl msmtp s-nail time
-      w3m python3-pystache nodejs npm) # templates: the derived text part and reference engines
+      w3m python3-pystache nodejs npm # templates: the derived text part and reference engines
+      python3-django python3-pytest) # the Django backend and the mail_inbox fixture (python/tests)
 pkgs+=("$@")
 
 missing=()

@@ -303,19 +303,79 @@ static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra
 PyDoc_STRVAR(
     send_doc,
     "send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-    "     *, check_body_nul=True) -> tuple\n\n"
-    "Internal: send one message configured from the SMTP_* environment variables.\n"
+    "     *, check_body_nul=True, config=None) -> tuple\n\n"
+    "Internal: send one message configured from the SMTP_* environment variables,\n"
+    "or from config=(host, port, username, password, from, tls, timeout_ms).\n"
     "Arguments must already be normalised by scalr_email.send().  Returns\n"
     "(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
     "code is 'OK' on success.  The GIL is released while the library talks to the server.");
+
+/*
+ * config=(host, port, username, password, from, tls, timeout_ms): a
+ * configuration given by the caller (the Django backend's EMAIL_* settings)
+ * in place of the SMTP_* variables.  tls is "starttls", "implicit" or
+ * "none".  -1 with an exception set on bad types.
+ */
+static PyObject *send_with(PyObject *const *a, PyObject *check, PyObject *config);
+
+static int config_from_tuple(PyObject *o, scalr_email_config *cfg)
+{
+    const char *tls = NULL;
+    unsigned int port = 0, timeout_ms = 0;
+    memset(cfg, 0, sizeof *cfg);
+    if (!PyArg_ParseTuple(o, "zIzzzsI:config", &cfg->host, &port, &cfg->username, &cfg->password,
+                          &cfg->from, &tls, &timeout_ms))
+        return -1;
+    cfg->port = port;
+    cfg->timeout_ms = timeout_ms;
+    if (!strcmp(tls, "starttls"))
+        cfg->tls = SCALR_EMAIL_TLS_STARTTLS;
+    else if (!strcmp(tls, "implicit"))
+        cfg->tls = SCALR_EMAIL_TLS_IMPLICIT;
+    else if (!strcmp(tls, "none"))
+        cfg->tls = SCALR_EMAIL_TLS_NONE;
+    else {
+        PyErr_SetString(PyExc_ValueError, "config tls must be starttls, implicit or none");
+        return -1;
+    }
+    return 0;
+}
 
 static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     PyObject *a[N_ARGS];
-    PyObject *check = Py_True;
-    if (!parse(args, kw, "send", "check_body_nul", a, &check))
-        return NULL;
+    PyObject *check = Py_True, *config = Py_None;
+    /* config is taken out of kw first: parse() knows one extra keyword. */
+    if (kw && PyDict_Check(kw)) {
+        PyObject *c = PyDict_GetItemString(kw, "config");
+        if (c) {
+            config = c;
+            Py_INCREF(config);
+            kw = PyDict_Copy(kw);
+            if (!kw || PyDict_DelItemString(kw, "config") < 0) {
+                Py_XDECREF(kw);
+                Py_DECREF(config);
+                return NULL;
+            }
+        } else {
+            Py_INCREF(config);
+            Py_INCREF(kw);
+        }
+    } else {
+        Py_INCREF(config);
+        Py_XINCREF(kw);
+    }
+    PyObject *res = NULL;
+    if (parse(args, kw, "send", "check_body_nul", a, &check))
+        res = send_with(a, check, config);
+    Py_XDECREF(kw);
+    Py_DECREF(config);
+    return res;
+}
+
+static PyObject *send_with(PyObject *const *a, PyObject *check, PyObject *config)
+{
     conv c = {0};
     c.check_body_nul = PyObject_IsTrue(check);
     if (c.check_body_nul < 0)
@@ -338,7 +398,16 @@ static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
      * changing os.environ cannot race with getenv(); only the conversation
      * with the server runs without it. */
     scalr_email_client *client = NULL;
-    rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
+    if (config != Py_None) {
+        scalr_email_config cfg;
+        if (config_from_tuple(config, &cfg) < 0) {
+            conv_free(&c);
+            return NULL;
+        }
+        rc = scalr_email_client_new(&client, &cfg, &err);
+    } else {
+        rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
+    }
     if (rc == SCALR_EMAIL_OK) {
         Py_BEGIN_ALLOW_THREADS rc = scalr_email_client_send(client, &c.msg, &err);
         Py_END_ALLOW_THREADS scalr_email_client_free(client);

@@ -2,8 +2,10 @@
 # Build and install scalr_email into throw-away venvs for the default python3
 # (a regular install) and Debian's /usr/bin/python3 (an editable install),
 # then run python/tests/test_*.py with each against aiosmtpd servers on
-# 127.0.0.1.  Ends with one line "python: N passed, N failed"; exits non-zero
-# on any failure.  Nothing is written to the checkout.
+# 127.0.0.1 (test_django.py: the Django backend with python3-django;
+# test_pytest_plugin.py: pytest runs sample_project/ with mail_inbox).
+# Ends with one line "python: N passed, N failed"; exits non-zero on any
+# failure.  Nothing is written to the checkout.
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +15,12 @@ WORK=$(mktemp -d /tmp/scalr-email-py.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 passed=0 failed=0 skipped=0
+
+# The mail_inbox fixture's tests run `scalr-email inbox`: the checkout's build
+# unless the caller names another (they are skipped, and counted so, without).
+if [ -z "${SCALR_EMAIL_BIN:-}" ] && [ -x "$ROOT/build/scalr-email" ]; then
+    export SCALR_EMAIL_BIN="$ROOT/build/scalr-email"
+fi
 
 "$PKG/install-deps.sh" >"$WORK/deps.log" 2>&1 || {
     echo "run.sh: install-deps.sh failed:"; tail -n 20 "$WORK/deps.log"; }
@@ -65,7 +73,10 @@ for spec in "${INTERPS[@]}"; do
         # aiosmtpd and its pure-Python dependencies to the tests.
         shim="$WORK/$label.shim"
         mkdir -p "$shim"
-        for m in aiosmtpd public attr attrs psycopg typing_extensions.py; do
+        # Also Django and pytest (with their pure-Python dependencies) for
+        # test_django.py and test_pytest_plugin.py.
+        for m in aiosmtpd public attr attrs psycopg typing_extensions.py \
+                 django asgiref pytz sqlparse pytest _pytest pluggy iniconfig packaging py py.py; do
             [ -e "/usr/lib/python3/dist-packages/$m" ] &&
                 ln -sf "/usr/lib/python3/dist-packages/$m" "$shim/$m"
         done
