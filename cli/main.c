@@ -34,6 +34,18 @@ static const char check_usage[] =
     "Connect, negotiate TLS and authenticate with the SMTP_* configuration, send nothing,\n"
     "and say what the server offers.\n";
 
+static const char doctor_usage[] =
+    "usage: scalr-email doctor [DOMAIN] [--json] [--selector S] [--dkim-key FILE]\n"
+    "                          [--timeout SECONDS] [--env-file PATH]\n"
+    "\n"
+    "Check the sending domain's SPF, DKIM, DMARC and MX records and say, record by\n"
+    "record, what to publish.  DOMAIN defaults to the domain of SMTP_FROM.  The provider\n"
+    "comes from SMTP_HOST; the DKIM selector and key from SMTP_DKIM_SELECTOR and\n"
+    "SMTP_DKIM_KEY_FILE (or --selector, --dkim-key).  SCALR_EMAIL_DNS=HOST:PORT asks that\n"
+    "DNS server; --timeout bounds each query (default 5 s).\n"
+    "Exit status: 0 nothing fails, 1 a check fails, 65 bad domain, 66 unreadable key,\n"
+    "75 DNS did not answer, 78 no domain to check or bad SCALR_EMAIL_DNS.\n";
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -53,6 +65,7 @@ static const command commands[] = {
     {"send", cli_send, "send one message", send_usage},
     {"send-batch", cli_send_batch, "send many messages, one JSON line each", batch_usage},
     {"check", cli_check, "check the SMTP configuration without sending", check_usage},
+    {"doctor", cli_doctor, "check the domain's SPF, DKIM, DMARC and MX records", doctor_usage},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},
