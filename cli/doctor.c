@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "doctor/doctor.h"
+#include "doctor.h"
 
 static se_dns_status dns_lookup(void *arg, const char *name, int type, se_dns_answer *out,
                                 char *why, size_t whylen)

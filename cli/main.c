@@ -32,7 +32,9 @@ static const char check_usage[] =
     "usage: scalr-email check [--env-file PATH] [-v]\n"
     "\n"
     "Connect, negotiate TLS and authenticate with the SMTP_* configuration, send nothing,\n"
-    "and say what the server offers.\n";
+    "and say what the server offers.  Then one line on the From domain's SPF, DKIM,\n"
+    "DMARC and MX records (-v: the table of `scalr-email doctor`); a DNS finding never\n"
+    "changes the exit status.\n";
 
 static const char doctor_usage[] =
     "usage: scalr-email doctor [DOMAIN] [--json] [--selector S] [--dkim-key FILE]\n"

@@ -307,6 +307,38 @@ def case_ed25519_key():
     assert c["dkim"]["fix"]["value"] == "v=DKIM1; k=ed25519; p=" + dkim_p(key, "ed25519")
 
 
+def case_check_adds_a_deliverability_line():
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    port = free_port()
+    ctl = Controller(Sink(), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port), "SMTP_USE_TLS": "false",
+               "SMTP_FROM": "app@nodmarc.test", "SMTP_TIMEOUT": "10"}
+        e = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+        e.update(env, SCALR_EMAIL_DNS="127.0.0.1:%d" % DNS.port)
+        r = subprocess.run([BIN, "check"], env=e, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert "deliverability: nodmarc.test: 1 fail, 1 warn, 2 pass; run scalr-email doctor " \
+            "nodmarc.test" in r.stdout, r.stdout
+        assert "publish:" not in r.stdout
+        r = subprocess.run([BIN, "check", "-v"], env=e, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert 'publish: _dmarc.nodmarc.test TXT' in r.stdout, r.stdout
+        # A dead DNS server is a note, not a failed check.
+        e["SCALR_EMAIL_DNS"] = "127.0.0.1:1"
+        r = subprocess.run([BIN, "check"], env=e, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "deliverability: not checked (DNS query" in r.stdout, r.stdout
+    finally:
+        ctl.stop()
+
+
 def main():
     global DNS
     cases = [(n, f) for n, f in globals().items() if n.startswith("case_")]
