@@ -339,6 +339,52 @@ def case_check_adds_a_deliverability_line():
         ctl.stop()
 
 
+def case_inbox_deliverability_note():
+    import smtplib
+    import urllib.request
+    proc = subprocess.Popen([BIN, "inbox", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        lines = [proc.stdout.readline().decode().strip() for _ in range(2)]
+        assert lines[0].startswith("smtp: ") and lines[1].startswith("http: "), lines
+        port, http = int(lines[0].rsplit(":", 1)[1]), lines[1][len("http: "):]
+
+        def get(path):
+            with urllib.request.urlopen(http + path, timeout=10) as r:
+                return json.loads(r.read().decode())
+
+        msgs = [  # (envelope sender, From, extra header lines)
+            ("bounce@mail.other.test", "a@acme.test", ""),
+            ("bounce@mail.other.test", "a@news.acme.test",
+             "DKIM-Signature: v=1; a=rsa-sha256; d=other.test; s=s1; b=AAAA\r\n"
+             "DKIM-Signature: v=1; a=rsa-sha256;\r\n\td=acme.test; s=s2;\r\n b=AAAA\r\n"),
+            ("b@bounce.acme.test", "a@acme.test", ""),
+        ]
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            for i, (env, frm, extra) in enumerate(msgs):
+                smtp.sendmail(env, ["to@example.test"],
+                              ("%sFrom: %s\r\nTo: to@example.test\r\nSubject: m%d\r\n\r\nhi\r\n"
+                               % (extra, frm, i)).encode())
+        items = get("/api/scalr/messages")["items"]
+        ids = {it["subject"]: it["id"] for it in items}
+        d0 = get("/api/scalr/messages/%d/deliverability" % ids["m0"])
+        assert d0["would_fail_dmarc"] is True and d0["from_domain"] == "acme.test", d0
+        assert d0["envelope_domain"] == "mail.other.test" and d0["dkim"] == [], d0
+        assert "would fail DMARC" in d0["note"], d0
+        d1 = get("/api/scalr/messages/%d/deliverability" % ids["m1"])
+        assert d1["would_fail_dmarc"] is False and d1["dkim_aligned"] is True, d1
+        assert d1["dkim"] == [{"d": "other.test", "s": "s1", "aligned": False},
+                              {"d": "acme.test", "s": "s2", "aligned": True}], d1
+        d2 = get("/api/scalr/messages/%d/deliverability" % ids["m2"])
+        assert d2["would_fail_dmarc"] is False and d2["spf_aligned"] is True, d2
+        assert d2["dkim_aligned"] is False, d2
+        # Computed on request only: the message itself carries no such field.
+        assert "deliverability" not in json.dumps(get("/api/scalr/messages/%d" % ids["m0"]))
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+
+
 def main():
     global DNS
     cases = [(n, f) for n, f in globals().items() if n.startswith("case_")]
