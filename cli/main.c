@@ -44,7 +44,7 @@ static const char doctor_usage[] =
     "record, what to publish.  DOMAIN defaults to the domain of SMTP_FROM.  The provider\n"
     "comes from SMTP_HOST; the DKIM selector and key from SMTP_DKIM_SELECTOR and\n"
     "SMTP_DKIM_KEY_FILE (or --selector, --dkim-key).  SCALR_EMAIL_DNS=HOST:PORT asks that\n"
-    "DNS server; --timeout bounds each query (default 5 s).\n"
+    "DNS server; --timeout bounds each query (default 5 s) and six times it the whole run.\n"
     "Exit status: 0 nothing fails, 1 a check fails, 65 bad domain, 66 unreadable key,\n"
     "75 DNS did not answer, 78 no domain to check or bad SCALR_EMAIL_DNS.\n";
 
