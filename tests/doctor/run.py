@@ -382,7 +382,8 @@ def case_inbox_deliverability_note():
         assert "deliverability" not in json.dumps(get("/api/scalr/messages/%d" % ids["m0"]))
     finally:
         proc.terminate()
-        proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
+    assert b"Sanitizer" not in err, err.decode(errors="replace")[-2000:]
 
 
 def main():
