@@ -60,6 +60,7 @@ typedef struct walk {
     int found_provider;
     char error[400]; /* a permanent error further down */
     int queries;     /* a cap on our own DNS traffic */
+    char final_all;  /* the "all" of the record a redirect= chain ends in */
 } walk;
 
 static void note(walk *w, const char *what)
@@ -127,6 +128,8 @@ static int spf_walk(ctx *c, walk *w, const se_spf *spf, const char *provider, in
             se_spf *sub = malloc(sizeof *sub);
             char why[200];
             if (sub && se_spf_parse(a.rec[0], sub, why, sizeof why) == 0) {
+                if (!strcmp(mech, "redirect") && sub->all_qual)
+                    w->final_all = sub->all_qual;
                 if (spf_walk(c, w, sub, provider, depth + 1) < 0) {
                     free(sub);
                     se_dns_answer_free(&a);
@@ -242,9 +245,8 @@ static void spf_check(ctx *c, se_finding *f, const se_provider *prov)
         se_dns_answer_free(&a);
         return;
     }
-    char allq = spf.all_qual;
-    if (!allq && spf.redirect[0])
-        allq = '~'; /* the redirected record decides; judged as it is walked */
+    /* RFC 7208 6.1: without "all", a redirect= hands the verdict to its target. */
+    char allq = spf.all_qual ? spf.all_qual : w->final_all;
     if (w->error[0]) {
         set(f, SE_FAIL, "SPF does not evaluate: %s", w->error);
     } else if (w->lookups > SE_SPF_MAX_LOOKUPS) {
@@ -253,9 +255,9 @@ static void spf_check(ctx *c, se_finding *f, const se_provider *prov)
                         "drop includes or use ip4:/ip6: terms",
             w->lookups, w->names);
     } else if (allq == '+') {
-        set(f, SE_FAIL, "the record ends in +all: it lets every server on the internet send as %s",
-            d);
-        char *v = strdup(rec);
+        set(f, SE_FAIL, "the record%s ends in +all: it lets every server on the internet send as %s",
+            spf.all_qual ? "" : " its redirect= leads to", d);
+        char *v = spf.all_qual ? strdup(rec) : NULL; /* else the fix is in the other domain */
         if (v) {
             char *p = strcasestr(v, "+all");
             if (p)
@@ -275,10 +277,10 @@ static void spf_check(ctx *c, se_finding *f, const se_provider *prov)
         snprintf(value, sizeof value, "%s ~all", rec);
         fix(f, d, "TXT", value);
     } else if (allq == '?') {
-        set(f, SE_WARN, "the record ends in ?all: mail from other servers is neutral; use ~all or "
-                        "-all (%d lookups)",
-            w->lookups);
-        char *v = strdup(rec);
+        set(f, SE_WARN, "the record%s ends in ?all: mail from other servers is neutral; use ~all "
+                        "or -all (%d lookups)",
+            spf.all_qual ? "" : " its redirect= leads to", w->lookups);
+        char *v = spf.all_qual ? strdup(rec) : NULL;
         if (v) {
             char *p = strcasestr(v, "?all");
             if (p)

@@ -204,3 +204,22 @@ TEST(doctor_dmarc_org_fallback)
     CHECK_INT(f[2].status, SE_PASS);
     CHECK(strstr(f[2].why, "_dmarc.example.com") != NULL);
 }
+
+TEST(doctor_spf_redirect_all)
+{
+    static const char *const z[] = {
+        "r.example TXT v=spf1 redirect=_spf.r.example",
+        "_spf.r.example TXT v=spf1 ip4:192.0.2.1 +all",
+        "s.example TXT v=spf1 redirect=_spf.s.example",
+        "_spf.s.example TXT v=spf1 ip4:192.0.2.1 -all",
+        NULL,
+    };
+    se_finding f[SE_DOCTOR_CHECKS];
+    CHECK_INT(run(z, "r.example", NULL, f), 0);
+    CHECK_INT(f[0].status, SE_FAIL); /* the redirect target's +all counts */
+    CHECK(strstr(f[0].why, "+all") != NULL);
+    CHECK(!f[0].has_fix); /* the record to change is _spf.r.example's, not ours */
+    CHECK_INT(run(z, "s.example", NULL, f), 0);
+    CHECK_INT(f[0].status, SE_PASS);
+    CHECK(strstr(f[0].why, "redirect=_spf.s.example") != NULL);
+}
