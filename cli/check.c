@@ -33,24 +33,24 @@ static void print_report(const scalr_email_report *r)
  * finding never fails the connection check. */
 static void deliverability(const char *env_file, int verbose)
 {
-    char domain[256], why[600];
-    se_finding f[SE_DOCTOR_CHECKS];
-    int status;
+    char domain[256];
+    scalr_email_finding f[SCALR_EMAIL_DOCTOR_CHECKS];
+    scalr_email_error err;
     if (cli_doctor_domain(env_file, domain, sizeof domain) < 0) {
         printf("deliverability: not checked (SMTP_FROM has no domain)\n");
         return;
     }
-    if (cli_doctor_findings(domain, env_file, NULL, NULL, 2, f, why, sizeof why, &status) < 0) {
-        printf("deliverability: not checked (%s)\n", why);
+    if (cli_doctor_findings(domain, env_file, NULL, NULL, 2, f, &err) != SCALR_EMAIL_OK) {
+        printf("deliverability: not checked (%s)\n", err.message);
         return;
     }
     int fails = 0, warns = 0;
-    for (int i = 0; i < SE_DOCTOR_CHECKS; i++) {
-        fails += f[i].status == SE_FAIL;
-        warns += f[i].status == SE_WARN;
+    for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
+        fails += f[i].status == SCALR_EMAIL_CHECK_FAIL;
+        warns += f[i].status == SCALR_EMAIL_CHECK_WARN;
     }
     printf("deliverability: %s: %d fail, %d warn, %d pass%s%s\n", domain, fails, warns,
-           SE_DOCTOR_CHECKS - fails - warns, fails + warns ? "; run scalr-email doctor " : "",
+           SCALR_EMAIL_DOCTOR_CHECKS - fails - warns, fails + warns ? "; run scalr-email doctor " : "",
            fails + warns ? domain : "");
     if (verbose)
         cli_doctor_table(domain, f);

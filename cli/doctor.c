@@ -1,40 +1,14 @@
 /* scalr-email doctor: judge the sending domain's SPF, DKIM, DMARC and MX. */
 #include <getopt.h>
-#include <idn2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 #include "doctor.h"
-
-/* The whole run has a deadline too: six query deadlines, so a server that
- * answers each query just in time cannot stretch 40 queries into minutes. */
-typedef struct budget {
-    se_dns *dns;
-    struct timespec end;
-    int total_s;
-} budget;
-
-static se_dns_status dns_lookup(void *arg, const char *name, int type, se_dns_answer *out,
-                                char *why, size_t whylen)
-{
-    budget *b = arg;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > b->end.tv_sec ||
-        (now.tv_sec == b->end.tv_sec && now.tv_nsec >= b->end.tv_nsec)) {
-        memset(out, 0, sizeof *out);
-        snprintf(why, whylen, "the DNS look-ups did not finish within %d s (at %s)", b->total_s,
-                 name);
-        return SE_DNS_ERROR;
-    }
-    return se_dns_query(b->dns, name, type, out, why, whylen);
-}
 
 /* The domain of SMTP_FROM ("Name <a@b.example>" or "a@b.example"). */
 static int from_domain(const char *from, char *out, size_t outlen)
@@ -50,43 +24,15 @@ static int from_domain(const char *from, char *out, size_t outlen)
     return 0;
 }
 
-/* The A-label form (RFC 5890), letters, digits, '-' and '_' in each label. */
-static int normalise(const char *in, char *out, size_t outlen)
+static const char *status_name(scalr_email_check_status s)
 {
-    char *ascii = NULL;
-    if (idn2_to_ascii_8z(in, &ascii, IDN2_NONTRANSITIONAL) != IDN2_OK)
-        return -1;
-    size_t n = strlen(ascii);
-    if (n && ascii[n - 1] == '.')
-        ascii[--n] = 0;
-    int ok = n > 0 && n <= 253 && n < outlen && strchr(ascii, '.');
-    for (size_t i = 0, label = 0; ok && i <= n; i++) {
-        char ch = ascii[i];
-        if (ch == '.' || ch == 0) {
-            ok = label > 0 && label <= 63;
-            label = 0;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                   ch == '-' || ch == '_') {
-            label++;
-        } else {
-            ok = 0;
-        }
-    }
-    if (ok)
-        memcpy(out, ascii, n + 1);
-    idn2_free(ascii);
-    return ok ? 0 : -1;
+    return s == SCALR_EMAIL_CHECK_PASS ? "pass" : s == SCALR_EMAIL_CHECK_WARN ? "warn" : "fail";
 }
 
-static const char *status_name(se_status s)
-{
-    return s == SE_PASS ? "pass" : s == SE_WARN ? "warn" : "fail";
-}
-
-static void print_json(const char *domain, const se_finding *f)
+static void print_json(const char *domain, const scalr_email_finding *f)
 {
     json_t *checks = json_array();
-    for (int i = 0; i < SE_DOCTOR_CHECKS; i++) {
+    for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
         json_t *fx = json_null();
         if (f[i].has_fix)
             fx = json_pack("{s:s, s:s, s:s}", "name", f[i].fix_name, "type", f[i].fix_type,
@@ -103,10 +49,10 @@ static void print_json(const char *domain, const se_finding *f)
     json_decref(root);
 }
 
-void cli_doctor_table(const char *domain, const se_finding *f)
+void cli_doctor_table(const char *domain, const scalr_email_finding *f)
 {
     printf("domain: %s\n", domain);
-    for (int i = 0; i < SE_DOCTOR_CHECKS; i++) {
+    for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
         printf("  %-6s %-5s %s\n", f[i].name, status_name(f[i].status), f[i].why);
         if (f[i].has_fix)
             printf("         publish: %s %s \"%s\"\n", f[i].fix_name, f[i].fix_type,
@@ -114,72 +60,43 @@ void cli_doctor_table(const char *domain, const se_finding *f)
     }
 }
 
-/* Run the checks for domain with the configuration in env_file; -1 with why
- * on a DNS failure, a bad SCALR_EMAIL_DNS or an unreadable DKIM key (*status
- * says which exit status). */
-int cli_doctor_findings(const char *domain, const char *env_file, const char *selector,
-                        const char *key_file, int timeout_s, se_finding out[SE_DOCTOR_CHECKS],
-                        char *why, size_t whylen, int *status)
+/* Run the checks for domain with the configuration in env_file (SMTP_HOST,
+ * SMTP_DKIM_*, SCALR_EMAIL_DNS); selector and key_file win when not NULL. */
+scalr_email_code cli_doctor_findings(const char *domain, const char *env_file,
+                                     const char *selector, const char *key_file, int timeout_s,
+                                     scalr_email_finding out[SCALR_EMAIL_DOCTOR_CHECKS],
+                                     scalr_email_error *err)
 {
-    scalr_email_error err;
-    char *host = NULL, *server = NULL, *sel = NULL, *key = NULL, *dkim_domain = NULL;
-    int rc = -1;
-    se_dns *dns = NULL;
-    *status = EX_CONFIG;
-    if (scalr_email_config_get(env_file, "SMTP_HOST", &host, &err) ||
-        scalr_email_config_get(env_file, "SCALR_EMAIL_DNS", &server, &err) ||
-        scalr_email_config_get(env_file, "SMTP_DKIM_DOMAIN", &dkim_domain, &err) ||
-        (!selector && scalr_email_config_get(env_file, "SMTP_DKIM_SELECTOR", &sel, &err)) ||
-        (!key_file && scalr_email_config_get(env_file, "SMTP_DKIM_KEY_FILE", &key, &err))) {
-        snprintf(why, whylen, "%s", err.message);
-        goto out;
+    static const char *const names[] = {"SMTP_HOST", "SCALR_EMAIL_DNS", "SMTP_DKIM_DOMAIN",
+                                        "SMTP_DKIM_SELECTOR", "SMTP_DKIM_KEY_FILE"};
+    char *v[5] = {0};
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    for (int i = 0; i < 5 && rc == SCALR_EMAIL_OK; i++)
+        rc = scalr_email_config_get(env_file, names[i], &v[i], err);
+    if (rc == SCALR_EMAIL_OK) {
+        scalr_email_doctor_opts o = {
+            .smtp_host = v[0],
+            .dns_server = v[1],
+            .dkim_domain = v[2],
+            .dkim_selector = selector ? selector : v[3],
+            .dkim_key_file = key_file ? key_file : v[4],
+            .timeout_s = timeout_s,
+        };
+        rc = scalr_email_doctor(domain, &o, out, err);
     }
-    if (!selector)
-        selector = sel;
-    if (!key_file)
-        key_file = key;
-    char pub[1600], type[16];
-    if (key_file && se_dkim_pubkey(key_file, pub, sizeof pub, type, sizeof type, why, whylen)) {
-        *status = EX_NOINPUT;
-        goto out;
-    }
-    dns = se_dns_new(server, timeout_s, why, whylen);
-    if (!dns)
-        goto out;
-    budget b = {.dns = dns, .total_s = 6 * timeout_s};
-    clock_gettime(CLOCK_MONOTONIC, &b.end);
-    b.end.tv_sec += b.total_s;
-    se_doctor_opts o = {
-        .domain = domain,
-        .smtp_host = host,
-        .dkim_selector = selector,
-        .dkim_domain = dkim_domain,
-        .dkim_pubkey = key_file ? pub : NULL,
-        .dkim_keytype = key_file ? type : NULL,
-        .lookup = dns_lookup,
-        .lookup_arg = &b,
-    };
-    *status = EX_TEMPFAIL;
-    rc = se_doctor_run(&o, out, why, whylen);
-out:
-    se_dns_free(dns);
-    free(host);
-    free(server);
-    free(sel);
-    free(key);
-    free(dkim_domain);
+    for (int i = 0; i < 5; i++)
+        free(v[i]);
     return rc;
 }
 
-/* The From domain of the configuration, A-label form: 0, or -1. */
+/* The domain of the configuration's From address: 0, or -1. */
 int cli_doctor_domain(const char *env_file, char *out, size_t outlen)
 {
     char *from = NULL;
     scalr_email_error err;
-    char raw[300];
     int rc = -1;
     if (scalr_email_config_get(env_file, "SMTP_FROM", &from, &err) == SCALR_EMAIL_OK && from &&
-        from_domain(from, raw, sizeof raw) == 0 && normalise(raw, out, outlen) == 0)
+        from_domain(from, out, outlen) == 0)
         rc = 0;
     free(from);
     return rc;
@@ -228,34 +145,31 @@ int cli_doctor(int argc, char **argv)
         return cli_usage_error("--selector '%s' is not a DKIM selector", selector);
     char domain[256];
     if (optind < argc) {
-        if (normalise(argv[optind], domain, sizeof domain) < 0) {
-            fprintf(stderr, "scalr-email: '%s' is not a domain name\n", argv[optind]);
-            return EX_DATAERR;
-        }
+        snprintf(domain, sizeof domain, "%s", argv[optind]);
     } else if (cli_doctor_domain(env_file, domain, sizeof domain) < 0) {
         fprintf(stderr, "scalr-email: no domain to check: give one (scalr-email doctor "
                         "example.com) or set SMTP_FROM to an address\n");
         return EX_CONFIG;
     }
-    se_finding f[SE_DOCTOR_CHECKS];
-    char why[600];
-    int status;
-    if (cli_doctor_findings(domain, env_file, selector, key_file, timeout_s, f, why, sizeof why,
-                            &status) < 0) {
-        fprintf(stderr, "scalr-email: %s\n", why);
-        return status;
-    }
+    size_t dl = strlen(domain);
+    if (dl > 1 && domain[dl - 1] == '.')
+        domain[dl - 1] = 0;
+    scalr_email_finding f[SCALR_EMAIL_DOCTOR_CHECKS];
+    scalr_email_error err;
+    if (cli_doctor_findings(domain, env_file, selector, key_file, timeout_s, f, &err) !=
+        SCALR_EMAIL_OK)
+        return cli_report(&err);
     int fails = 0, warns = 0;
-    for (int i = 0; i < SE_DOCTOR_CHECKS; i++) {
-        fails += f[i].status == SE_FAIL;
-        warns += f[i].status == SE_WARN;
+    for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
+        fails += f[i].status == SCALR_EMAIL_CHECK_FAIL;
+        warns += f[i].status == SCALR_EMAIL_CHECK_WARN;
     }
     if (json) {
         print_json(domain, f);
     } else {
         cli_doctor_table(domain, f);
         printf("result: %d fail, %d warn, %d pass\n", fails, warns,
-               SE_DOCTOR_CHECKS - fails - warns);
+               SCALR_EMAIL_DOCTOR_CHECKS - fails - warns);
     }
     return fails ? 1 : EX_OK;
 }

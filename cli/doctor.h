@@ -4,15 +4,17 @@
 
 #include <stddef.h>
 
-#include "doctor/doctor.h"
+#include "scalr_email.h"
 
-/* The From domain of the configuration, A-label form: 0, or -1. */
+/* The domain of the configuration's From address: 0, or -1. */
 int cli_doctor_domain(const char *env_file, char *out, size_t outlen);
-/* Run the four checks: 0, or -1 with why and *status (the exit status). */
-int cli_doctor_findings(const char *domain, const char *env_file, const char *selector,
-                        const char *key_file, int timeout_s, se_finding out[SE_DOCTOR_CHECKS],
-                        char *why, size_t whylen, int *status);
+/* scalr_email_doctor() with the configuration of env_file (SMTP_HOST,
+ * SMTP_DKIM_*, SCALR_EMAIL_DNS); selector and key_file win when not NULL. */
+scalr_email_code cli_doctor_findings(const char *domain, const char *env_file,
+                                     const char *selector, const char *key_file, int timeout_s,
+                                     scalr_email_finding out[SCALR_EMAIL_DOCTOR_CHECKS],
+                                     scalr_email_error *err);
 /* The readable table. */
-void cli_doctor_table(const char *domain, const se_finding *f);
+void cli_doctor_table(const char *domain, const scalr_email_finding *f);
 
 #endif

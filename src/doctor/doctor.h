@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "doctor/dns.h"
+#include "scalr_email.h"
 
 /* --- SPF (RFC 7208) -------------------------------------------------------- */
 #define SE_SPF_MAX_TERMS 48
@@ -55,17 +56,12 @@ typedef struct se_provider {
 const se_provider *se_provider_for_host(const char *host);
 
 /* --- the checks ---------------------------------------------------------------- */
-typedef enum { SE_PASS, SE_WARN, SE_FAIL } se_status;
-
-typedef struct se_finding {
-    char name[8]; /* "spf", "dkim", "dmarc", "mx" */
-    se_status status;
-    char why[1024];
-    int has_fix;
-    char fix_name[300];
-    char fix_type[8];
-    char fix_value[2048];
-} se_finding;
+/* The public finding (include/scalr_email.h), under short names. */
+typedef scalr_email_check_status se_status;
+#define SE_PASS SCALR_EMAIL_CHECK_PASS
+#define SE_WARN SCALR_EMAIL_CHECK_WARN
+#define SE_FAIL SCALR_EMAIL_CHECK_FAIL
+typedef scalr_email_finding se_finding;
 
 /* How the checks ask DNS: SE_DNS_ERROR aborts the run with why. */
 typedef se_dns_status (*se_lookup_fn)(void *arg, const char *name, int type, se_dns_answer *out,
@@ -82,7 +78,7 @@ typedef struct se_doctor_opts {
     void *lookup_arg;
 } se_doctor_opts;
 
-#define SE_DOCTOR_CHECKS 4
+#define SE_DOCTOR_CHECKS SCALR_EMAIL_DOCTOR_CHECKS
 /* Fill out[0..3] (spf, dkim, dmarc, mx): 0, or -1 when DNS failed (why). */
 int se_doctor_run(const se_doctor_opts *o, se_finding out[SE_DOCTOR_CHECKS], char *why,
                   size_t whylen);
