@@ -223,3 +223,26 @@ TEST(doctor_spf_redirect_all)
     CHECK_INT(f[0].status, SE_PASS);
     CHECK(strstr(f[0].why, "redirect=_spf.s.example") != NULL);
 }
+
+/* The public entry refuses bad input before any DNS query. */
+TEST(doctor_api_refusals)
+{
+    scalr_email_finding f[SCALR_EMAIL_DOCTOR_CHECKS];
+    scalr_email_error err;
+    CHECK_INT(scalr_email_doctor("not a domain", NULL, f, &err), SCALR_EMAIL_EINVAL);
+    CHECK(strstr(err.message, "not a domain") != NULL);
+    CHECK_INT(scalr_email_doctor("localhost", NULL, f, &err), SCALR_EMAIL_EINVAL);
+    CHECK_INT(scalr_email_doctor(NULL, NULL, f, &err), SCALR_EMAIL_EINVAL);
+    scalr_email_doctor_opts o = {.dkim_selector = "a b"};
+    CHECK_INT(scalr_email_doctor("example.com", &o, f, &err), SCALR_EMAIL_EINVAL);
+    o = (scalr_email_doctor_opts){.dkim_key_file = "/nonexistent/dkim.pem"};
+    CHECK_INT(scalr_email_doctor("example.com", &o, f, &err), SCALR_EMAIL_EFILE);
+    o = (scalr_email_doctor_opts){.dns_server = "127.0.0.1"};
+    CHECK_INT(scalr_email_doctor("example.com", &o, f, &err), SCALR_EMAIL_ECONFIG);
+    o = (scalr_email_doctor_opts){.dns_server = "example.com:53"};
+    CHECK_INT(scalr_email_doctor("example.com", &o, f, &err), SCALR_EMAIL_ECONFIG);
+    /* A closed loopback port: refused at once, a transient failure. */
+    o = (scalr_email_doctor_opts){.dns_server = "127.0.0.1:1", .timeout_s = 1};
+    CHECK_INT(scalr_email_doctor("example.com", &o, f, &err), SCALR_EMAIL_ETRANSIENT);
+    CHECK(strstr(err.message, "127.0.0.1:1") != NULL);
+}
