@@ -18,7 +18,7 @@ PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/inclu
 CPPFLAGS += $(PQ_CFLAGS)
 # The queue's stores: SQLite and PostgreSQL (libpq).
 # Templates read their data as JSON (jansson).
-LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -ljansson -lpthread
+LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -ljansson -lpthread -lresolv
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -5,6 +5,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "doctor.h"
 
 static void print_report(const scalr_email_report *r)
 {
@@ -26,6 +27,33 @@ static void print_report(const scalr_email_report *r)
     else
         printf("auth: failed\n");
     fflush(stdout);
+}
+
+/* One line on what the From domain's DNS says (the table with -v); a DNS
+ * finding never fails the connection check. */
+static void deliverability(const char *env_file, int verbose)
+{
+    char domain[256];
+    scalr_email_finding f[SCALR_EMAIL_DOCTOR_CHECKS];
+    scalr_email_error err;
+    if (cli_doctor_domain(env_file, domain, sizeof domain) < 0) {
+        printf("deliverability: not checked (SMTP_FROM has no domain)\n");
+        return;
+    }
+    if (cli_doctor_findings(domain, env_file, NULL, NULL, 2, f, &err) != SCALR_EMAIL_OK) {
+        printf("deliverability: not checked (%s)\n", err.message);
+        return;
+    }
+    int fails = 0, warns = 0;
+    for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
+        fails += f[i].status == SCALR_EMAIL_CHECK_FAIL;
+        warns += f[i].status == SCALR_EMAIL_CHECK_WARN;
+    }
+    printf("deliverability: %s: %d fail, %d warn, %d pass%s%s\n", domain, fails, warns,
+           SCALR_EMAIL_DOCTOR_CHECKS - fails - warns, fails + warns ? "; run scalr-email doctor " : "",
+           fails + warns ? domain : "");
+    if (verbose)
+        cli_doctor_table(domain, f);
 }
 
 int cli_check(int argc, char **argv)
@@ -64,5 +92,6 @@ int cli_check(int argc, char **argv)
     if (rc != SCALR_EMAIL_OK)
         return cli_report(&err);
     printf("result: ok\n");
+    deliverability(env_file, verbose);
     return EX_OK;
 }

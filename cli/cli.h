@@ -43,6 +43,7 @@ int cli_queue(int argc, char **argv);
 /* sendmail mode; as_mailq: run as `mailq` (-bp). */
 int cli_sendmail(int argc, char **argv, int as_mailq);
 int cli_template(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 
 /* Parse `send`-style options into a message (shared by send and queue add).
  * extra: further long options the caller handles with on_extra (returns 0,

@@ -37,7 +37,21 @@ static const char check_usage[] =
     "usage: scalr-email check [--env-file PATH] [-v]\n"
     "\n"
     "Connect, negotiate TLS and authenticate with the SMTP_* configuration, send nothing,\n"
-    "and say what the server offers.\n";
+    "and say what the server offers.  Then one line on the From domain's SPF, DKIM,\n"
+    "DMARC and MX records (-v: the table of `scalr-email doctor`); a DNS finding never\n"
+    "changes the exit status.\n";
+
+static const char doctor_usage[] =
+    "usage: scalr-email doctor [DOMAIN] [--json] [--selector S] [--dkim-key FILE]\n"
+    "                          [--timeout SECONDS] [--env-file PATH]\n"
+    "\n"
+    "Check the sending domain's SPF, DKIM, DMARC and MX records and say, record by\n"
+    "record, what to publish.  DOMAIN defaults to the domain of SMTP_FROM.  The provider\n"
+    "comes from SMTP_HOST; the DKIM selector and key from SMTP_DKIM_SELECTOR and\n"
+    "SMTP_DKIM_KEY_FILE (or --selector, --dkim-key).  SCALR_EMAIL_DNS=HOST:PORT asks that\n"
+    "DNS server; --timeout bounds each query (default 5 s) and six times it the whole run.\n"
+    "Exit status: 0 nothing fails, 1 a check fails, 65 bad domain, 66 unreadable key,\n"
+    "75 DNS did not answer, 78 no domain to check or bad SCALR_EMAIL_DNS.\n";
 
 typedef struct command {
     const char *name;
@@ -65,6 +79,7 @@ static const command commands[] = {
     {"check", cli_check, "check the SMTP configuration without sending", check_usage},
     {"sendmail", run_sendmail, "read a whole message on stdin, as /usr/sbin/sendmail", NULL},
     {"template", cli_template, "check and preview templates: check, render", NULL},
+    {"doctor", cli_doctor, "check the domain's SPF, DKIM, DMARC and MX records", doctor_usage},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},

@@ -58,16 +58,18 @@ spec() {
     fuzz_mimeparse) echo "inbox/mimeparse.c src/util/buf.c||16384" ;;
     fuzz_ingest)
         echo "src/mime/ingest.c src/mime/address.c src/mime/encode.c src/util/buf.c src/error.c||8192"
+        ;;
     fuzz_template)
         echo "src/template/mustache.c src/template/mustache_parse.c src/template/html_ctx.c" \
             "src/template/html2text.c src/util/buf.c|-ljansson|4096"
         ;;
+    fuzz_doctor) echo "src/doctor/records.c src/doctor/doctor.c src/doctor/dns.c|-lresolv|4096" ;;
     *) return 1 ;;
     esac
 }
 
 ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse fuzz_ingest
-    fuzz_template"
+    fuzz_template fuzz_doctor"
 if [ $# -gt 0 ]; then
     TARGETS=""
     for t in "$@"; do

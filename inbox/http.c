@@ -407,6 +407,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
         return send_raw(h, c, id, 0);
     if (!mailhog && strcmp(rest, "/html") == 0)
         return ib_http_scalr_html(h, c, id);
+    if (!mailhog && strcmp(rest, "/deliverability") == 0)
+        return ib_http_scalr_deliverability(h, c, id);
     if (!mailhog && strncmp(rest, "/attachments/", 13) == 0)
         return ib_http_scalr_attachment(h, c, id, rest + 13);
     return ib_http_send_error(c, 404, "not found");

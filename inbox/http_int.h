@@ -92,6 +92,8 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
 enum MHD_Result ib_http_scalr_html(ib_http *h, struct MHD_Connection *c, int64_t id);
 enum MHD_Result ib_http_scalr_attachment(ib_http *h, struct MHD_Connection *c, int64_t id,
                                          const char *index);
+/* /api/scalr/messages/ID/deliverability (http_deliver.c), on request only. */
+enum MHD_Result ib_http_scalr_deliverability(ib_http *h, struct MHD_Connection *c, int64_t id);
 enum MHD_Result ib_http_events(ib_http *h, struct MHD_Connection *c);
 enum MHD_Result ib_http_chaos(ib_http *h, struct MHD_Connection *c, const char *method,
                               ib_http_req *r);

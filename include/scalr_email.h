@@ -379,6 +379,48 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *client, scalr_e
                                              scalr_email_error *err);
 
 /* ------------------------------------------------------------------------
+ * Domain checks (`scalr-email doctor`): the sending domain's SPF, DKIM,
+ * DMARC and MX records, judged against the provider and key you send
+ * with.  Each finding says pass/warn/fail, why in one line, and, when a
+ * record is missing or wrong, the record to publish. */
+
+typedef enum scalr_email_check_status {
+    SCALR_EMAIL_CHECK_PASS,
+    SCALR_EMAIL_CHECK_WARN,
+    SCALR_EMAIL_CHECK_FAIL,
+} scalr_email_check_status;
+
+typedef struct scalr_email_finding {
+    char name[8]; /* "spf", "dkim", "dmarc", "mx" */
+    scalr_email_check_status status;
+    char why[1024];
+    int has_fix; /* then publish fix_name fix_type fix_value */
+    char fix_name[300];
+    char fix_type[8]; /* "TXT" or "MX" */
+    char fix_value[2048];
+} scalr_email_finding;
+
+#define SCALR_EMAIL_DOCTOR_CHECKS 4
+
+typedef struct scalr_email_doctor_opts {
+    const char *smtp_host;     /* names the provider (SES, Postmark, ...); NULL: unknown */
+    const char *dkim_selector; /* NULL: the DKIM check only says who signs */
+    const char *dkim_domain;   /* NULL: the checked domain */
+    const char *dkim_key_file; /* PEM private key to compare the record with; NULL: none */
+    const char *dns_server;    /* "HOST:PORT" (IPv4); NULL: /etc/resolv.conf */
+    int timeout_s;             /* per DNS query; 0: 5.  The whole run: six times it */
+} scalr_email_doctor_opts;
+
+/* Check domain (UTF-8 or A-labels).  Fills out[0..3] (spf, dkim, dmarc,
+ * mx) and returns OK whatever the findings.  EINVAL: not a domain name;
+ * EFILE: the key file unreadable or not an RSA/Ed25519 key; ECONFIG: a
+ * malformed dns_server; ETRANSIENT: DNS did not answer (timeout, refused,
+ * SERVFAIL), the message names the query and the server. */
+scalr_email_code scalr_email_doctor(const char *domain, const scalr_email_doctor_opts *opts,
+                                    scalr_email_finding out[SCALR_EMAIL_DOCTOR_CHECKS],
+                                    scalr_email_error *err);
+
+/* ------------------------------------------------------------------------
  * The durable queue.  Messages are composed once at enqueue (Message-ID
  * and Date fixed then) and stored with their envelope, so every retry is
  * byte-identical; workers (scalr_email_queue_work, `scalr-email queue

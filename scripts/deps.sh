@@ -7,6 +7,7 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       openssl ca-certificates python3 python3-aiosmtpd
       libpq-dev postgresql
       iproute2 util-linux # ip and unshare: the inbox test of a non-loopback client
+      dnsmasq-base # the DNS server of the doctor suite
       # the sendmail suite's real callers, and msmtp to compare with
       php-cli git-email libmailtools-perl msmtp s-nail time
       w3m python3-pystache nodejs npm # templates: the derived text part and reference engines

@@ -276,6 +276,8 @@
     $('m-env').textContent = 'MAIL FROM <' + m.mail_from + '> → RCPT TO ' +
       m.rcpt.map((r) => '<' + r + '>').join(', ') + ' · ' + humanSize(m.size) +
       (m.helo ? ' · EHLO ' + m.helo : '');
+    $('m-deliv-note').textContent = '';
+    $('m-deliv-check').hidden = false;
     $('m-download').href = '/api/v1/messages/' + m.id + '/download';
     $('m-download').setAttribute('download', m.id + '.eml');
 
@@ -543,6 +545,19 @@
     $('delete-all').addEventListener('click', deleteAll);
     $('m-delete').addEventListener('click', () => {
       if (state.openId !== null) deleteMessage(state.openId);
+    });
+    // Computed on request only: would this message fail DMARC as sent?
+    $('m-deliv-check').addEventListener('click', async () => {
+      const id = state.openId;
+      if (id === null) return;
+      try {
+        const d = await api('/api/scalr/messages/' + id + '/deliverability');
+        if (state.openId !== id) return;
+        $('m-deliv-note').textContent = (d.would_fail_dmarc ? '⚠ ' : '✓ ') + d.note;
+        $('m-deliv-check').hidden = true;
+      } catch (e) {
+        $('m-deliv-note').textContent = 'cannot check: ' + e.message;
+      }
     });
     $('confirm-cancel').addEventListener('click', () => $('confirm').close('cancel'));
     $('confirm-ok').addEventListener('click', () => $('confirm').close('ok'));

@@ -581,6 +581,9 @@ def base_env(**overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP)}
     env["SSL_CERT_FILE"] = ca().ca_pem
     env["SMTP_TIMEOUT"] = "5"
+    # `check` also asks DNS about the From domain: a closed loopback port
+    # answers at once (only 127.0.0.1 is reachable here).
+    env["SCALR_EMAIL_DNS"] = "127.0.0.1:1"
     env.setdefault("LC_ALL", "C.UTF-8")
     for k, v in overrides.items():
         if v is None:

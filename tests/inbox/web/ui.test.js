@@ -180,6 +180,21 @@ module.exports = {
       },
     },
     {
+      name: 'ui: the deliverability note is computed when asked, not before',
+      async fn(ctx, env) {
+        const page = env.page;
+        await open(page, 'Your invoice #1042 is ready');
+        assert.equal(await page.textContent('#m-deliv-note'), '', 'nothing until the button is pressed');
+        const asked = page.waitForResponse((r) => /\/deliverability$/.test(r.url()));
+        await page.click('#m-deliv-check');
+        const d = await (await asked).json();
+        await page.locator('#m-deliv-note', { hasText: d.note }).waitFor({ timeout: 5000 });
+        assert.equal(await page.textContent('#m-deliv-note'), (d.would_fail_dmarc ? '⚠ ' : '✓ ') + d.note);
+        assert.equal(d.from_domain, 'acme.example');
+        assert.equal(await page.isVisible('#m-deliv-check'), false);
+      },
+    },
+    {
       name: 'ui: a message with bare line endings is one message, shown with a warning',
       skip: (ctx) => !ctx.smtp,
       skipWhy: 'needs the real SMTP side',
