@@ -418,3 +418,72 @@ void se_proxy_free(se_proxy_hs *h)
     se_buf_free(&h->out);
     se_buf_free(&h->in);
 }
+
+#include "error.h"
+#include "net/conn.h"
+
+scalr_email_code se_proxy_connect(se_conn **out, const se_proxy_url *p, const char *host,
+                                  unsigned port, unsigned timeout_ms, long long limit,
+                                  unsigned limit_ms, scalr_email_error *err)
+{
+    *out = NULL;
+    unsigned char addr[16];
+    size_t alen = 0;
+    if (p->kind == SE_PROXY_SOCKS5 && se_conn_resolve(host, addr, &alen) < 0)
+        return se_fail(err, SCALR_EMAIL_ECONNECT, "CONNECT",
+                       "cannot resolve %s (socks5h:// lets the proxy resolve it)", host);
+    se_conn *c = NULL;
+    scalr_email_code rc = se_conn_open_by(&c, p->host, p->port, timeout_ms, limit, limit_ms, err);
+    if (rc != SCALR_EMAIL_OK) {
+        if (err) { /* say it was the proxy that could not be reached */
+            char m[sizeof err->message];
+            snprintf(m, sizeof m, "proxy: %.700s", err->message);
+            snprintf(err->message, sizeof err->message, "%s", m);
+        }
+        return rc;
+    }
+    se_proxy_hs h;
+    if (se_proxy_start(&h, p, host, port, alen ? addr : NULL, alen) < 0) {
+        se_proxy_free(&h);
+        se_conn_close(c);
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
+    }
+    /* The whole handshake is one wait of timeout_ms: the proxy answers
+     * only once it has reached the server (or given up). */
+    long long deadline = se_conn_now_ms() + (timeout_ms ? timeout_ms : 30000);
+    for (;;) {
+        se_proxy_want w = se_proxy_step(&h);
+        if (w == SE_PROXY_WRITE) {
+            size_t n;
+            const char *o = se_proxy_out(&h, &n);
+            rc = se_conn_write(c, o, n, timeout_ms, "CONNECT", err);
+            if (rc != SCALR_EMAIL_OK)
+                break;
+            se_proxy_sent(&h, n);
+        } else if (w == SE_PROXY_READ) {
+            char buf[SE_PROXY_HTTP_MAX];
+            size_t want = se_proxy_need(&h), got = 0;
+            rc = se_conn_read_by(c, buf, want < sizeof buf ? want : sizeof buf, &got, deadline,
+                                 timeout_ms, "CONNECT", err);
+            if (rc != SCALR_EMAIL_OK)
+                break;
+            if (se_proxy_feed(&h, buf, got) < 0) {
+                rc = se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "out of memory");
+                break;
+            }
+        } else if (w == SE_PROXY_DONE) {
+            break;
+        } else {
+            rc = se_fail(err, SCALR_EMAIL_ECONNECT, "CONNECT", "%s", se_proxy_why(&h));
+            break;
+        }
+    }
+    se_proxy_free(&h);
+    if (rc != SCALR_EMAIL_OK) {
+        se_conn_close(c);
+        return rc;
+    }
+    se_conn_via_proxy(c);
+    *out = c;
+    return SCALR_EMAIL_OK;
+}

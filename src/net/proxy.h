@@ -67,4 +67,14 @@ int se_proxy_feed(se_proxy_hs *h, const void *data, size_t n);
 const char *se_proxy_why(const se_proxy_hs *h);
 void se_proxy_free(se_proxy_hs *h); /* wipes the credentials it wrote */
 
+struct se_conn;
+/* The driver: connect to the proxy (se_conn_open_by), run the handshake
+ * for host:port with each wait bounded by timeout_ms, and hand back the
+ * tunnel as the connection.  Errors: ECONNECT (the proxy refused or
+ * failed: its answer in the message; socks5 cannot resolve host),
+ * ETIMEOUT, EIO.  Stage "CONNECT". */
+scalr_email_code se_proxy_connect(struct se_conn **out, const se_proxy_url *p, const char *host,
+                                  unsigned port, unsigned timeout_ms, long long limit,
+                                  unsigned limit_ms, scalr_email_error *err);
+
 #endif
