@@ -14,12 +14,20 @@ static const char send_usage[] =
     "                        [--body TEXT | --body-file PATH] [--html TEXT | --html-file PATH]\n"
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
-    "                        [--print] [-v]\n"
+    "                        [--inline PATH] [--calendar FILE] [--envelope-from ADDR|<>]\n"
+    "                        [--dsn-notify never|success,failure,delay] [--dsn-ret full|hdrs]\n"
+    "                        [--envid ID] [--print] [-v]\n"
     "\n"
     "Send one message.  The body is read from standard input when neither --body nor\n"
     "--body-file is given.  --print writes the composed message instead of sending it.\n"
+    "--inline PATH embeds an image the HTML shows as <img src=\"cid:NAME\"> (NAME: the\n"
+    "file's name).  --calendar FILE adds an iCalendar invite (text/calendar, its METHOD).\n"
+    "--envelope-from sets the bounce address (MAIL FROM); <> is the null sender.\n"
+    "--dsn-notify, --dsn-ret and --envid ask for delivery status notifications (RFC 3461)\n"
+    "when the server offers DSN; otherwise the message goes without them (-v says so).\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
-    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT and SMTP_HELO_NAME\n"
+    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT, SMTP_HELO_NAME,\n"
+    "SMTP_RETURN_PATH and SMTP_PROXY (socks5://, socks5h://, http://)\n"
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
 
 static const char batch_usage[] =

@@ -80,7 +80,13 @@ enum {
     OPT_HEADER,
     OPT_ATTACH,
     OPT_ENV_FILE,
-    OPT_PRINT
+    OPT_PRINT,
+    OPT_INLINE,
+    OPT_CALENDAR,
+    OPT_DSN_NOTIFY,
+    OPT_DSN_RET,
+    OPT_ENVID,
+    OPT_ENVELOPE_FROM
 };
 
 static const struct option opts[] = {
@@ -98,13 +104,20 @@ static const struct option opts[] = {
     {"attach", required_argument, NULL, OPT_ATTACH},
     {"env-file", required_argument, NULL, OPT_ENV_FILE},
     {"print", no_argument, NULL, OPT_PRINT},
+    {"inline", required_argument, NULL, OPT_INLINE},
+    {"calendar", required_argument, NULL, OPT_CALENDAR},
+    {"dsn-notify", required_argument, NULL, OPT_DSN_NOTIFY},
+    {"dsn-ret", required_argument, NULL, OPT_DSN_RET},
+    {"envid", required_argument, NULL, OPT_ENVID},
+    {"envelope-from", required_argument, NULL, OPT_ENVELOPE_FROM},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
 
 struct send_args {
-    strlist to, cc, bcc, headers, attach;
+    strlist to, cc, bcc, headers, attach, inl;
     const char *subject, *body, *body_file, *html, *html_file, *from, *reply_to, *env_file;
+    const char *calendar, *dsn_notify, *dsn_ret, *envid, *envelope_from;
     int print, verbose;
 };
 
@@ -128,6 +141,12 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         case OPT_BCC: rc = push(&a->bcc, optarg); break;
         case OPT_HEADER: rc = push(&a->headers, optarg); break;
         case OPT_ATTACH: rc = push(&a->attach, optarg); break;
+        case OPT_INLINE: rc = push(&a->inl, optarg); break;
+        case OPT_CALENDAR: a->calendar = optarg; break;
+        case OPT_DSN_NOTIFY: a->dsn_notify = optarg; break;
+        case OPT_DSN_RET: a->dsn_ret = optarg; break;
+        case OPT_ENVID: a->envid = optarg; break;
+        case OPT_ENVELOPE_FROM: a->envelope_from = optarg; break;
         case OPT_SUBJECT: a->subject = optarg; break;
         case OPT_BODY: a->body = optarg; break;
         case OPT_BODY_FILE: a->body_file = optarg; break;
@@ -195,7 +214,7 @@ struct cli_msg {
     struct send_args a;
     scalr_email_header *headers;
     scalr_email_attachment *att;
-    char *body_buf, *html_buf;
+    char *body_buf, *html_buf, *cal_buf;
     scalr_email_message m;
 };
 
@@ -210,6 +229,8 @@ void cli_msg_free(cli_msg *c)
     free(c->att);
     free(c->body_buf);
     free(c->html_buf);
+    free(c->cal_buf);
+    free(c->a.inl.v);
     free(c->a.to.v);
     free(c->a.cc.v);
     free(c->a.bcc.v);
@@ -244,13 +265,19 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
         goto fail;
     if ((status = split_headers(&c->a.headers, &c->headers)))
         goto fail;
-    c->att = calloc(c->a.attach.n + 1, sizeof *c->att);
+    c->att = calloc(c->a.attach.n + c->a.inl.n + 1, sizeof *c->att);
     if (!c->att) {
         status = EX_OSERR;
         goto fail;
     }
     for (size_t i = 0; i < c->a.attach.n; i++)
         c->att[i].path = c->a.attach.v[i];
+    /* --inline: the file's name is its content ID (<img src="cid:NAME">). */
+    for (size_t i = 0; i < c->a.inl.n; i++) {
+        const char *p = c->a.inl.v[i], *slash = strrchr(p, '/');
+        c->att[c->a.attach.n + i].path = p;
+        c->att[c->a.attach.n + i].content_id = slash ? slash + 1 : p;
+    }
     scalr_email_message *m = &c->m;
     *m = (scalr_email_message){
         .to = c->a.to.v,
@@ -261,7 +288,22 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
         .reply_to = c->a.reply_to,
         .headers = c->headers,
         .attachments = c->att,
+        .dsn_notify = c->a.dsn_notify,
+        .dsn_ret = c->a.dsn_ret,
+        .dsn_envid = c->a.envid,
+        .envelope_from = c->a.envelope_from,
     };
+    if (c->a.calendar) {
+        size_t clen = 0;
+        if ((status = read_input("--calendar", c->a.calendar, &c->cal_buf, &clen)))
+            goto fail;
+        if (strlen(c->cal_buf) != clen) {
+            fprintf(stderr, "scalr-email: --calendar %s contains a NUL byte\n", c->a.calendar);
+            status = EX_DATAERR;
+            goto fail;
+        }
+        m->calendar = c->cal_buf;
+    }
     size_t len = 0;
     if (c->a.body) {
         m->body = c->a.body;
