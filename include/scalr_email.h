@@ -406,6 +406,8 @@ typedef struct scalr_email_enqueue_opts {
 
 /* Validate and compose msg exactly as scalr_email_client_send would
  * (EINVAL, EFILE, ENOTCONFIGURED: nothing stored), then store it durably.
+ * The envelope sender (envelope_from) is kept; DSN fields are not, so a
+ * message with any of them is refused (EINVAL).
  * default_from is used when msg->sender is NULL.  *id gets the queue id;
  * *existed (may be NULL) is 1 when the idempotency key was already known. */
 scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_message *msg,

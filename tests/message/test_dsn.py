@@ -117,3 +117,19 @@ class BounceAddressTest(CliTest):
         self.assertEqual(srv.rec.mail_lines[1].split(), ["FROM:<%s>" % SENDER] +
                          srv.rec.mail_lines[1].split()[1:])
         self.assertEqual(srv.rec.rcpt_lines[1], "TO:<%s>" % CC)
+
+
+class QueueTest(CliTest):
+    def test_queue_keeps_the_envelope_sender_and_refuses_dsn(self):
+        d = tempfile.mkdtemp(prefix="scalr-msg-queue-")
+        self.addCleanup(__import__("shutil").rmtree, d, True)
+        env = helpers.base_env(SMTP_FROM=SENDER, SCALR_EMAIL_QUEUE="sqlite:%s/q.db" % d)
+        res = helpers.run_cli(["queue", "add", "--to", RCPT, "--subject", "s", "--body", "b",
+                               "--dsn-notify", "failure"], env)
+        self.assertFailed(res, 65, "DSN")
+        rc, out, err = helpers.run_cli(["queue", "add", "--to", RCPT, "--subject", "s", "--body",
+                                        "b", "--envelope-from", "bounces@example.org"], env)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = helpers.run_cli(["queue", "show", out.strip(), "--json"], env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["mail_from"], "bounces@example.org")
