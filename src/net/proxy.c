@@ -75,13 +75,10 @@ int se_proxy_parse(const char *url, se_proxy_url *out, char *why, size_t whylen)
             snprintf(why, whylen, "contains a space or control character");
             return -1;
         }
-    size_t len = strcspn(rest, "/?#");
-    if (rest[len] && strcmp(rest + len, "/") != 0) {
-        snprintf(why, whylen, "must be scheme://[user:password@]host:port with no path");
-        return -1;
-    }
-    const char *at = memchr(rest, '@', len);
-    const char *hp = rest;
+    /* The last '@' ends the user information (a password may hold '@',
+     * '/' or '#' unescaped; curl reads it the same way). */
+    const char *at = strrchr(rest, '@');
+    const char *hp = at ? at + 1 : rest;
     if (at) {
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         size_t ul = colon ? (size_t)(colon - rest) : (size_t)(at - rest);
@@ -91,8 +88,11 @@ int se_proxy_parse(const char *url, se_proxy_url *out, char *why, size_t whylen)
             snprintf(why, whylen, "has a bad or too long user name or password");
             return -1;
         }
-        hp = at + 1;
-        len -= (size_t)(hp - rest);
+    }
+    size_t len = strcspn(hp, "/?#");
+    if (hp[len] && strcmp(hp + len, "/") != 0) {
+        snprintf(why, whylen, "must be scheme://[user:password@]host:port with no path");
+        return -1;
     }
     const char *port = NULL;
     size_t hl;
@@ -125,7 +125,7 @@ int se_proxy_parse(const char *url, se_proxy_url *out, char *why, size_t whylen)
     }
     out->host[hl] = '\0';
     if (port) {
-        size_t pl = (size_t)(rest + strcspn(rest, "/?#") - port);
+        size_t pl = (size_t)(hp + len - port);
         unsigned v = 0;
         for (size_t i = 0; i < pl; i++) {
             if (!isdigit((unsigned char)port[i]) || (v = v * 10 + (unsigned)(port[i] - '0')) > 65535) {
@@ -151,11 +151,7 @@ void se_proxy_redact(const char *url, char *out, size_t outlen)
 {
     const char *scheme = strstr(url, "://");
     const char *start = scheme ? scheme + 3 : url;
-    size_t len = strcspn(start, "/?#");
-    const char *at = NULL;
-    for (const char *p = start; p < start + len; p++)
-        if (*p == '@')
-            at = p;
+    const char *at = strrchr(start, '@'); /* as se_proxy_parse reads it */
     const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
     if (!colon) {
         snprintf(out, outlen, "%s", url);

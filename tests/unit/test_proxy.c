@@ -72,6 +72,13 @@ TEST(proxy_redact_hides_the_password)
     CHECK_STR(out, "http://h:3128");
     se_proxy_redact("http://user@h:3128", out, sizeof out);
     CHECK_STR(out, "http://user@h:3128");
+    /* A password with '/', '@' or '#' unescaped: still hidden, still parsed. */
+    se_proxy_redact("socks5://u:p/a@s#s@h:1", out, sizeof out);
+    CHECK_STR(out, "socks5://u:***@h:1");
+    se_proxy_url u = url("socks5://u:p/a@s#s@h:1");
+    CHECK_STR(u.pass, "p/a@s#s");
+    CHECK_STR(u.host, "h");
+    CHECK_INT(u.port, 1);
 }
 
 TEST(proxy_socks5_no_auth_by_address)
