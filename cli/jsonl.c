@@ -117,23 +117,44 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
             rc = json_is_object(v) ? 0 : -1;
             if (rc)
                 snprintf(why, wl, "'data' must be an object");
-        } else if (!strcmp(key, "attachments")) {
+        } else if (!strcmp(key, "attachments") || !strcmp(key, "inline")) {
             const char **paths = NULL;
             rc = json_is_array(v) ? str_list(v, &paths, why, wl, key) : -1;
             if (!json_is_array(v))
-                snprintf(why, wl, "'attachments' must be a list of paths");
+                snprintf(why, wl, "'%s' must be a list of paths", key);
             if (!rc) {
-                size_t n = json_array_size(v);
-                it->att = calloc(n + 1, sizeof *it->att);
-                if (!it->att) {
+                /* attachments and inline parts share one array */
+                size_t n = json_array_size(v), have = 0;
+                while (it->att && (it->att[have].path || it->att[have].data))
+                    have++;
+                scalr_email_attachment *a = realloc(it->att, (have + n + 1) * sizeof *a);
+                if (!a) {
                     snprintf(why, wl, "out of memory");
                     rc = -1;
+                } else {
+                    it->att = a;
+                    memset(a + have, 0, (n + 1) * sizeof *a);
+                    for (size_t i = 0; i < n; i++) {
+                        a[have + i].path = paths[i];
+                        if (key[0] == 'i') { /* the file's name is the content ID */
+                            const char *slash = strrchr(paths[i], '/');
+                            a[have + i].content_id = slash ? slash + 1 : paths[i];
+                        }
+                    }
+                    m->attachments = it->att;
                 }
-                for (size_t i = 0; !rc && i < n; i++)
-                    it->att[i].path = paths[i];
-                m->attachments = it->att;
             }
             free(paths);
+        } else if (!strcmp(key, "calendar")) {
+            rc = get_str(v, &m->calendar, NULL, why, wl, key);
+        } else if (!strcmp(key, "envelope_from")) {
+            rc = get_str(v, &m->envelope_from, NULL, why, wl, key);
+        } else if (!strcmp(key, "dsn_notify")) {
+            rc = get_str(v, &m->dsn_notify, NULL, why, wl, key);
+        } else if (!strcmp(key, "dsn_ret")) {
+            rc = get_str(v, &m->dsn_ret, NULL, why, wl, key);
+        } else if (!strcmp(key, "envid")) {
+            rc = get_str(v, &m->dsn_envid, NULL, why, wl, key);
         } else {
             snprintf(why, wl, "unknown field '%.60s'", key);
             rc = -1;

@@ -14,7 +14,9 @@ static const char send_usage[] =
     "                        [--body TEXT | --body-file PATH] [--html TEXT | --html-file PATH]\n"
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
-    "                        [--print] [-v]\n"
+    "                        [--inline PATH] [--calendar FILE] [--envelope-from ADDR|<>]\n"
+    "                        [--dsn-notify never|success,failure,delay] [--dsn-ret full|hdrs]\n"
+    "                        [--envid ID] [--print] [-v]\n"
     "       scalr-email send --to ADDR ... --template NAME --data FILE|- [--locale L]\n"
     "                        [--templates DIR] [--allow-missing] [other options as above]\n"
     "\n"
@@ -23,8 +25,14 @@ static const char send_usage[] =
     "--template renders the subject and both bodies from DIR/NAME/ (DIR: --templates,\n"
     "else $SCALR_EMAIL_TEMPLATES, else ./templates) with the JSON object in FILE; a\n"
     "variable missing from the data fails (exit 65) unless --allow-missing.\n"
+    "--inline PATH embeds an image the HTML shows as <img src=\"cid:NAME\"> (NAME: the\n"
+    "file's name).  --calendar FILE adds an iCalendar invite (text/calendar, its METHOD).\n"
+    "--envelope-from sets the bounce address (MAIL FROM); <> is the null sender.\n"
+    "--dsn-notify, --dsn-ret and --envid ask for delivery status notifications (RFC 3461)\n"
+    "when the server offers DSN; otherwise the message goes without them (-v says so).\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
-    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT and SMTP_HELO_NAME\n"
+    "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT, SMTP_HELO_NAME,\n"
+    "SMTP_RETURN_PATH and SMTP_PROXY (socks5://, socks5h://, http://)\n"
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
 
 static const char batch_usage[] =

@@ -85,7 +85,13 @@ enum {
     OPT_DATA,
     OPT_LOCALE,
     OPT_ALLOW_MISSING,
-    OPT_TEMPLATES
+    OPT_TEMPLATES,
+    OPT_INLINE,
+    OPT_CALENDAR,
+    OPT_DSN_NOTIFY,
+    OPT_DSN_RET,
+    OPT_ENVID,
+    OPT_ENVELOPE_FROM
 };
 
 static const struct option opts[] = {
@@ -108,15 +114,22 @@ static const struct option opts[] = {
     {"locale", required_argument, NULL, OPT_LOCALE},
     {"allow-missing", no_argument, NULL, OPT_ALLOW_MISSING},
     {"templates", required_argument, NULL, OPT_TEMPLATES},
+    {"inline", required_argument, NULL, OPT_INLINE},
+    {"calendar", required_argument, NULL, OPT_CALENDAR},
+    {"dsn-notify", required_argument, NULL, OPT_DSN_NOTIFY},
+    {"dsn-ret", required_argument, NULL, OPT_DSN_RET},
+    {"envid", required_argument, NULL, OPT_ENVID},
+    {"envelope-from", required_argument, NULL, OPT_ENVELOPE_FROM},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
 
 struct send_args {
-    strlist to, cc, bcc, headers, attach;
+    strlist to, cc, bcc, headers, attach, inl;
     const char *subject, *body, *body_file, *html, *html_file, *from, *reply_to, *env_file;
     const char *tmpl, *data, *locale, *templates;
     int print, verbose, allow_missing;
+    const char *calendar, *dsn_notify, *dsn_ret, *envid, *envelope_from;
 };
 
 static int parse(int argc, char **argv, struct send_args *a, const struct option *all,
@@ -139,6 +152,12 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         case OPT_BCC: rc = push(&a->bcc, optarg); break;
         case OPT_HEADER: rc = push(&a->headers, optarg); break;
         case OPT_ATTACH: rc = push(&a->attach, optarg); break;
+        case OPT_INLINE: rc = push(&a->inl, optarg); break;
+        case OPT_CALENDAR: a->calendar = optarg; break;
+        case OPT_DSN_NOTIFY: a->dsn_notify = optarg; break;
+        case OPT_DSN_RET: a->dsn_ret = optarg; break;
+        case OPT_ENVID: a->envid = optarg; break;
+        case OPT_ENVELOPE_FROM: a->envelope_from = optarg; break;
         case OPT_SUBJECT: a->subject = optarg; break;
         case OPT_BODY: a->body = optarg; break;
         case OPT_BODY_FILE: a->body_file = optarg; break;
@@ -222,7 +241,7 @@ struct cli_msg {
     struct send_args a;
     scalr_email_header *headers;
     scalr_email_attachment *att;
-    char *body_buf, *html_buf;
+    char *body_buf, *html_buf, *cal_buf;
     scalr_email_rendered r;
     scalr_email_message m;
 };
@@ -239,6 +258,8 @@ void cli_msg_free(cli_msg *c)
     free(c->body_buf);
     free(c->html_buf);
     scalr_email_rendered_free(&c->r);
+    free(c->cal_buf);
+    free(c->a.inl.v);
     free(c->a.to.v);
     free(c->a.cc.v);
     free(c->a.bcc.v);
@@ -273,13 +294,19 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
         goto fail;
     if ((status = split_headers(&c->a.headers, &c->headers)))
         goto fail;
-    c->att = calloc(c->a.attach.n + 1, sizeof *c->att);
+    c->att = calloc(c->a.attach.n + c->a.inl.n + 1, sizeof *c->att);
     if (!c->att) {
         status = EX_OSERR;
         goto fail;
     }
     for (size_t i = 0; i < c->a.attach.n; i++)
         c->att[i].path = c->a.attach.v[i];
+    /* --inline: the file's name is its content ID (<img src="cid:NAME">). */
+    for (size_t i = 0; i < c->a.inl.n; i++) {
+        const char *p = c->a.inl.v[i], *slash = strrchr(p, '/');
+        c->att[c->a.attach.n + i].path = p;
+        c->att[c->a.attach.n + i].content_id = slash ? slash + 1 : p;
+    }
     scalr_email_message *m = &c->m;
     *m = (scalr_email_message){
         .to = c->a.to.v,
@@ -290,7 +317,22 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
         .reply_to = c->a.reply_to,
         .headers = c->headers,
         .attachments = c->att,
+        .dsn_notify = c->a.dsn_notify,
+        .dsn_ret = c->a.dsn_ret,
+        .dsn_envid = c->a.envid,
+        .envelope_from = c->a.envelope_from,
     };
+    if (c->a.calendar) {
+        size_t clen = 0;
+        if ((status = read_input("--calendar", c->a.calendar, &c->cal_buf, &clen)))
+            goto fail;
+        if (strlen(c->cal_buf) != clen) {
+            fprintf(stderr, "scalr-email: --calendar %s contains a NUL byte\n", c->a.calendar);
+            status = EX_DATAERR;
+            goto fail;
+        }
+        m->calendar = c->cal_buf;
+    }
     size_t len = 0;
     if (c->a.tmpl) {
         if ((status = read_input("--data", strcmp(c->a.data, "-") ? c->a.data : NULL,

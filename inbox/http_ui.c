@@ -212,13 +212,104 @@ static json_t *header_list(const char *raw, size_t len)
     return arr;
 }
 
+/* A text/calendar part (RFC 5545) as a card: the method, and the first
+ * event's summary, start, end, location and organizer.  Lines are unfolded
+ * (3.1) and text escapes undone (3.3.11); values are capped. */
+#define CAL_SCAN_MAX (1u << 20)
+#define CAL_VALUE_MAX 300
+
+static void cal_put(json_t *o, const char *key, const char *v, size_t n, int text)
+{
+    char out[CAL_VALUE_MAX + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < CAL_VALUE_MAX; i++) {
+        char ch = v[i];
+        if (text && ch == '\\' && i + 1 < n) {
+            ch = v[++i];
+            if (ch == 'n' || ch == 'N')
+                ch = '\n';
+        }
+        out[k++] = ch;
+    }
+    out[k] = '\0';
+    if (!json_object_get(o, key))
+        json_object_set_new(o, key, ib_http_jstr(out));
+}
+
+static json_t *calendar_json(const ib_part *p)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    size_t len = p->body_len < CAL_SCAN_MAX ? p->body_len : CAL_SCAN_MAX;
+    /* Unfold into a copy: CRLF (or LF) followed by a space or tab goes. */
+    char *u = malloc(len + 1);
+    if (!u)
+        return o;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (p->body[i] == '\r' && i + 1 < len && p->body[i + 1] == '\n')
+            continue;
+        if (p->body[i] == '\n' && i + 1 < len && (p->body[i + 1] == ' ' || p->body[i + 1] == '\t')) {
+            i++;
+            continue;
+        }
+        u[n++] = p->body[i];
+    }
+    u[n] = '\0';
+    int in_event = 0, events = 0;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && u[e] != '\n')
+            e++;
+        const char *line = u + i;
+        size_t ll = e - i;
+        i = e + 1;
+        size_t name_len = strcspn(line, ";:\n");
+        const char *colon = memchr(line, ':', ll);
+        if (!colon || name_len > ll)
+            continue;
+        const char *val = colon + 1;
+        size_t vl = (size_t)(line + ll - val);
+#define IS(nm) (name_len == strlen(nm) && strncasecmp(line, nm, name_len) == 0)
+        if (IS("BEGIN") && vl == 6 && strncasecmp(val, "VEVENT", 6) == 0) {
+            in_event = ++events == 1;
+        } else if (IS("END") && vl == 6 && strncasecmp(val, "VEVENT", 6) == 0) {
+            in_event = 0;
+        } else if (IS("METHOD") && !in_event) {
+            cal_put(o, "method", val, vl, 0);
+        } else if (in_event && IS("SUMMARY")) {
+            cal_put(o, "summary", val, vl, 1);
+        } else if (in_event && IS("LOCATION")) {
+            cal_put(o, "location", val, vl, 1);
+        } else if (in_event && IS("DTSTART")) {
+            cal_put(o, "start", val, vl, 0);
+        } else if (in_event && IS("DTEND")) {
+            cal_put(o, "end", val, vl, 0);
+        } else if (in_event && IS("ORGANIZER")) {
+            if (vl >= 7 && strncasecmp(val, "mailto:", 7) == 0) {
+                val += 7;
+                vl -= 7;
+            }
+            cal_put(o, "organizer", val, vl, 0);
+        }
+#undef IS
+    }
+    free(u);
+    json_object_set_new(o, "events", json_integer(events));
+    return o;
+}
+
 enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t id)
 {
     parsed pm;
     int rc = parse_message(h, id, &pm);
     if (rc != 1)
         return ib_http_load_error(c, rc);
-    json_t *atts = json_array(), *rcpt = json_array();
+    json_t *atts = json_array(), *rcpt = json_array(), *cals = json_array();
+    for (size_t i = 0; cals && i < pm.n; i++)
+        if (strcmp(pm.parts[i].content_type, "text/calendar") == 0)
+            json_array_append_new(cals, calendar_json(&pm.parts[i]));
     for (size_t i = 0; atts && i < pm.n; i++) {
         const ib_part *p = &pm.parts[i];
         if ((long)i == pm.text || (long)i == pm.html)
@@ -239,7 +330,7 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
     ib_http_rfc3339(created, sizeof created, pm.l.m.created_ms);
     json_t *o = json_pack(
         "{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, s:o*, "
-        "s:o*, s:o*, s:o*, s:I, s:I}",
+        "s:o*, s:o*, s:o*, s:I, s:I, s:o*}",
         "id", (json_int_t)id, "created", created, "created_ms", (json_int_t)pm.l.m.created_ms,
         "size", (json_int_t)pm.l.len, "mail_from", ib_http_jstr(pm.l.m.mail_from), "rcpt", rcpt,
         "helo", ib_http_jstr(pm.l.m.helo), "subject", header_json(&pm, "Subject"), "from",
@@ -248,7 +339,7 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
         header_list(pm.l.raw, pm.l.len), "text", body_json(&pm, pm.text), "html",
         body_json(&pm, pm.html), "attachments", atts, "warning",
         warning_json(pm.l.m.bare_lf, pm.l.m.bare_cr), "bare_lf", (json_int_t)pm.l.m.bare_lf,
-        "bare_cr", (json_int_t)pm.l.m.bare_cr);
+        "bare_cr", (json_int_t)pm.l.m.bare_cr, "calendar", cals);
     parsed_free(&pm);
     return ib_http_send_json(c, 200, o);
 }

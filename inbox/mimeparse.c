@@ -732,6 +732,7 @@ static void add_leaf(walk *w, const char *p, size_t n, hblock hb, const char *ty
     if (disp)
         parse_params(&cd, disp, strlen(disp));
     int attach = disp && ci_eq(disp + cd.main_off, cd.main_len, "attachment");
+    int disp_inline = disp && ci_eq(disp + cd.main_off, cd.main_len, "inline");
     pt->filename = param_get(&cd, "filename");
     if (!pt->filename)
         pt->filename = param_get(ct, "name");
@@ -744,7 +745,11 @@ static void add_leaf(walk *w, const char *p, size_t n, hblock hb, const char *ty
             e--;
         pt->content_id = strndup(cid + s, e - s);
     }
-    pt->is_attachment = attach || (pt->filename && strncmp(type, "text/", 5) != 0);
+    /* A named part is an attachment unless it says it is inline and has a
+     * Content-ID (an image the HTML shows, RFC 2387 / RFC 2392). */
+    int inline_cid = disp_inline && cid;
+    pt->is_attachment =
+        attach || (pt->filename && strncmp(type, "text/", 5) != 0 && !inline_cid);
     pt->headers = strndup(p, hb.hdr_len);
     pt->body_len = body.len;
     pt->body = se_buf_steal(&body, NULL);

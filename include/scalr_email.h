@@ -107,6 +107,13 @@ typedef struct scalr_email_attachment {
     size_t size;              /* ... and their length */
     const char *filename;     /* name shown; default: basename of path */
     const char *content_type; /* default: guessed from the file name */
+    /* Added later; zero keeps the default. */
+    const char *content_id; /* set: an inline part (Content-ID: <ID>,
+                               Content-Disposition: inline) shown by the
+                               HTML as <img src="cid:ID">; it goes in a
+                               multipart/related with the HTML part.
+                               Needs body_html; printable ASCII, no
+                               space, '<' or '>' */
 } scalr_email_attachment;
 
 /* A message.  Addresses are "user@example.com" or "Name <user@example.com>";
@@ -124,6 +131,26 @@ typedef struct scalr_email_message {
     const scalr_email_attachment *attachments; /* optional */
     size_t body_len;                           /* length of body, 0: strlen(body) */
     size_t body_html_len;                      /* length of body_html, 0: strlen(body_html) */
+    /* Added later; zero keeps the default. */
+    const char *calendar; /* iCalendar text (UTF-8) added as the last
+                             alternative, text/calendar; method=<its
+                             METHOD line> (refused without one); the
+                             library places it, it does not write it */
+    const char *envelope_from; /* MAIL FROM (the bounce address) apart from
+                                  From; "<>" or "" after setting it: the
+                                  null sender; NULL: the client's
+                                  return_path, else the From address */
+    const char *dsn_notify; /* RFC 3461: "never", or any of "success",
+                               "failure", "delay" joined by ','; NULL:
+                               the server's default */
+    const char *dsn_ret;    /* "full" or "hdrs"; NULL: server default */
+    const char *dsn_envid;  /* envelope ID (printable ASCII, at most 100
+                               characters; xtext-encoded on the wire).
+                               With any DSN field every RCPT also gets
+                               ORCPT=rfc822;ADDR (utf-8;ADDR when needed).
+                               DSN fields are sent only when the server
+                               advertises DSN; otherwise the message goes
+                               without them and the trace says so */
 } scalr_email_message;
 
 /* How the connection is protected. */
@@ -171,6 +198,19 @@ typedef struct scalr_email_config {
                                  timeout_ms for one to be released; 0: no cap */
     unsigned pool_probe_ms;   /* a pooled connection idle longer than this
                                  is probed with NOOP before reuse; 0: 2000 */
+    const char *return_path;  /* MAIL FROM of every message without its
+                                 own envelope_from; "<>": null sender;
+                                 NULL: the From address */
+    const char *proxy;        /* "socks5://[user:pass@]host:port" (this
+                                 host resolves the SMTP host),
+                                 "socks5h://..." (the proxy resolves it)
+                                 or "http://[user:pass@]host:port"
+                                 (CONNECT); NULL: direct.  TLS runs
+                                 through it unchanged and is checked
+                                 against `host`, never the proxy; AUTH
+                                 without TLS is refused through a proxy.
+                                 A proxy that refuses: ECONNECT with its
+                                 answer; its password is never shown */
 } scalr_email_config;
 
 typedef struct scalr_email_client scalr_email_client;
@@ -189,7 +229,8 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
  * an idle connection is kept, fractions allowed; default 5), SMTP_POOL_MAX
  * (connections per destination in use and idle; default no cap) and
  * SMTP_POOL_PROBE (seconds of idle after which a reused connection is
- * probed with NOOP first; default 2).  When env_file is not NULL it is read
+ * probed with NOOP first; default 2), SMTP_RETURN_PATH (the bounce
+ * address, return_path) and SMTP_PROXY (proxy).  When env_file is not NULL it is read
  * as a dotenv file first; variables already in the environment win over it.
  * trace/trace_arg may be NULL. */
 scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const char *env_file,
@@ -458,6 +499,8 @@ typedef struct scalr_email_enqueue_opts {
 
 /* Validate and compose msg exactly as scalr_email_client_send would
  * (EINVAL, EFILE, ENOTCONFIGURED: nothing stored), then store it durably.
+ * The envelope sender (envelope_from) is kept; DSN fields are not, so a
+ * message with any of them is refused (EINVAL).
  * default_from is used when msg->sender is NULL.  *id gets the queue id;
  * *existed (may be NULL) is 1 when the idempotency key was already known. */
 scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_message *msg,

@@ -11,6 +11,7 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       # the sendmail suite's real callers, and msmtp to compare with
       php-cli git-email libmailtools-perl msmtp s-nail time
       w3m python3-pystache nodejs npm # templates: the derived text part and reference engines
+      microsocks tinyproxy # real SOCKS5 and HTTP CONNECT proxies for tests/message
       python3-django python3-pytest) # the Django backend and the mail_inbox fixture (python/tests)
 pkgs+=("$@")
 

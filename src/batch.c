@@ -126,6 +126,8 @@ static int next_job(batch *b, job *j, int now)
         se_error_clear(&e);
         /* Composed (copied) here; then the source may forget the message. */
         scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
+        if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(b->c, msg, &j->comp) < 0)
+            rc = se_fail(&e, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);
             b->src->release(b->src->arg, i, msg);
@@ -160,6 +162,10 @@ static void lane_queue(void *arg, se_smtp *eng)
         .n_rcpt = c->n_rcpt,
         .needs_smtputf8 = c->needs_smtputf8,
         .is_8bit = c->is_8bit,
+        .dsn = c->dsn,
+        .dsn_notify = c->dsn_notify,
+        .dsn_ret = c->dsn_ret,
+        .dsn_envid = c->dsn_envid,
     };
     scalr_email_error why;
     se_error_clear(&why);

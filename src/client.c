@@ -13,6 +13,7 @@
 #include "client_int.h"
 #include "config.h"
 #include "error.h"
+#include "mime/address.h"
 #include "mime/compose.h"
 #include "net/conn.h"
 #include "smtp/engine.h"
@@ -42,8 +43,58 @@ const se_compose_opts se_client_compose_opts = {.defer_over = 64 * 1024};
 
 static void make_key(scalr_email_client *c)
 {
+    /* A connection through a proxy is another destination. */
+    char helo_proxy[1200];
+    snprintf(helo_proxy, sizeof helo_proxy, "%s%c%s", c->s.helo_name ? c->s.helo_name : "", 1,
+             c->s.proxy ? c->s.proxy : "");
     se_pool_key(c->key, c->s.host, c->s.port, (int)c->s.tls, c->s.username, c->s.password,
-                c->ca_file, c->s.helo_name);
+                c->ca_file, helo_proxy);
+    OPENSSL_cleanse(helo_proxy, sizeof helo_proxy);
+}
+
+/* Check and keep the proxy and the return path (ECONFIG). */
+static scalr_email_code finish_client(scalr_email_client *c, scalr_email_error *err)
+{
+    if (c->s.proxy) {
+        char why[160], shown[600];
+        if (se_proxy_parse(c->s.proxy, &c->proxy, why, sizeof why) < 0) {
+            se_proxy_redact(c->s.proxy, shown, sizeof shown);
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "proxy '%.300s' %s", shown, why);
+        }
+        c->has_proxy = 1;
+    }
+    if (c->s.return_path) {
+        const char *rp = c->s.return_path;
+        if (strcmp(rp, "<>") == 0) {
+            c->return_path = strdup("");
+        } else {
+            se_address a = {0};
+            char why[160];
+            if (se_address_parse(rp, &a, why, sizeof why) < 0)
+                return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "return path '%.300s': %s", rp,
+                               why);
+            c->return_path = strdup(a.addr);
+            se_address_free(&a);
+        }
+        if (!c->return_path)
+            return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    }
+    make_key(c);
+    return SCALR_EMAIL_OK;
+}
+
+int se_client_apply_return_path(const scalr_email_client *c, const scalr_email_message *msg,
+                                se_composed *comp)
+{
+    if (msg->envelope_from || !c->return_path)
+        return 0;
+    char *rp = strdup(c->return_path);
+    if (!rp)
+        return -1;
+    free(comp->mail_from);
+    comp->mail_from = rp;
+    comp->needs_smtputf8 |= se_address_needs_utf8(rp);
+    return 0;
 }
 
 /* An integer 0..max from the environment; unset leaves *out alone. */
@@ -113,6 +164,8 @@ void scalr_email_client_free(scalr_email_client *c)
         OPENSSL_cleanse(c->s.password, strlen(c->s.password));
     se_settings_free(&c->s);
     free(c->ca_file);
+    free(c->return_path);
+    OPENSSL_cleanse(&c->proxy, sizeof c->proxy);
     free(c);
 }
 
@@ -129,7 +182,8 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     const struct {
         const char *name, *value;
     } strs[] = {{"host", cfg->host}, {"username", cfg->username},   {"password", cfg->password},
-                {"from", cfg->from}, {"helo_name", cfg->helo_name}, {"ca_file", cfg->ca_file}};
+                {"from", cfg->from}, {"helo_name", cfg->helo_name}, {"ca_file", cfg->ca_file},
+                {"return_path", cfg->return_path}, {"proxy", cfg->proxy}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (has_ctl(strs[i].value))
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s contains a control character",
@@ -155,6 +209,8 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     c->s.from = dup_or_null(cfg->from);
     c->s.helo_name = dup_or_null(cfg->helo_name);
     c->ca_file = dup_or_null(cfg->ca_file);
+    c->s.return_path = dup_or_null(cfg->return_path);
+    c->s.proxy = dup_or_null(cfg->proxy);
     c->s.tls = cfg->tls;
     c->s.port = cfg->port ? cfg->port : (cfg->tls == SCALR_EMAIL_TLS_IMPLICIT ? 465 : 587);
     c->s.timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 30000;
@@ -167,11 +223,17 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     c->send_timeout_ms = cfg->send_timeout_ms;
     if (!c->s.host || (has_user && (!c->s.username || !c->s.password)) ||
         (cfg->from && *cfg->from && !c->s.from) || (cfg->ca_file && *cfg->ca_file && !c->ca_file) ||
-        (cfg->helo_name && *cfg->helo_name && !c->s.helo_name)) {
+        (cfg->helo_name && *cfg->helo_name && !c->s.helo_name) ||
+        (cfg->return_path && *cfg->return_path && !c->s.return_path) ||
+        (cfg->proxy && *cfg->proxy && !c->s.proxy)) {
         scalr_email_client_free(c);
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     }
-    make_key(c);
+    scalr_email_code frc = finish_client(c, err);
+    if (frc != SCALR_EMAIL_OK) {
+        scalr_email_client_free(c);
+        return frc;
+    }
     *out = c;
     return SCALR_EMAIL_OK;
 }
@@ -194,11 +256,11 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     }
     c->trace = trace;
     c->trace_arg = trace_arg;
-    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK) {
+    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK ||
+        (rc = finish_client(c, err)) != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
         return rc;
     }
-    make_key(c);
     *out = c;
     return SCALR_EMAIL_OK;
 }
@@ -393,9 +455,18 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out, lo
     ss->trace_arg = c->trace_arg;
     memcpy(ss->key, c->key, sizeof ss->key);
 
-    note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
-    scalr_email_code rc =
-        se_conn_open_by(&ss->conn, s->host, s->port, to, limit, c->send_timeout_ms, err);
+    scalr_email_code rc;
+    if (c->has_proxy) {
+        char shown[600];
+        se_proxy_redact(s->proxy, shown, sizeof shown);
+        note(c, "connecting to %s:%u (%s) through proxy %s", s->host, s->port,
+             tls_mode_name(s->tls), shown);
+        rc = se_proxy_connect(&ss->conn, &c->proxy, s->host, s->port, to, limit,
+                              c->send_timeout_ms, err);
+    } else {
+        note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
+        rc = se_conn_open_by(&ss->conn, s->host, s->port, to, limit, c->send_timeout_ms, err);
+    }
     if (rc != SCALR_EMAIL_OK) {
         free(ss);
         return rc;
@@ -605,6 +676,10 @@ scalr_email_code se_client_transact(scalr_email_client *c, se_session *ss, const
         .n_rcpt = comp->n_rcpt,
         .needs_smtputf8 = comp->needs_smtputf8,
         .is_8bit = comp->is_8bit,
+        .dsn = comp->dsn,
+        .dsn_notify = comp->dsn_notify,
+        .dsn_ret = comp->dsn_ret,
+        .dsn_envid = comp->dsn_envid,
     };
     /* Attachments read while sending: the reader restarts for every try. */
     se_reader rd = {0};
@@ -662,8 +737,12 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
     se_composed comp;
     memset(&comp, 0, sizeof comp);
     scalr_email_code rc = se_compose(msg, c->s.from, &se_client_compose_opts, &comp, err);
-    if (rc != SCALR_EMAIL_OK)
+    if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(c, msg, &comp) < 0)
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    if (rc != SCALR_EMAIL_OK) {
+        se_composed_free(&comp);
         return rc;
+    }
     snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);
     rc = send_composed(c, &comp, err);
     se_composed_free(&comp);

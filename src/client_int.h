@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "mime/compose.h"
+#include "net/proxy.h"
 #include "pool.h"
 #include "scalr_email.h"
 
@@ -19,7 +20,15 @@ struct scalr_email_client {
     unsigned probe_ms;        /* idle longer than this: NOOP before reuse */
     unsigned send_timeout_ms; /* bound on one whole send; 0: none */
     unsigned char key[SE_POOL_KEY_LEN];
+    int has_proxy;
+    se_proxy_url proxy;
+    char *return_path; /* addr-spec, "" for the null sender, or NULL */
 };
+
+/* The client's return path as MAIL FROM of a message without its own
+ * envelope_from.  0, or -1 out of memory. */
+int se_client_apply_return_path(const scalr_email_client *c, const scalr_email_message *msg,
+                                se_composed *comp);
 
 /* How sends compose: big attachment files are streamed. */
 extern const se_compose_opts se_client_compose_opts;

@@ -412,12 +412,15 @@ enum {
     V_USE_SSL,
     V_TIMEOUT,
     V_HELO,
+    V_RETURN_PATH,
+    V_PROXY,
     V_COUNT
 };
 
 static const char *const var_names[V_COUNT] = {
     "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME",
+    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", "SMTP_RETURN_PATH",
+    "SMTP_PROXY",
 };
 
 static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_email_error *err)
@@ -476,7 +479,8 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
 
     if (dup_opt(&out->host, v[V_HOST]) || dup_opt(&out->username, v[V_USERNAME]) ||
         dup_opt(&out->password, v[V_PASSWORD]) || dup_opt(&out->from, v[V_FROM]) ||
-        dup_opt(&out->helo_name, v[V_HELO]))
+        dup_opt(&out->helo_name, v[V_HELO]) || dup_opt(&out->return_path, v[V_RETURN_PATH]) ||
+        dup_opt(&out->proxy, v[V_PROXY]))
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     return SCALR_EMAIL_OK;
 }
@@ -514,6 +518,10 @@ void se_settings_free(se_settings *s)
     free(s->password);
     free(s->from);
     free(s->helo_name);
+    if (s->proxy) /* it may carry a password */
+        wipe(s->proxy, strlen(s->proxy));
+    free(s->proxy);
+    free(s->return_path);
     memset(s, 0, sizeof *s);
 }
 

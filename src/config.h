@@ -9,6 +9,8 @@
 /* Owned strings; filled by se_settings_from_env, freed by se_settings_free. */
 typedef struct se_settings {
     char *host, *username, *password, *from, *helo_name;
+    char *return_path; /* SMTP_RETURN_PATH as given, or NULL */
+    char *proxy;       /* SMTP_PROXY as given, or NULL */
     unsigned port; /* resolved: 587, 465 or SMTP_PORT */
     scalr_email_tls tls;
     unsigned timeout_ms; /* resolved: 30000 or SMTP_TIMEOUT * 1000 */

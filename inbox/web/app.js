@@ -278,6 +278,7 @@
       (m.helo ? ' · EHLO ' + m.helo : '');
     $('m-deliv-note').textContent = '';
     $('m-deliv-check').hidden = false;
+    renderCalendar(m.calendar || []);
     $('m-download').href = '/api/v1/messages/' + m.id + '/download';
     $('m-download').setAttribute('download', m.id + '.eml');
 
@@ -303,6 +304,38 @@
     $('raw').textContent = '';
 
     showTab(state.tab === 'html' && !hasHtml ? 'text' : state.tab, false);
+  }
+
+  // "20270301T100000Z" (UTC) or "20270301T100000" / "20270301" (floating):
+  // a readable date; anything else as it came.
+  function icalDate(v) {
+    const t = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})(Z?))?$/.exec(v || '');
+    if (!t) return v || '';
+    const [, y, mo, d, h, mi, s, z] = t;
+    if (h === undefined) return new Date(+y, mo - 1, +d).toLocaleDateString();
+    const date = z ? new Date(Date.UTC(+y, mo - 1, +d, +h, +mi, +s))
+      : new Date(+y, mo - 1, +d, +h, +mi, +s);
+    return date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  }
+
+  // A text/calendar part as a small card: what, when, where, who invites.
+  function renderCalendar(cals) {
+    const box = $('m-calendar');
+    box.replaceChildren(...cals.map((c) => {
+      const card = el('div', 'cal-card');
+      card.append(el('div', 'cal-method', 'Calendar ' + (c.method || '').toLowerCase()));
+      card.append(el('div', 'cal-summary', c.summary || '(no summary)'));
+      const when = icalDate(c.start) + (c.end ? ' – ' + icalDate(c.end) : '');
+      const dl = el('dl', 'cal-meta');
+      const rows = [['When', when], ['Where', c.location], ['Organizer', c.organizer]];
+      for (const [k, v] of rows) {
+        if (!v) continue;
+        dl.append(el('dt', null, k), el('dd', null, v));
+      }
+      card.append(dl);
+      return card;
+    }));
+    box.hidden = cals.length === 0;
   }
 
   function attachmentRow(id, a) {

@@ -143,13 +143,44 @@ def _attachments(value: Optional[Iterable[Attachment]]) -> Optional[tuple]:
     return tuple(_attachment(a) for a in value)
 
 
-def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments):
+def _inline(value: Optional[Iterable[Attachment]]) -> Optional[tuple]:
+    """inline= parts: the forms of attachments=, the file name being the
+    content ID (<img src="cid:NAME">)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError("inline must be a list (of paths or (filename, bytes, "
+                        "content_type) tuples)")
+    out = []
+    for a in _attachments(value):
+        name = a[2] if a[2] is not None else os.path.basename(os.fsdecode(a[0]))
+        out.append(a + (name,))
+    return tuple(out)
+
+
+def _options(calendar, envelope_from, dsn_notify, dsn_ret, envid):
+    if isinstance(dsn_notify, (list, tuple)):
+        if not all(isinstance(x, str) for x in dsn_notify):
+            raise TypeError("dsn_notify must be a str or a list of str")
+        dsn_notify = ",".join(dsn_notify)
+    opts = (_text(calendar, "calendar"), _text(envelope_from, "envelope_from"),
+            _text(dsn_notify, "dsn_notify"), _text(dsn_ret, "dsn_ret"), _text(envid, "envid"))
+    return None if opts == (None,) * 5 else opts
+
+
+def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,
+             inline=None, calendar=None, envelope_from=None, dsn_notify=None, dsn_ret=None,
+             envid=None):
     """Check types and snapshot every argument into the immutable form
     scalr_email._native takes."""
+    att = _attachments(attachments)
+    inl = _inline(inline)
+    if inl:
+        att = (att or ()) + inl
     return (_addresses(to, "to"), _text(subject, "subject"), _text(body, "body"),
             _text(body_html, "body_html"), _text(sender, "sender"), _addresses(cc, "cc"),
             _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), _headers(headers),
-            _attachments(attachments))
+            att, _options(calendar, envelope_from, dsn_notify, dsn_ret, envid))
 
 
 def _finish(res) -> str:
@@ -217,7 +248,11 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
          attachments: Optional[Iterable[Attachment]] = None,
          template: Optional[str] = None, data: Optional[Mapping] = None,
          locale: Optional[str] = None, templates: Optional[Union[str, os.PathLike]] = None,
-         allow_missing: bool = False) -> str:
+         allow_missing: bool = False,
+         inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
+         envelope_from: Optional[str] = None,
+         dsn_notify: Optional[Union[str, Iterable[str]]] = None,
+         dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> str:
     """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
 
     Either subject and body (and optionally body_html), or template="NAME"
@@ -233,6 +268,19 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
     headers     extra header fields: a dict, or a list of (name, value) pairs.
     attachments a list of paths (str or os.PathLike, read when sending), or
                 (filename, data_bytes, content_type_or_None) tuples.
+    inline      images the HTML shows: the forms of attachments, each file's
+                name being its content ID, so body_html says
+                <img src="cid:logo.png">.  Needs body_html; a cid: the
+                HTML names that no inline part carries is refused.
+    calendar    an iCalendar text (with a METHOD line) added as the last
+                alternative, text/calendar; method=...: an invite.
+    envelope_from  the bounce address (MAIL FROM) apart from From; "<>"
+                is the null sender.  Default: SMTP_RETURN_PATH, else From.
+    dsn_notify  "never", or any of "success", "failure", "delay" (a str
+                joined by ',' or a list); dsn_ret "full" or "hdrs"; envid
+                an envelope ID.  Delivery status notifications (RFC 3461),
+                sent only when the server offers DSN (each recipient also
+                gets ORCPT).
 
     Configuration: SMTP_* environment variables, read at each call.
 
@@ -255,7 +303,7 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
     subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
                                               templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
     return _finish(_native.send(*args))
 
 
@@ -268,7 +316,11 @@ async def send_async(to: Addresses, subject: Optional[str] = None, body: Optiona
                      template: Optional[str] = None, data: Optional[Mapping] = None,
                      locale: Optional[str] = None,
                      templates: Optional[Union[str, os.PathLike]] = None,
-                     allow_missing: bool = False) -> str:
+                     allow_missing: bool = False,
+                     inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
+                     envelope_from: Optional[str] = None,
+                     dsn_notify: Optional[Union[str, Iterable[str]]] = None,
+                     dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
@@ -279,7 +331,7 @@ async def send_async(to: Addresses, subject: Optional[str] = None, body: Optiona
     subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
                                               templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
     loop = asyncio.get_running_loop()
     res = await loop.run_in_executor(None, functools.partial(_native.send, *args))
     return _finish(res)
@@ -289,14 +341,18 @@ def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
             bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
             headers: Optional[Headers] = None,
-            attachments: Optional[Iterable[Attachment]] = None) -> bytes:
+            attachments: Optional[Iterable[Attachment]] = None,
+            inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
+            envelope_from: Optional[str] = None,
+            dsn_notify: Optional[Union[str, Iterable[str]]] = None,
+            dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> bytes:
     """Return the exact bytes send() would transmit (CRLF line endings, not
     dot-stuffed), without connecting anywhere.  Same arguments as send();
     the From: is `sender`, else SMTP_FROM (NotConfiguredError when neither
     is set).  Useful for previews and tests.  Raises InvalidMessageError for
     bad input."""
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
     res, data = _native.compose(*args, default_from=os.environ.get("SMTP_FROM") or None)
     if res[0] != "OK":
         raise error_from_result(res)
@@ -309,6 +365,10 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
             headers: Optional[Headers] = None,
             attachments: Optional[Iterable[Attachment]] = None,
+            inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
+            envelope_from: Optional[str] = None,
+            dsn_notify: Optional[Union[str, Iterable[str]]] = None,
+            dsn_ret: Optional[str] = None, envid: Optional[str] = None,
             send_at: Optional[Union[datetime.datetime, int, float]] = None,
             priority: str = "transactional", tenant: Optional[str] = None,
             idempotency_key: Optional[str] = None,
@@ -346,7 +406,7 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
     here.  Without conn the GIL is released while the row is written.
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
     lane = _queue.lane(priority)
     run_at = _queue.send_at_ms(send_at)
     expire_ms = _queue.duration_ms(expire_in, "expire_in")

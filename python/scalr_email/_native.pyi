@@ -5,20 +5,23 @@ LIBRARY_VERSION: str
 
 # (code, smtp_code, enhanced, stage, recipient, server_text, message, message_id)
 _Result = Tuple[str, int, str, str, str, str, str, str]
-_Att = Tuple[Optional[bytes], Optional[bytes], Optional[str], Optional[str]]
+_Att = Tuple[Optional[bytes], Optional[bytes], Optional[str], Optional[str]]  # [, content_id]
+# (calendar, envelope_from, dsn_notify, dsn_ret, dsn_envid)
+_Opts = Optional[Tuple[Optional[str], Optional[str], Optional[str], Optional[str], Optional[str]]]
 
 def send(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
          body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
          bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
          headers: Optional[Tuple[Tuple[str, str], ...]],
-         attachments: Optional[Tuple[_Att, ...]], *, check_body_nul: bool = ...,
+         attachments: Optional[Tuple[_Att, ...]], options: _Opts = ..., *,
+         check_body_nul: bool = ...,
          config: Optional[Tuple[Optional[str], int, Optional[str], Optional[str], Optional[str],
                                 str, int]] = ...) -> _Result: ...
 def compose(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
             body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
             bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
             headers: Optional[Tuple[Tuple[str, str], ...]],
-            attachments: Optional[Tuple[_Att, ...]], *,
+            attachments: Optional[Tuple[_Att, ...]], options: _Opts = ..., *,
             default_from: Optional[str] = ...) -> Tuple[_Result, Optional[bytes]]: ...
 def strerror(code: str) -> str: ...
 def render(name: str, data_json: bytes, locale: Optional[str], root: Optional[str],
@@ -27,14 +30,14 @@ def envelope(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Option
              body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
              bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
              headers: Optional[Tuple[Tuple[str, str], ...]],
-             attachments: Optional[Tuple[_Att, ...]], *, default_from: Optional[str] = ...
+             attachments: Optional[Tuple[_Att, ...]], options: _Opts = ..., *, default_from: Optional[str] = ...
              ) -> Tuple[_Result, Optional[bytes], Optional[str], Optional[str],
                         Optional[Tuple[str, ...]]]: ...
 def enqueue(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
             body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
             bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
             headers: Optional[Tuple[Tuple[str, str], ...]],
-            attachments: Optional[Tuple[_Att, ...]], *, default_from: Optional[str] = ...,
+            attachments: Optional[Tuple[_Att, ...]], options: _Opts = ..., *, default_from: Optional[str] = ...,
             queue: Optional[str] = ..., send_at_ms: Optional[int] = ..., lane: int = ...,
             tenant: Optional[str] = ..., key: Optional[str] = ...,
             expire_in_ms: Optional[int] = ..., max_attempts: Optional[int] = ...

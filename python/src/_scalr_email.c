@@ -193,7 +193,8 @@ static int header_list(PyObject *o, conv *c, scalr_email_error *err)
     return 0;
 }
 
-/* tuple of (path bytes|None, data bytes|None, filename|None, content_type|None). */
+/* tuple of (path bytes|None, data bytes|None, filename|None, content_type|None
+ * [, content_id|None]): a content ID makes the part inline. */
 static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
 {
     if (o == Py_None)
@@ -210,9 +211,9 @@ static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = PyTuple_GET_ITEM(o, i);
-        if (!PyTuple_Check(a) || PyTuple_GET_SIZE(a) != 4) {
-            PyErr_SetString(PyExc_TypeError,
-                            "each attachment must be (path, data, filename, content_type)");
+        if (!PyTuple_Check(a) || (PyTuple_GET_SIZE(a) != 4 && PyTuple_GET_SIZE(a) != 5)) {
+            PyErr_SetString(PyExc_TypeError, "each attachment must be (path, data, filename, "
+                                             "content_type[, content_id])");
             return -2;
         }
         scalr_email_attachment *at = &c->attachments[i];
@@ -226,6 +227,8 @@ static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
         if (!rc)
             rc = text(PyTuple_GET_ITEM(a, 3), "attachment content type", 0, &at->content_type, NULL,
                       err);
+        if (!rc && PyTuple_GET_SIZE(a) == 5)
+            rc = text(PyTuple_GET_ITEM(a, 4), "inline content ID", 0, &at->content_id, NULL, err);
         if (rc)
             return rc;
         at->data = data;
@@ -238,8 +241,30 @@ static int attachment_list(PyObject *o, conv *c, scalr_email_error *err)
     return 0;
 }
 
+/* None, or (calendar, envelope_from, dsn_notify, dsn_ret, dsn_envid),
+ * each str or None. */
+static int options(PyObject *o, scalr_email_message *m, scalr_email_error *err)
+{
+    if (o == Py_None)
+        return 0;
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 5) {
+        PyErr_SetString(PyExc_TypeError, "options must be a 5-tuple");
+        return -2;
+    }
+    static const char *const names[] = {"calendar", "envelope_from", "dsn_notify", "dsn_ret",
+                                        "dsn_envid"};
+    const char **dst[] = {&m->calendar, &m->envelope_from, &m->dsn_notify, &m->dsn_ret,
+                          &m->dsn_envid};
+    for (int i = 0; i < 5; i++) {
+        int rc = text(PyTuple_GET_ITEM(o, i), names[i], 0, dst[i], NULL, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /*
- * Fill c from the ten normalised arguments.  0: ready; -1: err says why
+ * Fill c from the eleven normalised arguments.  0: ready; -1: err says why
  * (EINVAL); -2: a Python exception is set.
  */
 static int convert(PyObject *const *a, conv *c, scalr_email_error *err)
@@ -254,7 +279,8 @@ static int convert(PyObject *const *a, conv *c, scalr_email_error *err)
         (rc = text(a[4], "sender", 0, &m->sender, NULL, err)) ||
         (rc = str_list(a[5], "cc", &c->cc, err)) || (rc = str_list(a[6], "bcc", &c->bcc, err)) ||
         (rc = text(a[7], "reply_to", 0, &m->reply_to, NULL, err)) ||
-        (rc = header_list(a[8], c, err)) || (rc = attachment_list(a[9], c, err)))
+        (rc = header_list(a[8], c, err)) || (rc = attachment_list(a[9], c, err)) ||
+        (rc = options(a[10], m, err)))
         return rc;
     m->to = c->to;
     m->cc = c->cc;
@@ -281,9 +307,10 @@ static PyObject *result(scalr_email_code rc, const scalr_email_error *e)
                          decode(e->message), decode(e->message_id));
 }
 
-static const char *const arg_names[] = {"to", "subject", "body",     "body_html", "sender",
-                                        "cc", "bcc",     "reply_to", "headers",   "attachments"};
-#define N_ARGS 10
+static const char *const arg_names[] = {"to",       "subject", "body",        "body_html",
+                                        "sender",   "cc",      "bcc",         "reply_to",
+                                        "headers",  "attachments", "options"};
+#define N_ARGS 11 /* the last, options, may be left out */
 
 /* Parse the ten arguments (positional or keyword) plus one extra keyword. */
 static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra, PyObject **a,
@@ -295,15 +322,16 @@ static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra
     names[N_ARGS] = (char *)extra;
     names[N_ARGS + 1] = NULL;
     char fmt[64];
-    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|$O:%s", fn);
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|O$O:%s", fn);
+    a[10] = Py_None;
     return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, &a[0], &a[1], &a[2], &a[3], &a[4],
-                                       &a[5], &a[6], &a[7], &a[8], &a[9], extra_val);
+                                       &a[5], &a[6], &a[7], &a[8], &a[9], &a[10], extra_val);
 }
 
 PyDoc_STRVAR(
     send_doc,
     "send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-    "     *, check_body_nul=True, config=None) -> tuple\n\n"
+    "     options=None, *, check_body_nul=True, config=None) -> tuple\n\n"
     "Internal: send one message configured from the SMTP_* environment variables,\n"
     "or from config=(host, port, username, password, from, tls, timeout_ms).\n"
     "Arguments must already be normalised by scalr_email.send().  Returns\n"
@@ -512,7 +540,8 @@ static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char
         names[N_ARGS + i] = (char *)extra[i];
     names[N_ARGS + n] = NULL;
     char fmt[64];
-    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|$%.*s:%s", n, "OOOOOOOO", fn);
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|O$%.*s:%s", n, "OOOOOOOO", fn);
+    a[10] = Py_None;
     PyObject **p[N_ARGS + MAX_EXTRA];
     for (int i = 0; i < N_ARGS; i++)
         p[i] = &a[i];
@@ -522,7 +551,7 @@ static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char
         p[N_ARGS + i] = NULL;
     return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, p[0], p[1], p[2], p[3], p[4], p[5],
                                        p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
-                                       p[15], p[16], p[17]);
+                                       p[15], p[16], p[17], p[18]);
 }
 
 PyDoc_STRVAR(

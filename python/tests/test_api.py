@@ -20,7 +20,8 @@ class Surface(unittest.TestCase):
                          {n: inspect.Parameter.KEYWORD_ONLY
                           for n in ("cc", "bcc", "reply_to", "headers", "attachments",
                                     "template", "data", "locale", "templates",
-                                    "allow_missing")})
+                                    "allow_missing", "inline", "calendar", "envelope_from", "dsn_notify",
+                                    "dsn_ret", "envid")})
         self.assertEqual(inspect.signature(scalr_email.send_async).parameters.keys(),
                          inspect.signature(scalr_email.send).parameters.keys())
 

@@ -5,6 +5,9 @@
  * Shape of the output:
  *   text only            text/plain
  *   text + html          multipart/alternative (text, html)   RFC 2046 5.1.4
+ *   + calendar           multipart/alternative (text, [html], calendar)
+ *   + inline parts       the html becomes multipart/related (html, inline...)
+ *                                                             RFC 2387
  *   + attachments        multipart/mixed (the above, attachment...)  */
 #include "mime/compose.h"
 
@@ -51,7 +54,8 @@ typedef struct attachment {
     int deferred;         /* read while sending (opts->defer_over)   */
     const char *path;
     struct stat st;
-    size_t at; /* where its base64 goes in the output     */
+    size_t at;       /* where its base64 goes in the output     */
+    const char *cid; /* inline part's content ID, or NULL        */
 } attachment;
 
 typedef struct state {
@@ -60,11 +64,13 @@ typedef struct state {
     scalr_email_error *err;
     se_address sender, reply_to;
     addr_list to, cc, bcc;
-    text_part text, html;
-    int has_html;
+    text_part text, html, cal;
+    int has_html, has_cal;
+    char method[40]; /* the calendar's METHOD */
     attachment *att;
-    size_t n_att;
-    char mixed[40], alt[40]; /* boundaries */
+    size_t n_att, n_inline;
+    char mixed[40], alt[40], rel[40]; /* boundaries */
+    char *envelope_from;              /* NULL: the From address; "": null sender */
 } state;
 
 static void list_free(addr_list *l)
@@ -293,6 +299,144 @@ static int is_token(const char *s, size_t n)
     return 1;
 }
 
+/* RFC 5545 3.7.2: the METHOD property names the iTIP method (RFC 5546)
+ * that also goes into the part's Content-Type (RFC 6047 2.4). */
+static scalr_email_code check_calendar(state *st)
+{
+    const char *cal = st->msg->calendar;
+    if (!cal)
+        return SCALR_EMAIL_OK;
+    if (!*cal)
+        return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "calendar is empty");
+    scalr_email_code rc = prepare_text(st, cal, strlen(cal), "calendar", &st->cal);
+    if (rc)
+        return rc;
+    const char *p = st->cal.crlf.data, *end = p + st->cal.crlf.len;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if (eol - p > 7 && strncasecmp(p, "METHOD:", 7) == 0) {
+            size_t n = (size_t)(eol - p - 7);
+            if (!is_token(p + 7, n) || n >= sizeof st->method)
+                return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                               "calendar: METHOD is not a short token");
+            memcpy(st->method, p + 7, n);
+            st->method[n] = '\0';
+            st->has_cal = 1;
+            return SCALR_EMAIL_OK;
+        }
+        p = eol + 2;
+    }
+    return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                   "calendar has no METHOD line (REQUEST, CANCEL, PUBLISH...)");
+}
+
+/* The envelope sender apart from From: an address, or <> (null sender). */
+static scalr_email_code check_envelope_from(state *st)
+{
+    const char *ef = st->msg->envelope_from;
+    if (!ef)
+        return SCALR_EMAIL_OK;
+    if (!*ef || strcmp(ef, "<>") == 0) {
+        st->envelope_from = strdup("");
+    } else {
+        se_address a = {0};
+        scalr_email_code rc = parse_one(st, ef, "envelope sender", &a);
+        if (rc)
+            return rc;
+        st->envelope_from = strdup(a.addr);
+        se_address_free(&a);
+    }
+    return st->envelope_from ? SCALR_EMAIL_OK
+                             : se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+}
+
+/* RFC 3461 4: xtext, '+' and hex for '+', '=' and anything outside 33..126. */
+static char *xtext(const char *s)
+{
+    char *out = malloc(strlen(s) * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 33 || c > 126 || c == '+' || c == '=')
+            o += sprintf(o, "+%02X", c);
+        else
+            *o++ = (char)c;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* RFC 3461 4.1, 4.3, 4.4: NOTIFY, RET and ENVID, checked and encoded. */
+static scalr_email_code check_dsn(state *st, se_composed *out)
+{
+    const scalr_email_message *m = st->msg;
+    if (!m->dsn_notify && !m->dsn_ret && !m->dsn_envid)
+        return SCALR_EMAIL_OK;
+    out->dsn = 1;
+    if (m->dsn_notify) {
+        char buf[64];
+        size_t n = strlen(m->dsn_notify);
+        if (!n || n >= sizeof buf)
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                           "DSN notify must be never or success,failure,delay");
+        for (size_t i = 0; i <= n; i++)
+            buf[i] = (char)(m->dsn_notify[i] >= 'a' && m->dsn_notify[i] <= 'z'
+                                ? m->dsn_notify[i] - 32
+                                : m->dsn_notify[i]);
+        int seen = 0, never = 0;
+        for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+            int bit = strcmp(w, "SUCCESS") == 0   ? 1
+                      : strcmp(w, "FAILURE") == 0 ? 2
+                      : strcmp(w, "DELAY") == 0   ? 4
+                      : strcmp(w, "NEVER") == 0   ? 8
+                                                  : 0;
+            if (!bit || (seen & bit))
+                return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                               "DSN notify '%s': use never, or any of success,failure,delay",
+                               m->dsn_notify);
+            seen |= bit;
+            never |= bit == 8;
+        }
+        /* RFC 3461 4.1: NEVER stands alone. */
+        if (!seen || (never && seen != 8))
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                           "DSN notify '%s': never cannot be combined", m->dsn_notify);
+        char joined[64] = "";
+        const char *names[] = {"SUCCESS", "FAILURE", "DELAY", "NEVER"};
+        for (int b = 0; b < 4; b++)
+            if (seen & (1 << b)) {
+                if (joined[0])
+                    strcat(joined, ",");
+                strcat(joined, names[b]);
+            }
+        if (!(out->dsn_notify = strdup(joined)))
+            return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+    }
+    if (m->dsn_ret) {
+        if (strcasecmp(m->dsn_ret, "full") && strcasecmp(m->dsn_ret, "hdrs"))
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                           "DSN return '%s': use full or hdrs", m->dsn_ret);
+        out->dsn_ret = strdup(strcasecmp(m->dsn_ret, "full") ? "HDRS" : "FULL");
+        if (!out->dsn_ret)
+            return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+    }
+    if (m->dsn_envid) {
+        size_t n = strlen(m->dsn_envid);
+        const char *why = !n ? "is empty" : n > 100 ? "is longer than 100 characters" : NULL;
+        for (size_t i = 0; i < n && !why; i++)
+            if ((unsigned char)m->dsn_envid[i] < 0x20 || (unsigned char)m->dsn_envid[i] > 0x7e)
+                why = "must be printable ASCII";
+        if (why)
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "DSN envelope ID %s", why);
+        if (!(out->dsn_envid = xtext(m->dsn_envid)))
+            return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
+    }
+    return SCALR_EMAIL_OK;
+}
+
 static scalr_email_code check_content_type(state *st, size_t k, const char *ct, char *dst,
                                            size_t dstlen)
 {
@@ -458,6 +602,21 @@ static scalr_email_code check_attachments(state *st)
             return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE, "attachment %zu: filename %s", i + 1,
                            why);
         t->filename = name;
+        if (a[i].content_id) {
+            const char *cid = a[i].content_id;
+            const char *cwhy = !cid[0] ? "is empty" : strlen(cid) > 200 ? "is too long" : NULL;
+            for (const char *c = cid; *c && !cwhy; c++)
+                if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || *c == '<' || *c == '>')
+                    cwhy = "must be printable ASCII without space, '<' or '>'";
+            for (size_t k = 0; k < i && !cwhy; k++)
+                if (st->att[k].cid && strcmp(st->att[k].cid, cid) == 0)
+                    cwhy = "is used twice";
+            if (cwhy)
+                return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                               "inline part %zu: content ID '%s' %s", i + 1, cid, cwhy);
+            t->cid = cid;
+            st->n_inline++;
+        }
         scalr_email_code rc = check_content_type(
             st, i + 1, a[i].content_type ? a[i].content_type : se_mime_type_for_name(name), t->type,
             sizeof t->type);
@@ -469,7 +628,7 @@ static scalr_email_code check_attachments(state *st)
         if (a[i].data) {
             t->data = a[i].data;
             t->size = a[i].size;
-        } else if (st->opts && st->opts->defer_over) {
+        } else if (st->opts && st->opts->defer_over && !t->cid) { /* inline parts are small */
             int r = defer_file(st, t, a[i].path);
             if (r < 0)
                 return se_fail(st->err, SCALR_EMAIL_EFILE, STAGE, "attachment '%s': %s", a[i].path,
@@ -489,12 +648,42 @@ static scalr_email_code check_attachments(state *st)
         t->utf8_text =
             strncasecmp(t->type, "text/", 5) == 0 && se_utf8_valid((const char *)t->data, t->size);
     }
+    if (st->n_inline && !st->has_html)
+        return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                       "an inline part needs an HTML body that shows it (cid:)");
+    return SCALR_EMAIL_OK;
+}
+
+/* Every cid: URL of the HTML (RFC 2392) names an inline part. */
+static scalr_email_code check_cids(state *st)
+{
+    if (!st->has_html)
+        return SCALR_EMAIL_OK;
+    const char *h = st->html.crlf.data;
+    size_t n = st->html.crlf.len;
+    for (size_t i = 0; i + 4 <= n; i++) {
+        if (strncasecmp(h + i, "cid:", 4) != 0)
+            continue;
+        size_t j = i + 4;
+        while (j < n && !strchr("\"'()<> \t\r\n", h[j]))
+            j++;
+        size_t len = j - i - 4;
+        int found = 0;
+        for (size_t k = 0; k < st->n_att && !found; k++)
+            found = st->att[k].cid && strlen(st->att[k].cid) == len &&
+                    memcmp(st->att[k].cid, h + i + 4, len) == 0;
+        if (!found)
+            return se_fail(st->err, SCALR_EMAIL_EINVAL, STAGE,
+                           "the HTML refers to cid:%.*s but no inline part has that content ID",
+                           (int)(len > 200 ? 200 : len), h + i + 4);
+        i = j - 1;
+    }
     return SCALR_EMAIL_OK;
 }
 
 /* RFC 2046 5.1.1: a boundary must not occur in any body part.  QP and
  * base64 never produce "=_", so only 7bit texts need checking. */
-static scalr_email_code pick_boundary(state *st, char *dst, const char *other)
+static scalr_email_code pick_boundary(state *st, char *dst, const char *other, const char *other2)
 {
     for (int attempt = 0; attempt < 16; attempt++) {
         unsigned char r[12];
@@ -502,7 +691,9 @@ static scalr_email_code pick_boundary(state *st, char *dst, const char *other)
             return se_fail(st->err, SCALR_EMAIL_EIO, STAGE, "no random bytes from OpenSSL");
         memcpy(dst, "=_scalr_", 8);
         hexify(dst + 8, r, sizeof r);
-        if (other && strcmp(dst, other) == 0)
+        if ((other && strcmp(dst, other) == 0) || (other2 && strcmp(dst, other2) == 0))
+            continue;
+        if (st->has_cal && st->cal.is_7bit && contains(st->cal.crlf.data, st->cal.crlf.len, dst))
             continue;
         if (st->text.is_7bit && contains(st->text.crlf.data, st->text.crlf.len, dst))
             continue;
@@ -596,24 +787,67 @@ static void put_text_entity(se_buf *b, const char *subtype, const text_part *t)
         se_qp_encode(b, t->crlf.data, t->crlf.len);
 }
 
+/* RFC 6047 2.4: the method goes into the Content-Type too. */
+static void put_calendar_entity(se_buf *b, const state *st)
+{
+    const text_part *t = &st->cal;
+    se_buf_printf(b,
+                  "Content-Type: text/calendar; method=%s; charset=utf-8\r\n"
+                  "Content-Transfer-Encoding: %s\r\n\r\n",
+                  st->method, t->is_7bit ? "7bit" : "quoted-printable");
+    if (t->is_7bit)
+        se_buf_append(b, t->crlf.data, t->crlf.len);
+    else
+        se_qp_encode(b, t->crlf.data, t->crlf.len);
+}
+
 static void put_multipart_header(se_buf *b, const char *subtype, const char *boundary)
 {
     se_buf_printf(b, "Content-Type: multipart/%s;\r\n boundary=\"%s\"\r\n", subtype, boundary);
 }
 
-/* The text, or the text/html alternative: headers, blank line, body;
- * without a final line break (the next delimiter's CRLF ends it). */
-static void put_body_entity(se_buf *b, const state *st)
+static void put_attachment_entity(se_buf *b, attachment *t);
+
+/* The HTML, with its inline parts in a multipart/related (RFC 2387). */
+static void put_html_entity(se_buf *b, state *st)
 {
-    if (!st->has_html) {
+    if (!st->n_inline) {
+        put_text_entity(b, "html", &st->html);
+        return;
+    }
+    se_buf_printf(b, "Content-Type: multipart/related;\r\n boundary=\"%s\";\r\n type=\"text/html\"\r\n",
+                  st->rel);
+    se_buf_printf(b, "\r\n--%s\r\n", st->rel);
+    put_text_entity(b, "html", &st->html);
+    for (size_t i = 0; i < st->n_att; i++) {
+        if (!st->att[i].cid)
+            continue;
+        se_buf_printf(b, "\r\n--%s\r\n", st->rel);
+        put_attachment_entity(b, &st->att[i]);
+    }
+    se_buf_printf(b, "\r\n--%s--", st->rel);
+}
+
+/* The text, or the alternative of text, html and calendar (the richest
+ * last, RFC 2046 5.1.4): headers, blank line, body; without a final line
+ * break (the next delimiter's CRLF ends it). */
+static void put_body_entity(se_buf *b, state *st)
+{
+    if (!st->has_html && !st->has_cal) {
         put_text_entity(b, "plain", &st->text);
         return;
     }
     put_multipart_header(b, "alternative", st->alt);
     se_buf_printf(b, "\r\n--%s\r\n", st->alt);
     put_text_entity(b, "plain", &st->text);
-    se_buf_printf(b, "\r\n--%s\r\n", st->alt);
-    put_text_entity(b, "html", &st->html);
+    if (st->has_html) {
+        se_buf_printf(b, "\r\n--%s\r\n", st->alt);
+        put_html_entity(b, st);
+    }
+    if (st->has_cal) {
+        se_buf_printf(b, "\r\n--%s\r\n", st->alt);
+        put_calendar_entity(b, st);
+    }
     se_buf_printf(b, "\r\n--%s--", st->alt);
 }
 
@@ -623,7 +857,10 @@ static void put_attachment_entity(se_buf *b, attachment *t)
     if (t->utf8_text)
         se_buf_puts(b, "; charset=utf-8");
     se_mime_param(b, "name", t->filename);
-    se_buf_puts(b, "\r\nContent-Disposition: attachment");
+    if (t->cid) /* RFC 2392, RFC 2183 */
+        se_buf_printf(b, "\r\nContent-ID: <%s>\r\nContent-Disposition: inline", t->cid);
+    else
+        se_buf_puts(b, "\r\nContent-Disposition: attachment");
     se_mime_param(b, "filename", t->filename);
     se_buf_puts(b, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
     if (t->deferred) {
@@ -653,7 +890,7 @@ static void put_message(se_buf *b, state *st, const char *message_id, time_t now
     for (const scalr_email_header *h = m->headers; h && h->name; h++)
         se_header_unstructured(b, h->name, h->value ? h->value : "");
 
-    if (!st->n_att) {
+    if (st->n_att == st->n_inline) {
         put_body_entity(b, st);
         if (b->len < 2 || memcmp(b->data + b->len - 2, "\r\n", 2) != 0)
             se_buf_puts(b, "\r\n");
@@ -663,6 +900,8 @@ static void put_message(se_buf *b, state *st, const char *message_id, time_t now
     se_buf_printf(b, "\r\nThis is a multi-part message in MIME format.\r\n--%s\r\n", st->mixed);
     put_body_entity(b, st);
     for (size_t i = 0; i < st->n_att; i++) {
+        if (st->att[i].cid)
+            continue; /* in the multipart/related */
         se_buf_printf(b, "\r\n--%s\r\n", st->mixed);
         put_attachment_entity(b, &st->att[i]);
     }
@@ -674,11 +913,12 @@ static scalr_email_code fill_envelope(state *st, se_composed *out)
 {
     size_t total = st->to.n + st->cc.n + st->bcc.n;
     out->rcpt = calloc(total, sizeof *out->rcpt);
-    out->mail_from = strdup(st->sender.addr);
+    out->mail_from = strdup(st->envelope_from ? st->envelope_from : st->sender.addr);
     if (!out->rcpt || !out->mail_from)
         return se_fail(st->err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
     const addr_list *lists[] = {&st->to, &st->cc, &st->bcc};
-    out->needs_smtputf8 = se_address_needs_utf8(st->sender.addr) ||
+    out->needs_smtputf8 = se_address_needs_utf8(out->mail_from) ||
+                          se_address_needs_utf8(st->sender.addr) ||
                           (st->reply_to.addr && se_address_needs_utf8(st->reply_to.addr));
     for (size_t l = 0; l < 3; l++) {
         for (size_t i = 0; i < lists[l]->n; i++) {
@@ -701,7 +941,8 @@ static scalr_email_code compose(state *st, const char *default_from, se_composed
 {
     scalr_email_code rc;
     if ((rc = check_addresses(st, default_from)) || (rc = check_headers(st)) ||
-        (rc = check_bodies(st)) || (rc = check_attachments(st)))
+        (rc = check_bodies(st)) || (rc = check_calendar(st)) || (rc = check_envelope_from(st)) ||
+        (rc = check_attachments(st)) || (rc = check_cids(st)) || (rc = check_dsn(st, out)))
         return rc;
 
     /* RFC 5322 3.6.4: a unique id on a domain the sender controls. */
@@ -715,9 +956,11 @@ static scalr_email_code compose(state *st, const char *default_from, se_composed
         domain = "scalr-email.invalid";
     snprintf(out->message_id, sizeof out->message_id, "<%s@%s>", hexid, domain);
 
-    if (st->has_html && (rc = pick_boundary(st, st->alt, NULL)))
+    if ((st->has_html || st->has_cal) && (rc = pick_boundary(st, st->alt, NULL, NULL)))
         return rc;
-    if (st->n_att && (rc = pick_boundary(st, st->mixed, st->has_html ? st->alt : NULL)))
+    if (st->n_inline && (rc = pick_boundary(st, st->rel, st->alt, NULL)))
+        return rc;
+    if (st->n_att > st->n_inline && (rc = pick_boundary(st, st->mixed, st->alt, st->rel)))
         return rc;
     if ((rc = fill_envelope(st, out)))
         return rc;
@@ -769,6 +1012,8 @@ scalr_email_code se_compose(const scalr_email_message *msg, const char *default_
     list_free(&st.bcc);
     se_buf_free(&st.text.crlf);
     se_buf_free(&st.html.crlf);
+    se_buf_free(&st.cal.crlf);
+    free(st.envelope_from);
     for (size_t i = 0; i < st.n_att; i++)
         free(st.att[i].owned);
     free(st.att);
@@ -783,6 +1028,9 @@ void se_composed_free(se_composed *c)
         return;
     se_buf_free(&c->data);
     free(c->mail_from);
+    free(c->dsn_notify);
+    free(c->dsn_ret);
+    free(c->dsn_envid);
     for (size_t i = 0; i < c->n_rcpt; i++)
         free(c->rcpt[i]);
     free(c->rcpt);

@@ -45,6 +45,11 @@ typedef struct se_composed {
     se_compose_part *parts; /* deferred attachments, in order (defer_over) */
     size_t n_parts;
     size_t size; /* the whole message: data + every part */
+    /* RFC 3461, sent only when the server offers DSN: */
+    int dsn;          /* any DSN field given: ORCPT on every RCPT */
+    char *dsn_notify; /* "SUCCESS,DELAY" or "NEVER", or NULL */
+    char *dsn_ret;    /* "FULL" or "HDRS", or NULL */
+    char *dsn_envid;  /* xtext-encoded, or NULL */
 } se_composed;
 
 /* Validate and compose msg.  default_from is used when msg->sender is NULL

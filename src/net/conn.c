@@ -808,6 +808,33 @@ void se_conn_close(se_conn *c)
     free(c);
 }
 
+int se_conn_resolve(const char *host, unsigned char addr[16], size_t *len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return -1;
+    int rc = -1;
+    for (const struct addrinfo *ai = res; ai && rc < 0; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET) {
+            memcpy(addr, &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr, 4);
+            *len = 4;
+            rc = 0;
+        } else if (ai->ai_family == AF_INET6) {
+            memcpy(addr, &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr, 16);
+            *len = 16;
+            rc = 0;
+        }
+    }
+    freeaddrinfo(res);
+    return rc;
+}
+
+void se_conn_via_proxy(se_conn *c)
+{
+    c->peer_len = 0;
+}
+
 int se_conn_fd(const se_conn *c)
 {
     return c ? c->fd : -1;

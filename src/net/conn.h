@@ -69,6 +69,13 @@ void se_conn_tls_info(const se_conn *c, char *version, size_t vlen, char *cipher
 
 void se_conn_close(se_conn *c); /* closes and frees; NULL is fine */
 
+/* The first address of host (4 or 16 octets into addr, *len set), for a
+ * SOCKS5 proxy that wants an address.  0, or -1 (not found). */
+int se_conn_resolve(const char *host, unsigned char addr[16], size_t *len);
+/* The connection is a tunnel through a proxy: the peer is not the SMTP
+ * server, so it never counts as loopback. */
+void se_conn_via_proxy(se_conn *c);
+
 /* The socket, for a zero-timeout poll() before a pooled connection is
  * reused; -1 when closed. */
 int se_conn_fd(const se_conn *c);

@@ -144,6 +144,11 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
     scalr_email_code rc = check_opts(opts, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
+    /* The stored envelope has no place for them: say so rather than drop them. */
+    if (msg->dsn_notify || msg->dsn_ret || msg->dsn_envid)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE",
+                       "the queue does not keep DSN parameters (notify, ret, envid); send the "
+                       "message directly to use them");
     /* Composed once, here: every retry sends these exact bytes. */
     se_composed comp;
     memset(&comp, 0, sizeof comp);

@@ -105,6 +105,8 @@ static void parse_ehlo_line(se_smtp *s, const char *p, size_t n)
         s->caps |= SE_CAP_8BITMIME;
     else if (word_is(kw, kn, "SMTPUTF8"))
         s->caps |= SE_CAP_SMTPUTF8;
+    else if (word_is(kw, kn, "DSN"))
+        s->caps |= SE_CAP_DSN;
     else if (word_is(kw, kn, "STARTTLS"))
         s->caps |= SE_CAP_STARTTLS;
     else if (word_is(kw, kn, "ENHANCEDSTATUSCODES"))

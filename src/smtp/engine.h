@@ -48,7 +48,8 @@ enum {
     SE_CAP_STARTTLS = 1 << 4,   /* RFC 3207 */
     SE_CAP_SIZE = 1 << 5,       /* RFC 1870 */
     SE_CAP_ENHANCED = 1 << 6,   /* RFC 2034 ENHANCEDSTATUSCODES */
-    SE_CAP_AUTH = 1 << 7        /* RFC 4954 */
+    SE_CAP_AUTH = 1 << 7,       /* RFC 4954 */
+    SE_CAP_DSN = 1 << 8         /* RFC 3461 */
 };
 enum { SE_AUTH_PLAIN = 1 << 0, SE_AUTH_LOGIN = 1 << 1 };
 
@@ -68,6 +69,11 @@ typedef struct se_smtp_envelope {
     size_t n_rcpt;
     int needs_smtputf8; /* MAIL FROM:<..> SMTPUTF8 */
     int is_8bit;        /* MAIL FROM:<..> BODY=8BITMIME */
+    /* RFC 3461, only when the server offers DSN (else a trace note): */
+    int dsn;                /* ORCPT on every RCPT */
+    const char *dsn_notify; /* NOTIFY= value, or NULL */
+    const char *dsn_ret;    /* RET= value, or NULL */
+    const char *dsn_envid;  /* ENVID= value (xtext), or NULL */
 } se_smtp_envelope;
 
 typedef struct se_smtp se_smtp; /* opaque; see engine.c */

@@ -83,6 +83,9 @@ struct se_smtp {
         char **rcpt;
         size_t n_rcpt;
         int smtputf8, is8bit;
+        char *dsn_mail; /* " RET=.. ENVID=.." or "" (RFC 3461) */
+        char *notify;   /* NOTIFY value, or NULL */
+        int orcpt;
         se_smtp_source src; /* where the message comes from */
         const char *msg;    /* se_smtp_mail's whole message */
         size_t len;

@@ -99,6 +99,8 @@ static void tx_free(struct se_tx *t)
         free(t->rcpt);
     }
     free(t->from);
+    free(t->dsn_mail);
+    free(t->notify);
     memset(t, 0, sizeof *t);
 }
 
@@ -221,6 +223,24 @@ int se_smtp_tx_fill(se_smtp *s)
     return 1;
 }
 
+/* RFC 3461 4.2: ORCPT=rfc822;xtext, or RFC 6533 3: utf-8;addr with
+ * \x{HH} for '+', '=', '\\' and controls.  Written to out (cap n). */
+static void orcpt(char *out, size_t n, const char *addr)
+{
+    int utf8 = 0;
+    for (const char *p = addr; *p; p++)
+        utf8 |= (unsigned char)*p >= 0x80;
+    size_t o = (size_t)snprintf(out, n, " ORCPT=%s;", utf8 ? "utf-8" : "rfc822");
+    for (const unsigned char *p = (const unsigned char *)addr; *p && o + 8 < n; p++) {
+        int esc = *p < 33 || *p == 127 || *p == '+' || *p == '=' || (utf8 && *p == '\\');
+        if (!esc || (!utf8 && *p >= 0x80))
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, n - o, utf8 ? "\\x{%02X}" : "+%02X", *p);
+    }
+    out[o] = '\0';
+}
+
 /* Write front command k: 0 MAIL, 1..n RCPT, n+1 DATA or BDAT. */
 static int send_front(se_smtp *s, size_t k)
 {
@@ -230,11 +250,18 @@ static int send_front(se_smtp *s, size_t k)
         char size[40] = "";
         if (s->caps & SE_CAP_SIZE) /* RFC 1870 3 */
             snprintf(size, sizeof size, " SIZE=%zu", s->tx.size);
-        return se_smtp_cmd(s, NULL, "MAIL FROM:<%s>%s%s%s", s->tx.from, size,
-                           s->tx.is8bit ? " BODY=8BITMIME" : "", s->tx.smtputf8 ? " SMTPUTF8" : "");
+        return se_smtp_cmd(s, NULL, "MAIL FROM:<%s>%s%s%s%s", s->tx.from, size,
+                           s->tx.is8bit ? " BODY=8BITMIME" : "", s->tx.smtputf8 ? " SMTPUTF8" : "",
+                           s->tx.dsn_mail ? s->tx.dsn_mail : "");
     }
-    if (k <= n)
-        return se_smtp_cmd(s, NULL, "RCPT TO:<%s>", s->tx.rcpt[k - 1]);
+    if (k <= n) {
+        char notify[64] = "", orc[1100] = "";
+        if (s->tx.notify)
+            snprintf(notify, sizeof notify, " NOTIFY=%s", s->tx.notify);
+        if (s->tx.orcpt)
+            orcpt(orc, sizeof orc, s->tx.rcpt[k - 1]);
+        return se_smtp_cmd(s, NULL, "RCPT TO:<%s>%s%s", s->tx.rcpt[k - 1], notify, orc);
+    }
     if (s->tx.final == FIN_DATA)
         return se_smtp_cmd(s, NULL, "DATA");
     return put_piece(s, 1); /* the first chunk, in the same flight */
@@ -247,6 +274,20 @@ static int copy_envelope(se_smtp *s, const se_smtp_envelope *env)
     if (!s->tx.from || !s->tx.rcpt)
         return -1;
     s->tx.n_rcpt = env->n_rcpt;
+    if (env->dsn && (s->caps & SE_CAP_DSN)) {
+        char mail[300];
+        snprintf(mail, sizeof mail, "%s%s%s%s", env->dsn_ret ? " RET=" : "",
+                 env->dsn_ret ? env->dsn_ret : "", env->dsn_envid ? " ENVID=" : "",
+                 env->dsn_envid ? env->dsn_envid : "");
+        s->tx.orcpt = 1;
+        if (!(s->tx.dsn_mail = strdup(mail)) ||
+            (env->dsn_notify && !(s->tx.notify = strdup(env->dsn_notify))))
+            return -1;
+    } else if (env->dsn) {
+        static const char why[] =
+            "the server does not advertise DSN: sending without NOTIFY, RET, ENVID and ORCPT";
+        se_smtp_trace(s, '*', why, sizeof why - 1);
+    }
     for (size_t i = 0; i < env->n_rcpt; i++)
         if (!(s->tx.rcpt[i] = strdup(env->rcpt[i])))
             return -1;

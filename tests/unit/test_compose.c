@@ -973,3 +973,95 @@ TEST(mime_property_generated)
     }
     CHECK_INT(composed, 400);
 }
+
+/* ---- issue 17: inline parts, calendar, envelope sender, DSN ---- */
+
+TEST(mime_inline_related_and_calendar_order)
+{
+    static const char cal[] = "BEGIN:VCALENDAR\nMETHOD:CANCEL\nEND:VCALENDAR\n";
+    scalr_email_attachment att[] = {
+        {.data = "PDF", .size = 3, .filename = "a.pdf"},
+        {.data = "GIF89a", .size = 6, .filename = "logo.gif", .content_id = "logo.gif"},
+        {0},
+    };
+    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.org"),
+                             .subject = "s",
+                             .body = "t",
+                             .body_html = "<img src=\"CID:logo.gif\">",
+                             .attachments = att,
+                             .calendar = cal};
+    se_composed c;
+    scalr_email_error e;
+    CHECK_INT(compose_fixed(&m, "f@example.com", &c, &e), SCALR_EMAIL_OK);
+    const char *d = c.data.data;
+    const char *mixed = strstr(d, "multipart/mixed"), *alt = strstr(d, "multipart/alternative"),
+               *plain = strstr(d, "text/plain"), *rel = strstr(d, "multipart/related"),
+               *html = strstr(d, "text/html"), *img = strstr(d, "Content-ID: <logo.gif>"),
+               *ical = strstr(d, "text/calendar; method=CANCEL; charset=utf-8"),
+               *pdf = strstr(d, "filename=\"a.pdf\"");
+    CHECK(mixed && alt && plain && rel && html && img && ical && pdf);
+    if (mixed && alt && plain && rel && html && img && ical && pdf)
+        CHECK(mixed < alt && alt < plain && plain < rel && rel < html && html < img &&
+              img < ical && ical < pdf);
+    CHECK(strstr(d, "Content-ID: <logo.gif>\r\nContent-Disposition: inline") != NULL);
+    CHECK(well_formed(&c));
+    se_composed_free(&c);
+}
+
+TEST(mime_dsn_and_envelope_sender)
+{
+    scalr_email_message m = {.to = SCALR_EMAIL_LIST("a@example.org"),
+                             .body = "t",
+                             .envelope_from = "Bounces <b+1@example.com>",
+                             .dsn_notify = "Delay,success",
+                             .dsn_ret = "Full",
+                             .dsn_envid = "a+b=c d"};
+    se_composed c;
+    scalr_email_error e;
+    CHECK_INT(compose_fixed(&m, "f@example.com", &c, &e), SCALR_EMAIL_OK);
+    CHECK_STR(c.mail_from, "b+1@example.com");
+    CHECK_INT(c.dsn, 1);
+    CHECK_STR(c.dsn_notify, "SUCCESS,DELAY");
+    CHECK_STR(c.dsn_ret, "FULL");
+    CHECK_STR(c.dsn_envid, "a+2Bb+3Dc+20d");
+    CHECK(strstr(c.data.data, "From: f@example.com\r\n") != NULL);
+    se_composed_free(&c);
+
+    m = (scalr_email_message){.to = SCALR_EMAIL_LIST("a@example.org"), .envelope_from = "<>"};
+    CHECK_INT(compose_fixed(&m, "f@example.com", &c, &e), SCALR_EMAIL_OK);
+    CHECK_STR(c.mail_from, "");
+    CHECK_INT(c.dsn, 0);
+    se_composed_free(&c);
+}
+
+TEST(mime_issue17_refusals)
+{
+    static const scalr_email_attachment img[] = {{.data = "x", .size = 1, .content_id = "i"}, {0}};
+    static const scalr_email_attachment badcid[] = {{.data = "x", .size = 1, .content_id = "<i>"},
+                                                    {0}};
+    struct {
+        scalr_email_message m;
+        const char *why;
+    } cases[] = {
+        {{.body_html = "<img src=cid:nope>"}, "cid:nope"},
+        {{.attachments = img}, "needs an HTML body"},
+        {{.body_html = "<img src=cid:i>", .attachments = badcid}, "content ID"},
+        {{.calendar = "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"}, "no METHOD"},
+        {{.calendar = "METHOD:RE QUEST\r\n"}, "METHOD is not"},
+        {{.dsn_notify = "never,delay"}, "never"},
+        {{.dsn_notify = "success,success"}, "notify"},
+        {{.dsn_notify = ""}, "notify"},
+        {{.dsn_ret = "body"}, "full or hdrs"},
+        {{.dsn_envid = "caf\xc3\xa9"}, "printable ASCII"},
+        {{.envelope_from = "x y"}, "envelope sender"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        scalr_email_message m = cases[i].m;
+        m.to = SCALR_EMAIL_LIST("a@example.org");
+        se_composed c;
+        scalr_email_error e;
+        CHECK_INT(compose_fixed(&m, "f@example.com", &c, &e), SCALR_EMAIL_EINVAL);
+        if (!strstr(e.message, cases[i].why))
+            th_fail(__FILE__, __LINE__, "case %zu: '%s' lacks '%s'", i, e.message, cases[i].why);
+    }
+}

@@ -303,7 +303,7 @@ TEST(engine_capabilities_parsed)
     tcase tc = {.opts = NOTLS, .steps = sc};
     se_smtp *s = run(&tc);
     CHECK_INT(se_smtp_caps(s), SE_CAP_PIPELINING | SE_CAP_SIZE | SE_CAP_8BITMIME | SE_CAP_SMTPUTF8 |
-                                   SE_CAP_CHUNKING | SE_CAP_ENHANCED | SE_CAP_AUTH);
+                                   SE_CAP_CHUNKING | SE_CAP_ENHANCED | SE_CAP_AUTH | SE_CAP_DSN);
     CHECK_INT(se_smtp_auth_mechs(s), SE_AUTH_PLAIN | SE_AUTH_LOGIN);
     CHECK_INT(se_smtp_size_limit(s), 35882577);
     CHECK_STR(se_smtp_extensions(s),
@@ -1506,5 +1506,55 @@ TEST(engine_noop_probe_and_reply_count)
     se_smtp_feed(s, "421 4.4.2 idle too long\r\n", 25);
     CHECK_INT(se_smtp_step(s), SE_SMTP_FAILED);
     CHECK_INT(se_smtp_error(s)->code, SCALR_EMAIL_ETRANSIENT);
+    se_smtp_free(s);
+}
+
+/* ---- RFC 3461 DSN ---- */
+
+static const char *const dsn_rcpt[] = {"a@example.org", "j\xc3\xb6rg+x@example.org"};
+#define DSN_ENV                                                                                    \
+    {.mail_from = "bounce@example.com", .rcpt = dsn_rcpt, .n_rcpt = 2, .needs_smtputf8 = 1,       \
+     .dsn = 1, .dsn_notify = "FAILURE,DELAY", .dsn_ret = "HDRS", .dsn_envid = "id+2B1"}
+
+TEST(engine_dsn_parameters_when_offered)
+{
+    static const step sc[] = {
+        GREET,
+        S("250-mx.example\r\n250-PIPELINING\r\n250-SMTPUTF8\r\n250 DSN\r\n"),
+        MAIL,
+        C("MAIL FROM:<bounce@example.com> SMTPUTF8 RET=HDRS ENVID=id+2B1\r\n"
+          "RCPT TO:<a@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;a@example.org\r\n"
+          "RCPT TO:<j\xc3\xb6rg+x@example.org> NOTIFY=FAILURE,DELAY "
+          "ORCPT=utf-8;j\xc3\xb6rg\\x{2B}x@example.org\r\nDATA\r\n"),
+        S("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        C(BODY ".\r\n"),
+        S("250 queued\r\n"),
+        IDLE,
+        END,
+    };
+    tcase tc = {.opts = NOTLS, .env = DSN_ENV, .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_INT(se_smtp_last_ok(s), 1);
+    se_smtp_free(s);
+}
+
+TEST(engine_dsn_left_out_without_the_extension)
+{
+    static const step sc[] = {
+        GREET,
+        S("250-mx.example\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n"),
+        MAIL,
+        C("MAIL FROM:<bounce@example.com> SMTPUTF8\r\nRCPT TO:<a@example.org>\r\n"
+          "RCPT TO:<j\xc3\xb6rg+x@example.org>\r\nDATA\r\n"),
+        S("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        C(BODY ".\r\n"),
+        S("250 queued\r\n"),
+        IDLE,
+        END,
+    };
+    tcase tc = {.opts = NOTLS, .env = DSN_ENV, .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_INT(se_smtp_last_ok(s), 1);
+    CHECK(strstr(trace_buf, "does not advertise DSN") != NULL);
     se_smtp_free(s);
 }

@@ -159,6 +159,44 @@ module.exports = {
       },
     },
     {
+      name: 'ui: a calendar invite shows as a card, an inline image inside the HTML',
+      skip: (ctx) => !ctx.cliSend,
+      skipWhy: 'no scalr-email binary with `send` (harness mode)',
+      async fn(ctx, env) {
+        const page = env.page;
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scalr-cal-'));
+        try {
+          const ics = path.join(dir, 'invite.ics');
+          const png = path.join(dir, 'dot.png');
+          fs.writeFileSync(ics, 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\n' +
+            'UID:7@acme.example\r\nDTSTART:20270301T100000Z\r\nDTEND:20270301T110000Z\r\n' +
+            'SUMMARY:Onboarding call\r\nLOCATION:Room 4\r\nORGANIZER;CN=Ann:mailto:ann@acme.example\r\n' +
+            'END:VEVENT\r\nEND:VCALENDAR\r\n');
+          fs.writeFileSync(png, M.PNG);
+          await ctx.cliSend(['--to', 'dev@example.org', '--subject', 'Invitation: Onboarding call',
+            '--body', 'You are invited.', '--html', '<p>Invited</p><img src="cid:dot.png" alt="dot">',
+            '--inline', png, '--calendar', ics]);
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+        await waitForRow(page, 'Invitation: Onboarding call');
+        await open(page, 'Invitation: Onboarding call');
+        const card = page.locator('#m-calendar .cal-card');
+        await card.waitFor({ state: 'visible' });
+        assert.equal(await card.locator('.cal-summary').textContent(), 'Onboarding call');
+        assert.match(await card.locator('.cal-method').textContent(), /request/);
+        const meta = await card.locator('.cal-meta').textContent();
+        assert.match(meta, /Room 4/);
+        assert.match(meta, /ann@acme\.example/);
+        assert.match(meta, /2027/);
+        const frame = await htmlFrame(page);
+        await frame.waitForFunction(() => document.images[0] && document.images[0].complete);
+        assert.equal(await frame.evaluate(() => document.images[0].naturalWidth), 1, 'the cid: image is shown');
+        await open(page, 'Sent by scalr-email send');
+        assert.equal(await page.isVisible('#m-calendar'), false, 'no card without a calendar part');
+      },
+    },
+    {
       name: 'ui: opening a message renders its HTML in a sandboxed frame',
       async fn(ctx, env) {
         const page = env.page;
