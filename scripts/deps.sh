@@ -10,10 +10,13 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       dnsmasq-base # the DNS server of the doctor suite
       # the sendmail suite's real callers, and msmtp to compare with
       php-cli git-email libmailtools-perl msmtp s-nail time
-      w3m python3-pystache nodejs npm # templates: the derived text part and reference engines
+      w3m python3-pystache # templates: the derived text part and a reference engine
       microsocks tinyproxy # real SOCKS5 and HTTP CONNECT proxies for tests/message
       python3-django python3-pytest) # the Django backend and the mail_inbox fixture (python/tests)
 pkgs+=("$@")
+# node and npm (the inbox's web tests, the template tests' mustache.js): Debian's packages only
+# when there is no node at all; a node from elsewhere (NodeSource's bundles npm) is kept.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 
 missing=()
 for p in "${pkgs[@]}"; do
