@@ -311,7 +311,13 @@ typedef struct scalr_email_report {
     char extensions[1024];   /* EHLO keywords after TLS, space-separated */
     int auth_attempted;      /* 1 if credentials were configured */
     int auth_ok;             /* 1 if the server accepted them */
-    char auth_mechanism[32]; /* "PLAIN" or "LOGIN" */
+    char auth_mechanism[32]; /* "PLAIN", "LOGIN", "XOAUTH2" or "OAUTHBEARER" */
+    int oauth_attempted;     /* 1 if an OAuth2 access token was offered */
+    /* Where the access token came from: "fixed" (SMTP_OAUTH_TOKEN),
+     * "cached" (still fresh in memory), "fetched" (command or refresh grant
+     * now), "refreshed" (fetched again after the server said it expired),
+     * "failed", or "" without OAuth2. */
+    char oauth_token[16];
 } scalr_email_report;
 
 /* Connect, negotiate TLS, authenticate and QUIT, sending no message.

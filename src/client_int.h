@@ -3,6 +3,7 @@
 #ifndef SE_CLIENT_INT_H
 #define SE_CLIENT_INT_H
 
+#include "auth/oauth.h"
 #include "config.h"
 #include "mime/compose.h"
 #include "pool.h"
@@ -19,6 +20,7 @@ struct scalr_email_client {
     unsigned probe_ms;        /* idle longer than this: NOOP before reuse */
     unsigned send_timeout_ms; /* bound on one whole send; 0: none */
     unsigned char key[SE_POOL_KEY_LEN];
+    se_oauth *oauth; /* OAuth2 token source, shared by threads; or NULL */
 };
 
 /* How sends compose: big attachment files are streamed. */
