@@ -419,6 +419,50 @@ class RefreshGrant(Base):
                 self.assertEqual(ep.refreshes, 1 if mode == "slow" else 0)
 
 
+class DevInbox(Base):
+    """`scalr-email inbox --auth token:T --auth-expired OLD`: apps can test
+    their OAuth2 configuration locally."""
+
+    def start(self):
+        proc = subprocess.Popen([BIN, "inbox", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                                 "--auth", "token:fixed-token-good", "--auth-expired",
+                                 "fixed-token-old"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+        class Stop:
+            def stop(self):
+                proc.terminate()
+                proc.communicate(timeout=30)
+        self.cleanup.append(Stop())
+        smtp_line, http_line = proc.stdout.readline().strip(), proc.stdout.readline().strip()
+        self.assertTrue(smtp_line.startswith("smtp: "), smtp_line)
+
+        class P:
+            port = int(smtp_line.rsplit(":", 1)[1])
+        return P, http_line[len("http: "):]
+
+    def test_inbox_token_and_expired(self):
+        srv, http = self.start()
+        for mech in ("xoauth2", "oauthbearer"):
+            p = subprocess.run([BIN, "check"], env=env_for(srv, SMTP_OAUTH_TOKEN="fixed-token-good",
+                                                           SMTP_AUTH=mech),
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("auth: ok (%s)" % mech.upper(), p.stdout)
+            self.assertIn("oauth token: fixed", p.stdout)
+        p = send(env_for(srv, SMTP_OAUTH_TOKEN="fixed-token-good"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = send(env_for(srv, SMTP_OAUTH_TOKEN="fixed-token-old"))
+        self.assertEqual(p.returncode, 77, p.stderr)
+        self.assertIn("expired", p.stderr.strip().splitlines()[-1])
+        self.assertNoSecret(p.stderr)
+        p = send(env_for(srv, SMTP_USERNAME="token", SMTP_PASSWORD="fixed-token-good"))
+        self.assertEqual(p.returncode, 77, p.stderr)  # a token is not a password
+        import urllib.request
+        with urllib.request.urlopen(http + "/api/v2/messages", timeout=10) as r:
+            self.assertEqual(json.load(r)["total"], 1)
+
+
 def build_driver():
     san = ["-fsanitize=address,undefined"] if "san" in os.path.basename(os.path.dirname(LIB)) else []
     subprocess.run([os.environ.get("CC", "cc")] + san +
