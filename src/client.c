@@ -222,6 +222,13 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     return SCALR_EMAIL_OK;
 }
 
+void scalr_email_client_on_refresh_token(scalr_email_client *c, scalr_email_refresh_token_fn fn,
+                                         void *arg)
+{
+    if (c && c->oauth)
+        se_oauth_on_rotate(c->oauth, fn, arg);
+}
+
 static void note(const scalr_email_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void note(const scalr_email_client *c, const char *fmt, ...)

@@ -96,8 +96,10 @@ void se_oauth_free(se_oauth *o)
 
 void se_oauth_on_rotate(se_oauth *o, se_oauth_rotated_fn fn, void *arg)
 {
+    pthread_mutex_lock(&o->mu);
     o->rotated = fn;
     o->rotated_arg = arg;
+    pthread_mutex_unlock(&o->mu);
 }
 
 /* The refresh token: the latest rotated one, else the file's first line

@@ -35,6 +35,7 @@ BIN = os.environ.get("SCALR_EMAIL_BIN", os.path.join(ROOT, "build", "scalr-email
 LIB = os.path.join(os.path.dirname(BIN), "libscalr-email.a")
 TMP = tempfile.mkdtemp(prefix="scalr-oauth-")
 DRIVER = os.path.join(TMP, "driver")
+ROTATE = os.path.join(TMP, "rotate")
 USER = "alice@example.com"
 CLIENT_ID = "client-id-123"
 CLIENT_SECRET = "client-secret-XYZ"
@@ -465,11 +466,29 @@ class DevInbox(Base):
 
 def build_driver():
     san = ["-fsanitize=address,undefined"] if "san" in os.path.basename(os.path.dirname(LIB)) else []
-    subprocess.run([os.environ.get("CC", "cc")] + san +
-                   ["-std=c11", "-D_DEFAULT_SOURCE", "-D_POSIX_C_SOURCE=200809L", "-O1",
-                    "-I" + os.path.join(ROOT, "include"), os.path.join(ROOT, "tests", "pool", "driver.c"),
-                    LIB, "-lssl", "-lcrypto", "-lidn2", "-lcurl", "-ljansson", "-lpthread",
-                    "-o", DRIVER], check=True)
+    for src, out in ((os.path.join(ROOT, "tests", "pool", "driver.c"), DRIVER),
+                     (os.path.join(HERE, "rotate.c"), ROTATE)):
+        subprocess.run([os.environ.get("CC", "cc")] + san +
+                       ["-std=c11", "-D_DEFAULT_SOURCE", "-D_POSIX_C_SOURCE=200809L", "-O1",
+                        "-I" + os.path.join(ROOT, "include"), src,
+                        LIB, "-lssl", "-lcrypto", "-lidn2", "-lcurl", "-ljansson", "-lpthread",
+                        "-o", out], check=True)
+
+
+class RotationCallback(Base):
+    def test_c_api_callback_gets_rotated_token(self):
+        """scalr_email_client_on_refresh_token(): the new refresh token is
+        handed over once per rotation, and the next refresh uses it."""
+        ep = self.endpoint(rotate=True)
+        s = self.smtp(valid=lambda t: t in ep.issued, expired={"at-1"})
+        p = subprocess.run([ROTATE, "2"], env=grant_env(ep, s), capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual([l for l in lines if l.startswith("rotated")], ["rotated rt-1", "rotated rt-2"])
+        self.assertIn("calls 2", lines)
+        self.assertEqual([f["refresh_token"] for f in ep.forms], ["rt-0", "rt-1"])
+        self.assertEqual(len(s.handler.envelopes), 2)
 
 
 class Threads(Base):
