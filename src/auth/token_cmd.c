@@ -175,9 +175,20 @@ scalr_email_code se_oauth_run_cmd(const char *cmd, unsigned timeout_ms, char **t
                      ebuf[0] ? ": " : "", ebuf);
     } else {
         buf[strcspn(buf, "\r\n")] = '\0';
+        int printable = buf[0] != '\0';
+        for (const char *q = buf; *q; q++)
+            if (*q <= ' ' || *q > '~')
+                printable = 0;
+        /* Blanks or control bytes would break the SASL string; say so
+         * without quoting what was printed (it may be a secret). */
         if (!buf[0])
             rc = se_fail(err, SCALR_EMAIL_ECONFIG, "OAUTH",
                          "SMTP_OAUTH_TOKEN_CMD %s printed no token", argv[0]);
+        else if (!printable)
+            rc = se_fail(err, SCALR_EMAIL_ECONFIG, "OAUTH",
+                         "SMTP_OAUTH_TOKEN_CMD %s printed a first line that is not a token "
+                         "(blanks or control characters)",
+                         argv[0]);
         else if (!(*tok = strdup(buf)))
             rc = se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH", "out of memory");
     }

@@ -326,6 +326,20 @@ class TokenCommand(Base):
         self.assertIn("vault is sealed", line)
         self.assertEqual(s.handler.sasl, [])
 
+    def test_token_cmd_not_a_token(self):
+        s = self.smtp()
+        p = send(env_for(s, SMTP_OAUTH_TOKEN_CMD="echo cmd-token-1 with words"))
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("not a token", p.stderr)
+        self.assertNoSecret(p.stderr)
+        p = send(env_for(s, SMTP_OAUTH_TOKEN_CMD="/nonexistent/token-helper"))
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("cannot run /nonexistent/token-helper", p.stderr)
+        p = send(env_for(s, SMTP_OAUTH_TOKEN_CMD="sleep 30", SMTP_TIMEOUT="1"))
+        self.assertEqual(p.returncode, 78, p.stderr)
+        self.assertIn("gave no token within 1000 ms", p.stderr)
+        self.assertEqual(s.handler.sasl, [])
+
     def test_token_cmd_rerun_on_expiry(self):
         counter = os.path.join(TMP, "cmd-counter")
         with open(counter, "w") as f:
