@@ -38,7 +38,7 @@ CFLAGS=(-std=c11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wshadow -Wstrict-
     -Wformat=2 -Wvla -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -I"$ROOT/include" -I"$ROOT/src" -I"$ROOT/inbox")
-LIBS=(-lssl -lcrypto -lidn2 -lcurl -ljansson -lpthread)
+LIBS=(-lssl -lcrypto -lidn2 -lpthread)
 
 # target: sources (relative to the root) | extra libraries | -max_len
 spec() {
