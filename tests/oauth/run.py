@@ -309,6 +309,41 @@ class Mechanisms(Base):
         self.assertEqual(s.handler.sasl, [])
 
 
+class RoundTrips(Base):
+    def test_cold_starttls_xoauth2_costs_what_plain_costs(self):
+        """Over STARTTLS against aiosmtpd: the client's own count of round
+        trips to a ready session is the same for XOAUTH2 as for PLAIN (the
+        token is the AUTH command's initial response)."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(TMP, "srv.pem"), os.path.join(TMP, "srv.key"))
+        handler = OAuthHandler()
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            port = so.getsockname()[1]
+        ctl = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx,
+                         require_starttls=True, auth_require_tls=True,
+                         auth_exclude_mechanism=["LOGIN", "OAUTHBEARER"],
+                         authenticator=lambda *a: AuthResult(success=True))
+        ctl.start()
+        self.cleanup.append(type("C", (), {"stop": lambda _self: ctl.stop()})())
+
+        class P:
+            pass
+        P.port = port
+        ready = {}
+        for name, extra in (("plain", {"SMTP_PASSWORD": "pw-secret"}),
+                            ("xoauth2", {"SMTP_OAUTH_TOKEN": "fixed-token-rtt"})):
+            p = send(env_for(P, SMTP_USE_TLS="true", **extra))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            notes = [l for l in p.stderr.splitlines() if "session ready after" in l]
+            self.assertEqual(len(notes), 1, p.stderr)
+            ready[name] = int(notes[0].split("after ")[1].split()[0])
+            self.assertIn("AUTH %s <redacted>" % name.upper(), p.stderr)
+            self.assertNoSecret(p.stderr)
+        self.assertEqual(ready["xoauth2"], ready["plain"])
+        self.assertEqual(len(handler.envelopes), 2)
+
+
 class TokenCommand(Base):
     def test_token_cmd_first_line(self):
         s = self.smtp()
