@@ -919,6 +919,48 @@ TEST(engine_oauth_plain_535_is_not_expired)
     se_smtp_free(s);
 }
 
+TEST(engine_smtp_auth_login_forced_over_plain)
+{
+    /* SMTP_AUTH=login: LOGIN although PLAIN is offered too. */
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH PLAIN LOGIN\r\n"),
+        C("AUTH LOGIN\r\n"),
+        S("334 VXNlcm5hbWU6\r\n"),
+        C("dXNlcg==\r\n"),
+        S("334 UGFzc3dvcmQ6\r\n"),
+        C("cGFzcw==\r\n"),
+        S("235 2.7.0 ok\r\n"),
+        IDLE,
+        END,
+    };
+    tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_IMPLICIT,
+                         .username = "user",
+                         .password = "pass",
+                         .mech = SE_MECH_LOGIN},
+                .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_auth_used(s), "LOGIN");
+    se_smtp_free(s);
+}
+
+TEST(engine_smtp_auth_plain_forced_not_offered)
+{
+    static const step sc[] = {
+        ISTLS, GREET, S("250-mx.example\r\n250 AUTH LOGIN\r\n"), FAIL(EAUTH), END,
+    };
+    tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_IMPLICIT,
+                         .username = "user",
+                         .password = "pass",
+                         .mech = SE_MECH_PLAIN},
+                .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_error(s)->message,
+              "server does not offer the AUTH mechanism needed (offered: LOGIN; needed: PLAIN)");
+    se_smtp_free(s);
+}
+
 TEST(engine_oauth_refused_in_cleartext)
 {
     static const step sc[] = {
