@@ -1,6 +1,6 @@
 /* The refresh-token grant (RFC 6749 6) over HTTPS with libcurl: full
  * certificate verification against the CAs the SMTP connection trusts
- * (ca_file, else SSL_CERT_FILE, else the system store), a deadline, a cap on
+ * (ca_file, else SSL_CERT_FILE / SSL_CERT_DIR, else the system store), a deadline, a cap on
  * the answer.  Errors name the endpoint's error code, never a secret. */
 #include <pthread.h>
 #include <stdio.h>
@@ -179,6 +179,10 @@ scalr_email_code se_oauth_refresh_grant(const se_oauth_cfg *cfg, const char *ref
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (ca && *ca)
         curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+    /* libcurl ignores OpenSSL's SSL_CERT_DIR; the SMTP side honours it. */
+    const char *dir = getenv("SSL_CERT_DIR");
+    if (!cfg->ca_file && dir && *dir)
+        curl_easy_setopt(h, CURLOPT_CAPATH, dir);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* threads */
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout_ms);
