@@ -212,7 +212,7 @@ static int cmd_helo(ib_smtpd *s, const char *args, size_t n, int esmtp)
         /* RFC 4954; RFC 7628 and XOAUTH2 when a token can be accepted */
         ib_smtpd_reply(s, !strcmp(s->conf->auth, "any") ? "250-AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER"
                           : !strncmp(s->conf->auth, "token:", 6) ? "250-AUTH XOAUTH2 OAUTHBEARER"
-                                                                  : "250-AUTH PLAIN LOGIN");
+                                                                 : "250-AUTH PLAIN LOGIN");
     ib_smtpd_reply(s, "250 HELP");
     return DONE;
 }

@@ -109,9 +109,9 @@ static scalr_email_code current_refresh(se_oauth *o, char **out, scalr_email_err
 {
     *out = NULL;
     if (o->refresh_token)
-        return (*out = strdup(o->refresh_token)) ? SCALR_EMAIL_OK
-                                                 : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH",
-                                                           "out of memory");
+        return (*out = strdup(o->refresh_token))
+                   ? SCALR_EMAIL_OK
+                   : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH", "out of memory");
     if (o->cfg.refresh_token_file) {
         FILE *f = fopen(o->cfg.refresh_token_file, "r");
         if (!f)
@@ -136,9 +136,9 @@ static scalr_email_code current_refresh(se_oauth *o, char **out, scalr_email_err
         return SCALR_EMAIL_OK;
     }
     if (o->cfg.refresh_token)
-        return (*out = strdup(o->cfg.refresh_token)) ? SCALR_EMAIL_OK
-                                                     : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH",
-                                                               "out of memory");
+        return (*out = strdup(o->cfg.refresh_token))
+                   ? SCALR_EMAIL_OK
+                   : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH", "out of memory");
     return se_fail(err, SCALR_EMAIL_ECONFIG, "OAUTH",
                    "SMTP_OAUTH_TOKEN_URL is set but neither SMTP_OAUTH_REFRESH_TOKEN nor "
                    "SMTP_OAUTH_REFRESH_TOKEN_FILE is");
@@ -226,9 +226,9 @@ scalr_email_code se_oauth_token(se_oauth *o, char **tok, int *fetched, scalr_ema
     *tok = NULL;
     *fetched = 0;
     if (o->cfg.token)
-        return (*tok = strdup(o->cfg.token)) ? SCALR_EMAIL_OK
-                                             : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH",
-                                                       "out of memory");
+        return (*tok = strdup(o->cfg.token))
+                   ? SCALR_EMAIL_OK
+                   : se_fail(err, SCALR_EMAIL_ENOMEM, "OAUTH", "out of memory");
     pthread_mutex_lock(&o->mu);
     scalr_email_code rc = SCALR_EMAIL_OK;
     if (!o->token || (o->valid_until && time(NULL) >= o->valid_until)) {

@@ -144,7 +144,8 @@ scalr_email_code se_oauth_run_cmd(const char *cmd, unsigned timeout_ms, char **t
                 memcpy(buf + n, tmp, take);
                 n += take;
             } else {
-                size_t take = (size_t)got < sizeof ebuf - 1 - en ? (size_t)got : sizeof ebuf - 1 - en;
+                size_t take =
+                    (size_t)got < sizeof ebuf - 1 - en ? (size_t)got : sizeof ebuf - 1 - en;
                 memcpy(ebuf + en, tmp, take);
                 en += take;
             }
@@ -168,11 +169,10 @@ scalr_email_code se_oauth_run_cmd(const char *cmd, unsigned timeout_ms, char **t
                      "SMTP_OAUTH_TOKEN_CMD %s gave no token within %u ms (killed)", argv[0],
                      timeout_ms);
     } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        rc = se_fail(err, SCALR_EMAIL_ECONFIG, "OAUTH",
-                     "SMTP_OAUTH_TOKEN_CMD %s failed (%s %d)%s%s", argv[0],
-                     WIFEXITED(status) ? "exit status" : "signal",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                     ebuf[0] ? ": " : "", ebuf);
+        rc = se_fail(
+            err, SCALR_EMAIL_ECONFIG, "OAUTH", "SMTP_OAUTH_TOKEN_CMD %s failed (%s %d)%s%s",
+            argv[0], WIFEXITED(status) ? "exit status" : "signal",
+            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), ebuf[0] ? ": " : "", ebuf);
     } else {
         buf[strcspn(buf, "\r\n")] = '\0';
         int printable = buf[0] != '\0';

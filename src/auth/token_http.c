@@ -113,7 +113,7 @@ static scalr_email_code parse(const answer *a, long status, const char *url, cha
                      "token endpoint %s answered without a usable access_token", url);
     } else {
         json_t *ex = json_object_get(root, "expires_in");
-        *expires_in = json_is_integer(ex) ? (long)json_integer_value(ex)
+        *expires_in = json_is_integer(ex)  ? (long)json_integer_value(ex)
                       : json_is_string(ex) ? strtol(json_string_value(ex), NULL, 10)
                                            : 0;
         if (*expires_in < 0)
@@ -193,8 +193,8 @@ scalr_email_code se_oauth_refresh_grant(const se_oauth_cfg *cfg, const char *ref
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (cc == CURLE_OPERATION_TIMEDOUT)
-        rc = se_fail(err, SCALR_EMAIL_ETIMEOUT, "OAUTH",
-                     "token endpoint %s timed out after %u ms", url, cfg->timeout_ms);
+        rc = se_fail(err, SCALR_EMAIL_ETIMEOUT, "OAUTH", "token endpoint %s timed out after %u ms",
+                     url, cfg->timeout_ms);
     else if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR ||
              cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CERTPROBLEM)
         rc = se_fail(err, SCALR_EMAIL_ETLS, "OAUTH", "token endpoint %s: TLS failure: %s", url,

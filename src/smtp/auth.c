@@ -84,10 +84,9 @@ static void start_oauth(se_smtp *s, int bearer)
         se_smtp_fail(s, 0, SCALR_EMAIL_ENOMEM, "AUTH", "out of memory");
         return;
     }
-    int n = bearer ? snprintf((char *)raw, cap, "n,a=%s,\001auth=Bearer %s\001\001", s->user,
-                              s->token)
-                   : snprintf((char *)raw, cap, "user=%s\001auth=Bearer %s\001\001", s->user,
-                              s->token);
+    int n =
+        bearer ? snprintf((char *)raw, cap, "n,a=%s,\001auth=Bearer %s\001\001", s->user, s->token)
+               : snprintf((char *)raw, cap, "user=%s\001auth=Bearer %s\001\001", s->user, s->token);
     int rc = send_secret(s, bearer ? "AUTH OAUTHBEARER " : "AUTH XOAUTH2 ", raw, (size_t)n,
                          bearer ? "AUTH OAUTHBEARER <redacted>" : "AUTH XOAUTH2 <redacted>");
     se_smtp_wipe(raw, cap);
@@ -225,9 +224,10 @@ void se_smtp_auth_reply(se_smtp *s, const se_reply *r)
             s->authenticated = 1;
             se_smtp_go_idle(s);
         } else {
-            se_smtp_fail_reply(s, r->code / 100 == 5, r->code / 100 == 4 ? SCALR_EMAIL_ETRANSIENT
-                                                                         : SCALR_EMAIL_EAUTH,
-                               "AUTH", r, "the server refused the OAuth2 access token (expired or revoked)");
+            se_smtp_fail_reply(s, r->code / 100 == 5,
+                               r->code / 100 == 4 ? SCALR_EMAIL_ETRANSIENT : SCALR_EMAIL_EAUTH,
+                               "AUTH", r,
+                               "the server refused the OAuth2 access token (expired or revoked)");
         }
         break;
     case A_CANCEL:

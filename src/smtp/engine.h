@@ -73,7 +73,7 @@ typedef struct se_smtp_opts {
     const char *username;  /* NULL or "": no AUTH */
     const char *password;
     se_smtp_mech mech;
-    const char *oauth_token; /* an access token: OAuth instead of password */
+    const char *oauth_token;    /* an access token: OAuth instead of password */
     int peer_is_loopback;       /* AUTH allowed without TLS only then */
     scalr_email_trace_fn trace; /* optional; lines with credentials redacted */
     void *trace_arg;

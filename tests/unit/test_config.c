@@ -9,11 +9,25 @@
 #include "util/buf.h"
 
 static const char *const smtp_vars[] = {
-    "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", "SMTP_AUTH",
-    "SMTP_OAUTH_TOKEN", "SMTP_OAUTH_TOKEN_CMD", "SMTP_OAUTH_TOKEN_URL", "SMTP_OAUTH_CLIENT_ID",
-    "SMTP_OAUTH_CLIENT_SECRET", "SMTP_OAUTH_REFRESH_TOKEN", "SMTP_OAUTH_REFRESH_TOKEN_FILE",
-    "SMTP_OAUTH_SCOPE", NULL,
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_FROM",
+    "SMTP_USE_TLS",
+    "SMTP_USE_SSL",
+    "SMTP_TIMEOUT",
+    "SMTP_HELO_NAME",
+    "SMTP_AUTH",
+    "SMTP_OAUTH_TOKEN",
+    "SMTP_OAUTH_TOKEN_CMD",
+    "SMTP_OAUTH_TOKEN_URL",
+    "SMTP_OAUTH_CLIENT_ID",
+    "SMTP_OAUTH_CLIENT_SECRET",
+    "SMTP_OAUTH_REFRESH_TOKEN",
+    "SMTP_OAUTH_REFRESH_TOKEN_FILE",
+    "SMTP_OAUTH_SCOPE",
+    NULL,
 };
 
 static void clear_env(void)
@@ -124,7 +138,8 @@ TEST(config_oauth)
     se_settings_free(&s);
     setenv("SMTP_AUTH", "plain", 1);
     CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
-    CHECK_STR(err.message, "SMTP_AUTH=plain takes a password, but an SMTP_OAUTH_* token source is set");
+    CHECK_STR(err.message,
+              "SMTP_AUTH=plain takes a password, but an SMTP_OAUTH_* token source is set");
     se_settings_free(&s);
     unsetenv("SMTP_AUTH");
     setenv("SMTP_OAUTH_TOKEN_URL", "http://login.example/token", 1);

@@ -771,8 +771,10 @@ TEST(engine_auth_long_credentials_redacted)
 /* ---- OAuth2: XOAUTH2 and OAUTHBEARER (RFC 7628) ---- */
 
 #define OAUTH_OPTS(m)                                                                              \
-    {.tls = SCALR_EMAIL_TLS_IMPLICIT, .username = "alice@example.com", .oauth_token = "ya29.tok",  \
-     .mech = (m)}
+    {                                                                                              \
+        .tls = SCALR_EMAIL_TLS_IMPLICIT, .username = "alice@example.com",                          \
+        .oauth_token = "ya29.tok", .mech = (m)                                                     \
+    }
 
 static const step xoauth2_cold[] = {
     ISTLS,
@@ -964,7 +966,10 @@ TEST(engine_smtp_auth_plain_forced_not_offered)
 TEST(engine_oauth_refused_in_cleartext)
 {
     static const step sc[] = {
-        GREET, S("250-mx.example\r\n250 AUTH XOAUTH2\r\n"), FAIL(EINSECURE), END,
+        GREET,
+        S("250-mx.example\r\n250 AUTH XOAUTH2\r\n"),
+        FAIL(EINSECURE),
+        END,
     };
     tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_NONE,
                          .username = "alice@example.com",

@@ -474,10 +474,8 @@ TEST(smtpd_auth_login)
 
 TEST(smtpd_auth_oauth_token_and_expired)
 {
-    ib_smtpd_conf conf = {.hostname = "mx.test",
-                          .max_size = 100,
-                          .auth = "token:good",
-                          .auth_expired = "old"};
+    ib_smtpd_conf conf = {
+        .hostname = "mx.test", .max_size = 100, .auth = "token:good", .auth_expired = "old"};
     conv c = {0};
     ib_smtpd *s = ready(&conf, &c);
     /* "user=u@x\1auth=Bearer good\1\1" */
@@ -490,8 +488,9 @@ TEST(smtpd_auth_oauth_token_and_expired)
     CHECK_STR(take(&c), "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJpbmJveCJ9\r\n"
                         "535 5.7.8 Error: access token expired\r\n");
     /* a wrong token, a malformed response; no password accepted */
-    say(s, &c, "AUTH XOAUTH2 dXNlcj11QHgBYXV0aD1CZWFyZXIgYmFkAQE=\r\nAUTH XOAUTH2 Zm9v\r\n"
-               "AUTH PLAIN AHRva2VuAGdvb2Q=\r\n");
+    say(s, &c,
+        "AUTH XOAUTH2 dXNlcj11QHgBYXV0aD1CZWFyZXIgYmFkAQE=\r\nAUTH XOAUTH2 Zm9v\r\n"
+        "AUTH PLAIN AHRva2VuAGdvb2Q=\r\n");
     CHECK_STR(take(&c), "535 5.7.8 Error: authentication failed\r\n"
                         "501 5.5.2 Error: malformed XOAUTH2 response\r\n"
                         "535 5.7.8 Error: authentication failed\r\n");
