@@ -17,8 +17,8 @@ CPPFLAGS += $(SSL_CFLAGS)
 PQ_CFLAGS  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CPPFLAGS += $(PQ_CFLAGS)
 # The queue's stores: SQLite and PostgreSQL (libpq).
-# Templates read their data as JSON (jansson).
-LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -ljansson -lpthread -lresolv
+# Templates read their data as JSON (jansson); OAuth2 token refresh: libcurl (HTTPS) and jansson.
+LDLIBS   += $(SSL_LIBS) -lidn2 -lsqlite3 -lpq -lcurl -ljansson -lpthread -lresolv
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

@@ -190,7 +190,7 @@ def build_driver():
                          text=True).stdout.split() or ["-lssl", "-lcrypto"]
     argv = ["cc", "-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-I", ROOT / "include",
             "-I/usr/include/postgresql", src, lib, "-lsqlite3", "-lpq", *ssl, "-lidn2",
-            "-lpthread", "-o", out]
+            "-lcurl", "-ljansson", "-lpthread", "-lresolv", "-o", out]
     p = subprocess.run([str(a) for a in argv], capture_output=True, text=True)
     if p.returncode:
         return None, "driver build failed: " + p.stderr.strip().splitlines()[-1:][0] \

@@ -24,8 +24,13 @@ static void print_report(const scalr_email_report *r)
         printf("auth: not configured\n");
     else if (r->auth_ok)
         printf("auth: ok (%s)\n", r->auth_mechanism);
+    else if (r->auth_mechanism[0])
+        printf("auth: failed (%s)\n", r->auth_mechanism);
     else
         printf("auth: failed\n");
+    /* Never the token itself: only where it came from. */
+    if (r->oauth_token[0])
+        printf("oauth token: %s\n", r->oauth_token);
     fflush(stdout);
 }
 

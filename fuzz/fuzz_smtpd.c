@@ -254,13 +254,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
     if (n < 2)
         return 0;
-    static const char *const auths[] = {NULL, "any", "user:" PASSWORD, NULL};
+    static const char *const auths[] = {NULL, "any", "user:" PASSWORD, "token:tok"};
     static const size_t sizes[] = {64, 1000, 100000, 10u << 20};
     ib_smtpd_conf conf = {
         .hostname = "inbox.test",
         .max_size = sizes[d[1] & 3],
         .starttls = d[0] & 1,
         .auth = auths[(d[0] >> 2) & 3],
+        .auth_expired = "old",
         .chaos = NULL,
     };
     int in_tls = (d[0] >> 1) & 1;

@@ -48,6 +48,10 @@ spec() {
         echo "src/smtp/engine.c src/smtp/ehlo.c src/smtp/auth.c src/smtp/mail.c src/smtp/reply.c" \
             "src/util/buf.c src/error.c||4096"
         ;;
+    fuzz_oauth)
+        echo "src/smtp/engine.c src/smtp/ehlo.c src/smtp/auth.c src/smtp/mail.c src/smtp/reply.c" \
+            "src/util/buf.c src/error.c||4096"
+        ;;
     fuzz_address) echo "src/mime/address.c src/mime/encode.c src/util/buf.c||512" ;;
     fuzz_compose)
         echo "src/mime/compose.c src/mime/address.c src/mime/encode.c src/mime/mimetypes.c" \
@@ -69,7 +73,7 @@ spec() {
 }
 
 ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse fuzz_ingest
-    fuzz_template fuzz_doctor"
+    fuzz_template fuzz_doctor fuzz_oauth"
 if [ $# -gt 0 ]; then
     TARGETS=""
     for t in "$@"; do

@@ -25,7 +25,8 @@
 static const char usage[] =
     "usage: scalr-email inbox [--smtp HOST:PORT] [--http HOST:PORT] [--db PATH]\n"
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
-    "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
+    "                         [--auth any|USER:PASS|token:TOKEN] [--auth-expired TOKEN]\n"
+    "                         [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
     "                         [--templates DIR]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
@@ -36,7 +37,9 @@ static const char usage[] =
     "  --db PATH        keep messages in this SQLite file (default: in memory)\n"
     "  --tls-cert/key   offer STARTTLS with this certificate; --tls-implicit: TLS from\n"
     "                   the first byte instead\n"
-    "  --auth           require AUTH PLAIN/LOGIN: `any` accepts every credential\n"
+    "  --auth           require AUTH: `any` accepts every credential and token;\n"
+    "                   USER:PASS for PLAIN/LOGIN; token:TOKEN for XOAUTH2/OAUTHBEARER\n"
+    "  --auth-expired TOKEN  answer this OAuth2 access token as expired (test a refresh)\n"
     "  --max-size       message size limit (default 26214400)\n"
     "  --max-conn       simultaneous SMTP connections (default 500); over 80% in use,\n"
     "                   idle sessions are closed after 5 s (15 s inside a message)\n"
@@ -56,7 +59,7 @@ static const char usage[] =
 typedef struct opts {
     char smtp_host[256], http_host[256];
     unsigned smtp_port, http_port;
-    const char *db, *cert, *key, *auth, *queue, *templates;
+    const char *db, *cert, *key, *auth, *auth_expired, *queue, *templates;
     int implicit;
     unsigned long max_size, max_conn, idle, max_per_client;
     unsigned long long max_memory;
@@ -181,9 +184,13 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--tls-key")) {
             o->key = v;
         } else if (!strcmp(name, "--auth")) {
-            if (strcmp(v, "any") && (!strchr(v, ':') || *v == ':'))
-                return bad("--auth wants 'any' or USER:PASS, not '%s'", v);
+            if (strcmp(v, "any") && (!strchr(v, ':') || *v == ':' || !strcmp(v, "token:")))
+                return bad("--auth wants 'any', USER:PASS or token:TOKEN, not '%s'", v);
             o->auth = v;
+        } else if (!strcmp(name, "--auth-expired")) {
+            if (!*v)
+                return bad("--auth-expired wants an access token");
+            o->auth_expired = v;
         } else if (!strcmp(name, "--max-size")) {
             if (parse_ulong(v, 1, LIMIT_MAX_SIZE, &o->max_size) < 0)
                 return bad("--max-size wants 1..536870912 bytes, not '%s'", v);
@@ -278,6 +285,7 @@ int inbox_main(int argc, char **argv)
         .smtpd = {.hostname = "inbox.localhost",
                   .max_size = o.max_size,
                   .auth = o.auth,
+                  .auth_expired = o.auth_expired,
                   .chaos = chaos},
         .tls_cert = o.cert,
         .tls_key = o.key,

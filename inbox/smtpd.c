@@ -209,7 +209,10 @@ static int cmd_helo(ib_smtpd *s, const char *args, size_t n, int esmtp)
     if (s->conf->starttls && !s->in_tls)
         ib_smtpd_reply(s, "250-STARTTLS"); /* RFC 3207 */
     if (s->conf->auth)
-        ib_smtpd_reply(s, "250-AUTH PLAIN LOGIN"); /* RFC 4954 */
+        /* RFC 4954; RFC 7628 and XOAUTH2 when a token can be accepted */
+        ib_smtpd_reply(s, !strcmp(s->conf->auth, "any") ? "250-AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER"
+                          : !strncmp(s->conf->auth, "token:", 6) ? "250-AUTH XOAUTH2 OAUTHBEARER"
+                                                                 : "250-AUTH PLAIN LOGIN");
     ib_smtpd_reply(s, "250 HELP");
     return DONE;
 }
@@ -353,7 +356,8 @@ static int line_input(ib_smtpd *s)
         return 1;
     }
     int r = DONE;
-    if (s->st == S_AUTH_PLAIN || s->st == S_AUTH_USER || s->st == S_AUTH_PASS)
+    if (s->st == S_AUTH_PLAIN || s->st == S_AUTH_USER || s->st == S_AUTH_PASS ||
+        s->st == S_AUTH_OAUTH || s->st == S_AUTH_OAUTH_ERR)
         ib_smtpd_auth_response(s, p, n);
     else
         r = command(s, p, n, full);

@@ -28,11 +28,13 @@
 #include "store.h"
 
 typedef struct ib_smtpd_conf {
-    const char *hostname; /* in the greeting and the EHLO reply */
-    size_t max_size;      /* message size limit in octets (RFC 1870 SIZE) */
-    int starttls;         /* a certificate is loaded: offer STARTTLS */
-    const char *auth;     /* NULL: no AUTH; "any"; or "user:pass" */
-    ib_chaos *chaos;      /* fault rules, or NULL */
+    const char *hostname;     /* in the greeting and the EHLO reply */
+    size_t max_size;          /* message size limit in octets (RFC 1870 SIZE) */
+    int starttls;             /* a certificate is loaded: offer STARTTLS */
+    const char *auth;         /* NULL: no AUTH; "any"; "user:pass"; or "token:T"
+                                 (XOAUTH2/OAUTHBEARER with access token T) */
+    const char *auth_expired; /* an access token answered as expired, or NULL */
+    ib_chaos *chaos;          /* fault rules, or NULL */
 } ib_smtpd_conf;
 
 typedef enum ib_smtpd_want {

@@ -1,5 +1,8 @@
-/* AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN, on the server side:
- * strict base64, and credentials compared without an early exit. */
+/* AUTH (RFC 4954) with PLAIN (RFC 4616), LOGIN, XOAUTH2 and OAUTHBEARER
+ * (RFC 7628), on the server side: strict base64, and credentials compared
+ * without an early exit.  With --auth token:T the OAuth mechanisms accept
+ * access token T; --auth-expired T2 answers T2 as an expired token (error
+ * challenge, then 535), so apps can test their refresh locally. */
 #include "smtpd_int.h"
 
 #include <stdlib.h>
@@ -59,6 +62,8 @@ static int credentials_ok(const ib_smtpd *s, const unsigned char *user, size_t u
 {
     if (!strcmp(s->conf->auth, "any"))
         return ul > 0;
+    if (!strncmp(s->conf->auth, "token:", 6)) /* OAuth only: no password */
+        return 0;
     const char *colon = strchr(s->conf->auth, ':');
     size_t want_ul = colon ? (size_t)(colon - s->conf->auth) : strlen(s->conf->auth);
     int u = ul == want_ul && !memcmp(user, s->conf->auth, ul);
@@ -99,6 +104,55 @@ static void auth_plain(ib_smtpd *s, const char *b64, size_t n)
     /* An authorization identity other than the user's own is not granted. */
     if (zl && (zl != ul || memcmp(buf, a + 1, ul)))
         ok = 0;
+    auth_result(s, ok);
+}
+
+/* The bearer token in an XOAUTH2 ("user=U^Aauth=Bearer T^A^A") or
+ * OAUTHBEARER ("n,a=U,^Aauth=Bearer T^A^A", RFC 7628 3.1) response.
+ * Returns its length and start, or -1 when malformed. */
+static long bearer_of(const unsigned char *m, size_t n, int bearer, const unsigned char **tok)
+{
+    static const char key[] = "\001auth=Bearer ";
+    if (n < 2 || m[n - 1] != 1 || m[n - 2] != 1)
+        return -1;
+    if (bearer ? (n < 3 || memcmp(m, "n,", 2) != 0) : (n < 5 || memcmp(m, "user=", 5) != 0))
+        return -1;
+    for (size_t i = 0; i + sizeof key - 1 <= n - 2; i++) {
+        if (memcmp(m + i, key, sizeof key - 1) != 0)
+            continue;
+        const unsigned char *t = m + i + sizeof key - 1;
+        const unsigned char *end = memchr(t, 1, (size_t)(m + n - t));
+        if (!end || end == t)
+            return -1;
+        *tok = t;
+        return (long)(end - t);
+    }
+    return -1;
+}
+
+static void auth_oauth(ib_smtpd *s, const char *b64, size_t n)
+{
+    unsigned char buf[AUTH_MAX];
+    long dl = b64_decode(b64, n, buf);
+    const unsigned char *tok = NULL;
+    long tl = dl < 0 ? -1 : bearer_of(buf, (size_t)dl, s->oauth_bearer, &tok);
+    if (tl < 0) {
+        s->st = S_CMD;
+        ib_smtpd_error(s, s->oauth_bearer ? "501 5.5.2 Error: malformed OAUTHBEARER response"
+                                          : "501 5.5.2 Error: malformed XOAUTH2 response");
+        return;
+    }
+    if (s->conf->auth_expired && same(tok, (size_t)tl, s->conf->auth_expired)) {
+        /* RFC 7628 3.2.2: the error challenge; the client answers ^A (or,
+         * for XOAUTH2, an empty line) and then gets 535. */
+        s->st = S_AUTH_OAUTH_ERR;
+        ib_smtpd_reply(s, s->oauth_bearer
+                              ? "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJpbmJveCJ9"
+                              : "334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=");
+        return;
+    }
+    int ok = !strcmp(s->conf->auth, "any") ||
+             (!strncmp(s->conf->auth, "token:", 6) && same(tok, (size_t)tl, s->conf->auth + 6));
     auth_result(s, ok);
 }
 
@@ -160,6 +214,14 @@ int ib_smtpd_cmd_auth(ib_smtpd *s, const char *args, size_t n)
             }
         }
         ib_smtpd_reply(s, s->st == S_AUTH_USER ? "334 VXNlcm5hbWU6" : "334 UGFzc3dvcmQ6");
+    } else if (ci_eq(mech, ml, "XOAUTH2") || ci_eq(mech, ml, "OAUTHBEARER")) {
+        s->oauth_bearer = ci_eq(mech, ml, "OAUTHBEARER");
+        if (il) {
+            auth_oauth(s, init, il);
+        } else {
+            ib_smtpd_reply(s, "334 ");
+            s->st = S_AUTH_OAUTH;
+        }
     } else {
         ib_smtpd_error(s, "504 5.5.4 Error: unsupported authentication mechanism");
     }
@@ -175,6 +237,15 @@ void ib_smtpd_auth_response(ib_smtpd *s, const char *line, size_t n)
     }
     if (s->st == S_AUTH_PLAIN) {
         auth_plain(s, line, n);
+        return;
+    }
+    if (s->st == S_AUTH_OAUTH) {
+        auth_oauth(s, line, n);
+        return;
+    }
+    if (s->st == S_AUTH_OAUTH_ERR) {
+        s->st = S_CMD;
+        ib_smtpd_error(s, "535 5.7.8 Error: access token expired");
         return;
     }
     unsigned char buf[AUTH_MAX];

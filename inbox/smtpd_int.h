@@ -21,10 +21,12 @@
 typedef enum ib_smtpd_state {
     S_GREETING,
     S_CMD,
-    S_REFUSED,    /* greeting was 554: only QUIT (RFC 5321 3.1) */
-    S_AUTH_PLAIN, /* waiting for the PLAIN response */
-    S_AUTH_USER,  /* LOGIN: user name */
-    S_AUTH_PASS,  /* LOGIN: password */
+    S_REFUSED,        /* greeting was 554: only QUIT (RFC 5321 3.1) */
+    S_AUTH_PLAIN,     /* waiting for the PLAIN response */
+    S_AUTH_USER,      /* LOGIN: user name */
+    S_AUTH_PASS,      /* LOGIN: password */
+    S_AUTH_OAUTH,     /* XOAUTH2/OAUTHBEARER: waiting for the initial response */
+    S_AUTH_OAUTH_ERR, /* after the error challenge: the client's dummy reply */
     S_DATA,
     S_BDAT,
     S_MSG_END, /* message complete: verdict, then store */
@@ -49,6 +51,7 @@ struct ib_smtpd {
     char *helo;
     int esmtp, authed;
     char *login_user; /* AUTH LOGIN between its two steps */
+    int oauth_bearer; /* the OAuth exchange is OAUTHBEARER (else XOAUTH2) */
 
     /* the transaction */
     int in_mail, smtputf8, used_bdat;

@@ -230,14 +230,34 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
  * (connections per destination in use and idle; default no cap) and
  * SMTP_POOL_PROBE (seconds of idle after which a reused connection is
  * probed with NOOP first; default 2), SMTP_RETURN_PATH (the bounce
- * address, return_path) and SMTP_PROXY (proxy).  When env_file is not NULL it is read
- * as a dotenv file first; variables already in the environment win over it.
- * trace/trace_arg may be NULL. */
+ * address, return_path) and SMTP_PROXY (proxy).  OAuth2 sign-in: SMTP_AUTH
+ * (auto, plain, login, xoauth2, oauthbearer) and a token source, in order
+ * SMTP_OAUTH_TOKEN, SMTP_OAUTH_TOKEN_CMD, or the refresh-token grant
+ * (SMTP_OAUTH_TOKEN_URL, SMTP_OAUTH_CLIENT_ID, SMTP_OAUTH_CLIENT_SECRET,
+ * SMTP_OAUTH_REFRESH_TOKEN or SMTP_OAUTH_REFRESH_TOKEN_FILE,
+ * SMTP_OAUTH_SCOPE); the token is cached in the client and shared by its
+ * threads (README, "OAuth2 sign-in").  Token endpoint errors have stage
+ * "OAUTH": EAUTH (refused: invalid_grant...), ETRANSIENT (5xx), ETIMEOUT,
+ * ETLS, EPROTOCOL, ECONNECT; a failing token command is ECONFIG.
+ * When env_file is not NULL it is read as a dotenv file first; variables
+ * already in the environment win over it.  trace/trace_arg may be NULL. */
 scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const char *env_file,
                                              scalr_email_trace_fn trace, void *trace_arg,
                                              scalr_email_error *err);
 
 void scalr_email_client_free(scalr_email_client *client);
+
+/* OAuth2 refresh-token rotation: fn(arg, refresh_token) is called when the
+ * token endpoint returns a new refresh token (Microsoft rotates them and
+ * the old one stops working), so the application can store it; with
+ * SMTP_OAUTH_REFRESH_TOKEN_FILE the file is rewritten as well.  Called on
+ * the sending thread while the client's token lock is held: keep it short,
+ * do not send from it.  The string is valid only during the call and is
+ * wiped afterwards.  A client without a refresh grant never calls it.
+ * fn NULL removes it.  Set it before sending from several threads. */
+typedef void (*scalr_email_refresh_token_fn)(void *arg, const char *refresh_token);
+void scalr_email_client_on_refresh_token(scalr_email_client *client,
+                                         scalr_email_refresh_token_fn fn, void *arg);
 
 /* Send one message: validate and compose it (EINVAL, EFILE before any
  * connection), take a pooled connection or connect and authenticate,
@@ -352,7 +372,13 @@ typedef struct scalr_email_report {
     char extensions[1024];   /* EHLO keywords after TLS, space-separated */
     int auth_attempted;      /* 1 if credentials were configured */
     int auth_ok;             /* 1 if the server accepted them */
-    char auth_mechanism[32]; /* "PLAIN" or "LOGIN" */
+    char auth_mechanism[32]; /* "PLAIN", "LOGIN", "XOAUTH2" or "OAUTHBEARER" */
+    int oauth_attempted;     /* 1 if an OAuth2 access token was offered */
+    /* Where the access token came from: "fixed" (SMTP_OAUTH_TOKEN),
+     * "cached" (still fresh in memory), "fetched" (command or refresh grant
+     * now), "refreshed" (fetched again after the server said it expired),
+     * "failed", or "" without OAuth2. */
+    char oauth_token[16];
 } scalr_email_report;
 
 /* Connect, negotiate TLS, authenticate and QUIT, sending no message.

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(python3-dev python3-pip python3-venv python3-setuptools python3-wheel python3-wheel-whl
-      libssl-dev libsqlite3-dev libpq-dev libjansson-dev python3-aiosmtpd python3-psycopg gcc
+      libssl-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libjansson-dev python3-aiosmtpd python3-psycopg gcc
       python3-django python3-pytest)
 
 missing=()

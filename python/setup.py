@@ -152,7 +152,7 @@ native = Extension(
     define_macros=[("_DEFAULT_SOURCE", None), ("_POSIX_C_SOURCE", "200809L")],
     extra_compile_args=["-std=c11", "-fvisibility=hidden"] + ssl_cflags,
     extra_link_args=[a for a in ssl_libs if not a.startswith("-l")],
-    libraries=[a[2:] for a in ssl_libs if a.startswith("-l")] + ["idn2", "jansson", "pthread", "resolv"] +
+    libraries=[a[2:] for a in ssl_libs if a.startswith("-l")] + ["idn2", "curl", "jansson", "pthread", "resolv"] +
     QUEUE_LIBS,
 )
 

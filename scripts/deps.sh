@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev
       openssl ca-certificates python3 python3-aiosmtpd
       libpq-dev postgresql
+      libcurl4-openssl-dev # OAuth2: the refresh-token grant over HTTPS
       iproute2 util-linux # ip and unshare: the inbox test of a non-loopback client
       dnsmasq-base # the DNS server of the doctor suite
       # the sendmail suite's real callers, and msmtp to compare with

@@ -50,6 +50,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run integration /usr/bin/python3 tests/integration/run.py
     SCALR_EMAIL_BIN=build/scalr-email run pool /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build/scalr-email run message /usr/bin/python3 tests/message/run.py
+    SCALR_EMAIL_BIN=build/scalr-email run oauth /usr/bin/python3 tests/oauth/run.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
@@ -72,6 +73,7 @@ if build SAN=1 BUILD=build-san; then
     SCALR_EMAIL_BIN=build-san/scalr-email run integration-san /usr/bin/python3 tests/integration/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run pool-san /usr/bin/python3 tests/pool/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run message-san /usr/bin/python3 tests/message/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run oauth-san /usr/bin/python3 tests/oauth/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email QUEUE_SOAK_N=200 run queue-san /usr/bin/python3 tests/queue/run.py
     # not Memory: under ASan the peak RSS measures the sanitizer
     SCALR_EMAIL_BIN=build-san/scalr-email run sendmail-san /usr/bin/python3 tests/sendmail/run.py RealCallers Flags Encoding Queue

@@ -162,6 +162,7 @@ void scalr_email_client_free(scalr_email_client *c)
         return;
     if (c->s.password)
         OPENSSL_cleanse(c->s.password, strlen(c->s.password));
+    se_oauth_free(c->oauth);
     se_settings_free(&c->s);
     free(c->ca_file);
     free(c->return_path);
@@ -256,6 +257,24 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     }
     c->trace = trace;
     c->trace_arg = trace_arg;
+    se_oauth_cfg oc = {
+        .token = c->s.oauth_token,
+        .token_cmd = c->s.oauth_token_cmd,
+        .token_url = c->s.oauth_token_url,
+        .client_id = c->s.oauth_client_id,
+        .client_secret = c->s.oauth_client_secret,
+        .refresh_token = c->s.oauth_refresh_token,
+        .refresh_token_file = c->s.oauth_refresh_token_file,
+        .scope = c->s.oauth_scope,
+        .ca_file = c->ca_file,
+        .timeout_ms = c->s.timeout_ms,
+    };
+    int oom = 0;
+    c->oauth = se_oauth_new(&oc, &oom);
+    if (oom) {
+        scalr_email_client_free(c);
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    }
     if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK ||
         (rc = finish_client(c, err)) != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
@@ -263,6 +282,13 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     }
     *out = c;
     return SCALR_EMAIL_OK;
+}
+
+void scalr_email_client_on_refresh_token(scalr_email_client *c, scalr_email_refresh_token_fn fn,
+                                         void *arg)
+{
+    if (c && c->oauth)
+        se_oauth_on_rotate(c->oauth, fn, arg);
 }
 
 static void note(const scalr_email_client *c, const char *fmt, ...)
@@ -441,8 +467,9 @@ static scalr_email_code pump(const scalr_email_client *c, se_session *ss, unsign
 /* Connect, TLS, EHLO, AUTH: a new session ready for a transaction.  rep,
  * when given, is filled as far as the session got; no wait goes past
  * limit (0: none). */
-static scalr_email_code open_session(scalr_email_client *c, se_session **out, long long limit,
-                                     scalr_email_report *rep, scalr_email_error *err)
+static scalr_email_code open_once(scalr_email_client *c, se_session **out, long long limit,
+                                  scalr_email_report *rep, const char *token, int *expired,
+                                  scalr_email_error *err)
 {
     const se_settings *s = &c->s;
     unsigned to = s->timeout_ms;
@@ -485,6 +512,8 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out, lo
         .tls = s->tls,
         .username = s->username,
         .password = s->password,
+        .mech = (se_smtp_mech)s->auth,
+        .oauth_token = token,
         .peer_is_loopback = se_conn_peer_is_loopback(ss->conn),
         .trace = se_session_trace,
         .trace_arg = ss,
@@ -522,6 +551,7 @@ static scalr_email_code open_session(scalr_email_client *c, se_session **out, lo
     if (rep) {
         snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
         rep->auth_attempted = s->username != NULL;
+        rep->oauth_attempted = token != NULL;
         rep->auth_ok = se_smtp_authenticated(ss->eng);
         snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s", se_smtp_auth_used(ss->eng));
         snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(ss->eng));
@@ -533,16 +563,67 @@ fail:
         if (ss->eng) {
             snprintf(rep->greeting, sizeof rep->greeting, "%s", se_smtp_greeting(ss->eng));
             snprintf(rep->extensions, sizeof rep->extensions, "%s", se_smtp_extensions(ss->eng));
+            snprintf(rep->auth_mechanism, sizeof rep->auth_mechanism, "%s",
+                     se_smtp_auth_used(ss->eng));
+            rep->auth_attempted = c->s.username != NULL;
+            rep->oauth_attempted = token != NULL;
         }
         if (ss->conn)
             se_conn_tls_info(ss->conn, rep->tls_version, sizeof rep->tls_version, rep->tls_cipher,
                              sizeof rep->tls_cipher, rep->cert_subject, sizeof rep->cert_subject,
                              &rep->cert_verified);
     }
+    if (ss->eng && expired)
+        *expired = se_smtp_oauth_expired(ss->eng);
     /* A clean refusal (535, no STARTTLS...) still says goodbye; the engine
      * sends nothing when the stream is out of step. */
     se_session_close(ss, to < 5000 ? to : 5000, 1);
     return rc;
+}
+
+/* A session, signed in with an OAuth2 token when one is configured: the
+ * shared cached token, and when the server says it expired (error
+ * challenge + 535) one new token and one more try.  AUTH comes before any
+ * message, so nothing can have been handed over. */
+static scalr_email_code open_session(scalr_email_client *c, se_session **out, long long limit,
+                                     scalr_email_report *rep, scalr_email_error *err)
+{
+    if (!c->oauth)
+        return open_once(c, out, limit, rep, NULL, NULL, err);
+    const char *state = "cached";
+    for (int attempt = 0;; attempt++) {
+        char *tok = NULL;
+        int fetched = 0, expired = 0;
+        scalr_email_code rc = se_oauth_token(c->oauth, &tok, &fetched, err);
+        if (rc != SCALR_EMAIL_OK) {
+            if (rep)
+                snprintf(rep->oauth_token, sizeof rep->oauth_token, "failed");
+            return rc;
+        }
+        if (!c->s.oauth_token_cmd && !c->s.oauth_token_url)
+            state = "fixed";
+        else if (fetched)
+            state = attempt ? "refreshed" : "fetched";
+        if (fetched)
+            note(c, "OAuth2 access token %s", attempt ? "refreshed" : "fetched");
+        rc = open_once(c, out, limit, rep, tok, &expired, err);
+        if (rc != SCALR_EMAIL_OK && expired && attempt == 0 && se_oauth_expired(c->oauth, tok)) {
+            se_oauth_drop(tok);
+            note(c, "the server refused the access token as expired; getting a new one");
+            state = "refreshed";
+            continue;
+        }
+        se_oauth_drop(tok);
+        if (rep)
+            snprintf(rep->oauth_token, sizeof rep->oauth_token, "%s", state);
+        if (rc != SCALR_EMAIL_OK && expired && err) {
+            size_t l = strlen(err->message);
+            snprintf(err->message + l, sizeof err->message - l, "%s",
+                     attempt ? "; a new token was refused too"
+                             : "; SMTP_OAUTH_TOKEN is fixed and cannot be refreshed");
+        }
+        return rc;
+    }
 }
 
 /* A pooled session idle for long: NOOP and its reply before anything of

@@ -3,6 +3,7 @@
 #ifndef SE_CLIENT_INT_H
 #define SE_CLIENT_INT_H
 
+#include "auth/oauth.h"
 #include "config.h"
 #include "mime/compose.h"
 #include "net/proxy.h"
@@ -23,6 +24,7 @@ struct scalr_email_client {
     int has_proxy;
     se_proxy_url proxy;
     char *return_path; /* addr-spec, "" for the null sender, or NULL */
+    se_oauth *oauth; /* OAuth2 token source, shared by threads; or NULL */
 };
 
 /* The client's return path as MAIL FROM of a message without its own

@@ -414,6 +414,15 @@ enum {
     V_HELO,
     V_RETURN_PATH,
     V_PROXY,
+    V_AUTH,
+    V_O_TOKEN,
+    V_O_CMD,
+    V_O_URL,
+    V_O_ID,
+    V_O_SECRET,
+    V_O_REFRESH,
+    V_O_REFRESH_FILE,
+    V_O_SCOPE,
     V_COUNT
 };
 
@@ -421,6 +430,15 @@ static const char *const var_names[V_COUNT] = {
     "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
     "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", "SMTP_RETURN_PATH",
     "SMTP_PROXY",
+    "SMTP_AUTH",
+    "SMTP_OAUTH_TOKEN",
+    "SMTP_OAUTH_TOKEN_CMD",
+    "SMTP_OAUTH_TOKEN_URL",
+    "SMTP_OAUTH_CLIENT_ID",
+    "SMTP_OAUTH_CLIENT_SECRET",
+    "SMTP_OAUTH_REFRESH_TOKEN",
+    "SMTP_OAUTH_REFRESH_TOKEN_FILE",
+    "SMTP_OAUTH_SCOPE",
 };
 
 static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_email_error *err)
@@ -469,14 +487,66 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
                        "an address literal such as [192.0.2.1], got '%s'",
                        v[V_HELO]);
 
+    /* SMTP_AUTH: auto (default), plain, login, xoauth2, oauthbearer. */
+    static const char *const mechs[] = {"auto", "plain", "login", "xoauth2", "oauthbearer"};
+    out->auth = 0;
+    if (v[V_AUTH]) {
+        int found = -1;
+        for (int i = 0; i < 5; i++)
+            if (strcasecmp(v[V_AUTH], mechs[i]) == 0)
+                found = i;
+        if (found < 0)
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "SMTP_AUTH must be auto, plain, login, xoauth2 or oauthbearer, got '%s'",
+                           v[V_AUTH]);
+        out->auth = found;
+    }
+    /* The first token source set wins: token, command, refresh grant. */
+    int oauth = v[V_O_TOKEN] || v[V_O_CMD] || v[V_O_URL];
+    int oauth_mech = out->auth == 3 || out->auth == 4;
+    if (oauth_mech && !oauth)
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "SMTP_AUTH=%s needs an access token: set SMTP_OAUTH_TOKEN, "
+                       "SMTP_OAUTH_TOKEN_CMD or SMTP_OAUTH_TOKEN_URL",
+                       v[V_AUTH]);
+    if (oauth && (out->auth == 1 || out->auth == 2))
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "SMTP_AUTH=%s takes a password, but an SMTP_OAUTH_* token source is set",
+                       v[V_AUTH]);
+    if (oauth && !v[V_USERNAME])
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "OAuth2 sign-in needs SMTP_USERNAME (the mailbox the token is for)");
+    if (oauth && !v[V_O_TOKEN] && !v[V_O_CMD]) {
+        if (!v[V_O_ID])
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "SMTP_OAUTH_TOKEN_URL is set but SMTP_OAUTH_CLIENT_ID is empty");
+        if (!v[V_O_REFRESH] && !v[V_O_REFRESH_FILE])
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "SMTP_OAUTH_TOKEN_URL is set but neither SMTP_OAUTH_REFRESH_TOKEN nor "
+                           "SMTP_OAUTH_REFRESH_TOKEN_FILE is");
+        if (strncmp(v[V_O_URL], "https://", 8) != 0)
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "SMTP_OAUTH_TOKEN_URL must be an https:// URL");
+    }
+
     /* Say so now rather than let the server answer 535. */
-    if (v[V_USERNAME] && !v[V_PASSWORD])
+    if (v[V_USERNAME] && !v[V_PASSWORD] && !oauth)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "SMTP_USERNAME is set but SMTP_PASSWORD is empty");
     if (v[V_PASSWORD] && !v[V_USERNAME])
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "SMTP_PASSWORD is set but SMTP_USERNAME is empty");
 
+    const char *o_tok = v[V_O_TOKEN], *o_cmd = o_tok ? NULL : v[V_O_CMD];
+    const char *o_url = o_tok || o_cmd ? NULL : v[V_O_URL];
+    if (dup_opt(&out->oauth_token, o_tok) || dup_opt(&out->oauth_token_cmd, o_cmd) ||
+        dup_opt(&out->oauth_token_url, o_url) ||
+        (o_url && (dup_opt(&out->oauth_client_id, v[V_O_ID]) ||
+                   dup_opt(&out->oauth_client_secret, v[V_O_SECRET]) ||
+                   dup_opt(&out->oauth_refresh_token_file, v[V_O_REFRESH_FILE]) ||
+                   (!v[V_O_REFRESH_FILE] && dup_opt(&out->oauth_refresh_token, v[V_O_REFRESH])) ||
+                   dup_opt(&out->oauth_scope, v[V_O_SCOPE]))))
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     if (dup_opt(&out->host, v[V_HOST]) || dup_opt(&out->username, v[V_USERNAME]) ||
         dup_opt(&out->password, v[V_PASSWORD]) || dup_opt(&out->from, v[V_FROM]) ||
         dup_opt(&out->helo_name, v[V_HELO]) || dup_opt(&out->return_path, v[V_RETURN_PATH]) ||
@@ -522,6 +592,18 @@ void se_settings_free(se_settings *s)
         wipe(s->proxy, strlen(s->proxy));
     free(s->proxy);
     free(s->return_path);
+    char *secrets[] = {s->oauth_token, s->oauth_client_secret, s->oauth_refresh_token};
+    for (int i = 0; i < 3; i++)
+        if (secrets[i])
+            wipe(secrets[i], strlen(secrets[i]));
+    free(s->oauth_token);
+    free(s->oauth_token_cmd);
+    free(s->oauth_token_url);
+    free(s->oauth_client_id);
+    free(s->oauth_client_secret);
+    free(s->oauth_refresh_token);
+    free(s->oauth_refresh_token_file);
+    free(s->oauth_scope);
     memset(s, 0, sizeof *s);
 }
 

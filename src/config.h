@@ -11,6 +11,10 @@ typedef struct se_settings {
     char *host, *username, *password, *from, *helo_name;
     char *return_path; /* SMTP_RETURN_PATH as given, or NULL */
     char *proxy;       /* SMTP_PROXY as given, or NULL */
+    int auth; /* se_smtp_mech: SMTP_AUTH (0: auto) */
+    /* SMTP_OAUTH_*: token sources (src/auth/oauth.h); secrets wiped on free */
+    char *oauth_token, *oauth_token_cmd, *oauth_token_url, *oauth_client_id, *oauth_client_secret,
+        *oauth_refresh_token, *oauth_refresh_token_file, *oauth_scope;
     unsigned port; /* resolved: 587, 465 or SMTP_PORT */
     scalr_email_tls tls;
     unsigned timeout_ms; /* resolved: 30000 or SMTP_TIMEOUT * 1000 */

@@ -42,6 +42,41 @@ class Configuration(EnvTestCase):
         self.assertEqual(srv.connections, 0)
 
 
+class OAuth(EnvTestCase):
+    """OAuth2 comes from the environment; the token never reaches Python's
+    exception text."""
+
+    def test_expired_fixed_token_is_authentication_error_without_token(self):
+        srv = self.start(ScriptServer([b"220 t.local ESMTP", b"250-t.local\r\n250 AUTH XOAUTH2",
+                                       b"334 eyJzdGF0dXMiOiI0MDEifQ==",
+                                       b"535 5.7.8 token expired"]))
+        self.configure(srv.port, SMTP_USERNAME="me@example.com",
+                       SMTP_OAUTH_TOKEN="ya29.py-secret-token")
+        with self.assertRaises(AuthenticationError) as cm:
+            send("user@example.com", "s", "b")
+        e = cm.exception
+        self.assertEqual((e.code, e.smtp_code, e.stage), ("EAUTH", 535, "AUTH"))
+        self.assertIn("cannot be refreshed", str(e))
+        for text in (str(e), repr(e), e.server_text or ""):
+            self.assertNotIn("py-secret-token", text)
+        sent = b"".join(srv.received)
+        self.assertIn(b"AUTH XOAUTH2 dXNlcj1tZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnB5LXNlY3JldC10b2tlbgEB",
+                      sent)
+
+    def test_refused_refresh_endpoint_is_not_printed_secret(self):
+        srv = self.smtp_server()
+        self.configure(srv.port, SMTP_USERNAME="me@example.com",
+                       SMTP_OAUTH_TOKEN_URL="https://127.0.0.1:%d/token" % closed_port(),
+                       SMTP_OAUTH_CLIENT_ID="cid", SMTP_OAUTH_CLIENT_SECRET="py-client-secret",
+                       SMTP_OAUTH_REFRESH_TOKEN="py-refresh-secret")
+        with self.assertRaises(TransientError) as cm:
+            send("user@example.com", "s", "b")
+        self.assertEqual((cm.exception.code, cm.exception.stage), ("ECONNECT", "OAUTH"))
+        self.assertNotIn("py-client-secret", str(cm.exception))
+        self.assertNotIn("py-refresh-secret", str(cm.exception))
+        self.assertEqual(srv.connections, 0)
+
+
 class Rejections(EnvTestCase):
     def test_550_at_rcpt_is_permanent_with_details(self):
         srv = self.smtp_server(replies={

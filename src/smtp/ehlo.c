@@ -48,6 +48,10 @@ static void add_mech(se_smtp *s, const char *w, size_t n)
         s->mechs |= SE_AUTH_PLAIN;
     else if (word_is(w, n, "LOGIN"))
         s->mechs |= SE_AUTH_LOGIN;
+    else if (word_is(w, n, "XOAUTH2"))
+        s->mechs |= SE_AUTH_XOAUTH2;
+    else if (word_is(w, n, "OAUTHBEARER"))
+        s->mechs |= SE_AUTH_OAUTHBEARER;
     add_word(&s->offered, w, n);
 }
 

@@ -45,12 +45,17 @@ se_smtp *se_smtp_new(const se_smtp_opts *opts)
     s->helo = dup_str(opts ? opts->helo_name : NULL);
     s->user = dup_str(opts ? opts->username : NULL);
     s->pass = dup_str(opts ? opts->password : NULL);
+    if (opts && opts->oauth_token && !(s->token = strdup(opts->oauth_token))) {
+        se_smtp_free(s);
+        return NULL;
+    }
     if (!s->helo || !s->user || !s->pass) {
         se_smtp_free(s);
         return NULL;
     }
     if (opts) {
         s->tls = opts->tls;
+        s->mech = opts->mech;
         s->peer_is_loopback = opts->peer_is_loopback;
         s->trace = opts->trace;
         s->trace_arg = opts->trace_arg;
@@ -77,6 +82,9 @@ void se_smtp_free(se_smtp *s)
     if (s->pass)
         se_smtp_wipe(s->pass, strlen(s->pass));
     free(s->pass);
+    if (s->token)
+        se_smtp_wipe(s->token, strlen(s->token));
+    free(s->token);
     free(s->user);
     free(s->helo);
     wipe_out(s);
@@ -618,6 +626,11 @@ const char *se_smtp_auth_used(const se_smtp *s)
 int se_smtp_authenticated(const se_smtp *s)
 {
     return s->authenticated;
+}
+
+int se_smtp_oauth_expired(const se_smtp *s)
+{
+    return s->oauth_expired;
 }
 
 int se_smtp_eod_queued(const se_smtp *s)

@@ -51,13 +51,30 @@ enum {
     SE_CAP_AUTH = 1 << 7,       /* RFC 4954 */
     SE_CAP_DSN = 1 << 8         /* RFC 3461 */
 };
-enum { SE_AUTH_PLAIN = 1 << 0, SE_AUTH_LOGIN = 1 << 1 };
+enum {
+    SE_AUTH_PLAIN = 1 << 0,
+    SE_AUTH_LOGIN = 1 << 1,
+    SE_AUTH_XOAUTH2 = 1 << 2,    /* Google / Microsoft */
+    SE_AUTH_OAUTHBEARER = 1 << 3 /* RFC 7628 */
+};
+
+/* Which mechanism to use (SMTP_AUTH).  AUTO: with a token the OAuth one the
+ * server offers (OAUTHBEARER first, the standard), else PLAIN, then LOGIN. */
+typedef enum se_smtp_mech {
+    SE_MECH_AUTO = 0,
+    SE_MECH_PLAIN,
+    SE_MECH_LOGIN,
+    SE_MECH_XOAUTH2,
+    SE_MECH_OAUTHBEARER
+} se_smtp_mech;
 
 typedef struct se_smtp_opts {
     const char *helo_name; /* EHLO argument: FQDN or address literal */
     scalr_email_tls tls;   /* STARTTLS required, implicit, or none */
     const char *username;  /* NULL or "": no AUTH */
     const char *password;
+    se_smtp_mech mech;
+    const char *oauth_token;    /* an access token: OAuth instead of password */
     int peer_is_loopback;       /* AUTH allowed without TLS only then */
     scalr_email_trace_fn trace; /* optional; lines with credentials redacted */
     void *trace_arg;
@@ -191,6 +208,10 @@ const char *se_smtp_greeting(const se_smtp *s);     /* 220 text */
 const char *se_smtp_extensions(const se_smtp *s);   /* EHLO keywords, space-separated */
 const char *se_smtp_auth_used(const se_smtp *s);    /* "PLAIN", "LOGIN", or "" */
 int se_smtp_authenticated(const se_smtp *s);
+/* 1 when an OAuth AUTH failed after the server's error challenge (334 with
+ * a JSON status, then 535): the token expired or was revoked, and a fresh
+ * one is worth one more try. */
+int se_smtp_oauth_expired(const se_smtp *s);
 /* The step the session is at, for errors the driver reports ("CONNECT" while
  * waiting for the greeting, "EHLO", "TLS", "AUTH", "MAIL", "RCPT", "DATA",
  * "QUIT"). */

@@ -48,6 +48,8 @@ struct se_smtp {
     char *helo;
     char *user;
     char *pass;
+    char *token; /* OAuth access token, or NULL */
+    se_smtp_mech mech;
     scalr_email_tls tls;
     int peer_is_loopback;
     scalr_email_trace_fn trace;
@@ -76,6 +78,7 @@ struct se_smtp {
     const char *auth_used;
     int auth_step;
     int authenticated;
+    int oauth_expired;
 
     /* transaction */
     struct se_tx {

@@ -30,7 +30,7 @@ def build_driver():
     san = ["-fsanitize=address,undefined"] if "san" in os.path.basename(os.path.dirname(LIB)) else []
     subprocess.run([cc] + san + ["-std=c11", "-D_DEFAULT_SOURCE", "-D_POSIX_C_SOURCE=200809L", "-O1",
                     "-I" + os.path.join(ROOT, "include"), os.path.join(HERE, "driver.c"),
-                    LIB, "-lssl", "-lcrypto", "-lidn2", "-lpthread", "-o", DRIVER], check=True)
+                    LIB, "-lssl", "-lcrypto", "-lidn2", "-lcurl", "-ljansson", "-lpthread", "-lresolv", "-o", DRIVER], check=True)
 
 
 def env_for(srv, **extra):

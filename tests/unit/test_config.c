@@ -9,8 +9,25 @@
 #include "util/buf.h"
 
 static const char *const smtp_vars[] = {
-    "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", NULL,
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_FROM",
+    "SMTP_USE_TLS",
+    "SMTP_USE_SSL",
+    "SMTP_TIMEOUT",
+    "SMTP_HELO_NAME",
+    "SMTP_AUTH",
+    "SMTP_OAUTH_TOKEN",
+    "SMTP_OAUTH_TOKEN_CMD",
+    "SMTP_OAUTH_TOKEN_URL",
+    "SMTP_OAUTH_CLIENT_ID",
+    "SMTP_OAUTH_CLIENT_SECRET",
+    "SMTP_OAUTH_REFRESH_TOKEN",
+    "SMTP_OAUTH_REFRESH_TOKEN_FILE",
+    "SMTP_OAUTH_SCOPE",
+    NULL,
 };
 
 static void clear_env(void)
@@ -68,6 +85,67 @@ TEST(config_host_unset_is_not_configured)
     CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ENOTCONFIGURED);
     CHECK_STR(err.message, "SMTP is not configured: SMTP_HOST is empty");
     CHECK(s.host == NULL);
+    clear_env();
+}
+
+TEST(config_oauth)
+{
+    se_settings s;
+    scalr_email_error err;
+    expect_config_error("SMTP_AUTH", "cram-md5",
+                        "SMTP_AUTH must be auto, plain, login, xoauth2 or oauthbearer, got "
+                        "'cram-md5'");
+    expect_config_error("SMTP_AUTH", "xoauth2",
+                        "SMTP_AUTH=xoauth2 needs an access token: set SMTP_OAUTH_TOKEN, "
+                        "SMTP_OAUTH_TOKEN_CMD or SMTP_OAUTH_TOKEN_URL");
+    expect_config_error("SMTP_OAUTH_TOKEN", "tok",
+                        "OAuth2 sign-in needs SMTP_USERNAME (the mailbox the token is for)");
+    expect_config_error("SMTP_OAUTH_TOKEN", "tok\r\nQUIT",
+                        "SMTP_OAUTH_TOKEN must not contain CR, LF or NUL");
+
+    /* A token without a password; the token wins over a command. */
+    clear_env();
+    setenv("SMTP_HOST", "smtp.example.com", 1);
+    setenv("SMTP_USERNAME", "me@example.com", 1);
+    setenv("SMTP_OAUTH_TOKEN", "tok", 1);
+    setenv("SMTP_OAUTH_TOKEN_CMD", "printf x", 1);
+    setenv("SMTP_AUTH", "OAuthBearer", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_OK);
+    CHECK_STR(s.oauth_token, "tok");
+    CHECK(s.oauth_token_cmd == NULL);
+    CHECK_INT(s.auth, 4);
+    se_settings_free(&s);
+
+    /* The grant: the file wins over the variable; https only. */
+    unsetenv("SMTP_OAUTH_TOKEN");
+    unsetenv("SMTP_OAUTH_TOKEN_CMD");
+    unsetenv("SMTP_AUTH");
+    setenv("SMTP_OAUTH_TOKEN_URL", "https://login.example/token", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
+    CHECK_STR(err.message, "SMTP_OAUTH_TOKEN_URL is set but SMTP_OAUTH_CLIENT_ID is empty");
+    se_settings_free(&s);
+    setenv("SMTP_OAUTH_CLIENT_ID", "cid", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
+    CHECK_STR(err.message, "SMTP_OAUTH_TOKEN_URL is set but neither SMTP_OAUTH_REFRESH_TOKEN nor "
+                           "SMTP_OAUTH_REFRESH_TOKEN_FILE is");
+    se_settings_free(&s);
+    setenv("SMTP_OAUTH_REFRESH_TOKEN", "rt", 1);
+    setenv("SMTP_OAUTH_REFRESH_TOKEN_FILE", "/var/lib/app/rt", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_OK);
+    CHECK(s.oauth_refresh_token == NULL);
+    CHECK_STR(s.oauth_refresh_token_file, "/var/lib/app/rt");
+    CHECK(s.password == NULL);
+    se_settings_free(&s);
+    setenv("SMTP_AUTH", "plain", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
+    CHECK_STR(err.message,
+              "SMTP_AUTH=plain takes a password, but an SMTP_OAUTH_* token source is set");
+    se_settings_free(&s);
+    unsetenv("SMTP_AUTH");
+    setenv("SMTP_OAUTH_TOKEN_URL", "http://login.example/token", 1);
+    CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
+    CHECK_STR(err.message, "SMTP_OAUTH_TOKEN_URL must be an https:// URL");
+    se_settings_free(&s);
     clear_env();
 }
 

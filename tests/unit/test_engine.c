@@ -768,6 +768,218 @@ TEST(engine_auth_long_credentials_redacted)
     se_smtp_free(s);
 }
 
+/* ---- OAuth2: XOAUTH2 and OAUTHBEARER (RFC 7628) ---- */
+
+#define OAUTH_OPTS(m)                                                                              \
+    {                                                                                              \
+        .tls = SCALR_EMAIL_TLS_IMPLICIT, .username = "alice@example.com",                          \
+        .oauth_token = "ya29.tok", .mech = (m)                                                     \
+    }
+
+static const step xoauth2_cold[] = {
+    ISTLS,
+    GREET,
+    S("250-mx.example\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n"),
+    /* the initial response goes with the AUTH command: one round trip */
+    C("AUTH XOAUTH2 dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvawEB\r\n"),
+    S("235 2.7.0 Accepted\r\n"),
+    IDLE,
+    END,
+};
+static const step plain_cold[] = {
+    ISTLS,
+    GREET,
+    S("250-mx.example\r\n250 AUTH PLAIN LOGIN XOAUTH2\r\n"),
+    C("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuY29tAHMzY3JldCE=\r\n"),
+    S("235 2.7.0 Accepted\r\n"),
+    IDLE,
+    END,
+};
+
+/* Flights the client writes before the session is IDLE: each C step is one
+ * whole write followed by a wait for the server. */
+static int flights(const step *sc)
+{
+    int n = 0;
+    for (; sc->op != X_END; sc++)
+        n += sc->op == X_C;
+    return n;
+}
+
+TEST(engine_xoauth2_initial_response)
+{
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_AUTO), .steps = xoauth2_cold};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_auth_used(s), "XOAUTH2");
+    CHECK_INT(se_smtp_authenticated(s), 1);
+    CHECK(strstr(trace_buf, "C: AUTH XOAUTH2 <redacted>\n") != NULL);
+    CHECK(strstr(trace_buf, "ya29") == NULL);
+    CHECK(strstr(trace_buf, "dXNlcj1") == NULL);
+    se_smtp_free(s);
+}
+
+TEST(engine_xoauth2_round_trips_equal_plain)
+{
+    /* Target: a cold XOAUTH2 sign-in costs what PLAIN costs (EHLO + AUTH). */
+    tcase p = {.opts = {.tls = SCALR_EMAIL_TLS_IMPLICIT,
+                        .username = "alice@example.com",
+                        .password = "s3cret!"},
+               .steps = plain_cold};
+    se_smtp_free(run(&p));
+    tcase x = {.opts = OAUTH_OPTS(SE_MECH_XOAUTH2), .steps = xoauth2_cold};
+    se_smtp_free(run(&x));
+    CHECK_INT(flights(xoauth2_cold), flights(plain_cold));
+    CHECK_INT(flights(xoauth2_cold), 2);
+}
+
+TEST(engine_oauthbearer_preferred_in_auto)
+{
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH XOAUTH2 OAUTHBEARER PLAIN\r\n"),
+        C("AUTH OAUTHBEARER bixhPWFsaWNlQGV4YW1wbGUuY29tLAFhdXRoPUJlYXJlciB5YTI5LnRvawEB\r\n"),
+        S("235 2.7.0 Accepted\r\n"),
+        IDLE,
+        END,
+    };
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_AUTO), .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_auth_used(s), "OAUTHBEARER");
+    CHECK(strstr(trace_buf, "ya29") == NULL);
+    se_smtp_free(s);
+}
+
+TEST(engine_oauth_forced_mechanism_missing)
+{
+    static const step sc[] = {
+        ISTLS, GREET, S("250-mx.example\r\n250 AUTH PLAIN XOAUTH2\r\n"), FAIL(EAUTH), END,
+    };
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_OAUTHBEARER), .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_error(s)->message,
+              "server does not offer the AUTH mechanism needed (offered: PLAIN XOAUTH2; needed: "
+              "OAUTHBEARER)");
+    se_smtp_free(s);
+}
+
+TEST(engine_oauthbearer_expired_challenge)
+{
+    /* RFC 7628 3.2.2: error challenge, dummy ^A ("AQ=="), then 535. */
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH OAUTHBEARER\r\n"),
+        C("AUTH OAUTHBEARER bixhPWFsaWNlQGV4YW1wbGUuY29tLAFhdXRoPUJlYXJlciB5YTI5LnRvawEB\r\n"),
+        S("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n"),
+        C("AQ==\r\n"),
+        S("535 5.7.8 Username and Password not accepted\r\n"),
+        FAIL(EAUTH),
+        END,
+    };
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_AUTO), .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_INT(se_smtp_oauth_expired(s), 1);
+    CHECK_INT(se_smtp_error(s)->smtp_code, 535);
+    CHECK(strstr(se_smtp_error(s)->message, "ya29") == NULL);
+    se_smtp_free(s);
+}
+
+TEST(engine_xoauth2_expired_answers_empty_line)
+{
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH XOAUTH2\r\n"),
+        C("AUTH XOAUTH2 dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvawEB\r\n"),
+        S("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n"),
+        C("\r\n"),
+        S("535 5.7.8 expired\r\n"),
+        FAIL(EAUTH),
+        END,
+    };
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_XOAUTH2), .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_INT(se_smtp_oauth_expired(s), 1);
+    se_smtp_free(s);
+}
+
+TEST(engine_oauth_plain_535_is_not_expired)
+{
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH XOAUTH2\r\n"),
+        C("AUTH XOAUTH2 dXNlcj1hbGljZUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnRvawEB\r\n"),
+        S("535 5.7.3 Authentication unsuccessful\r\n"),
+        FAIL(EAUTH),
+        END,
+    };
+    tcase tc = {.opts = OAUTH_OPTS(SE_MECH_AUTO), .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_INT(se_smtp_oauth_expired(s), 0);
+    se_smtp_free(s);
+}
+
+TEST(engine_smtp_auth_login_forced_over_plain)
+{
+    /* SMTP_AUTH=login: LOGIN although PLAIN is offered too. */
+    static const step sc[] = {
+        ISTLS,
+        GREET,
+        S("250-mx.example\r\n250 AUTH PLAIN LOGIN\r\n"),
+        C("AUTH LOGIN\r\n"),
+        S("334 VXNlcm5hbWU6\r\n"),
+        C("dXNlcg==\r\n"),
+        S("334 UGFzc3dvcmQ6\r\n"),
+        C("cGFzcw==\r\n"),
+        S("235 2.7.0 ok\r\n"),
+        IDLE,
+        END,
+    };
+    tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_IMPLICIT,
+                         .username = "user",
+                         .password = "pass",
+                         .mech = SE_MECH_LOGIN},
+                .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_auth_used(s), "LOGIN");
+    se_smtp_free(s);
+}
+
+TEST(engine_smtp_auth_plain_forced_not_offered)
+{
+    static const step sc[] = {
+        ISTLS, GREET, S("250-mx.example\r\n250 AUTH LOGIN\r\n"), FAIL(EAUTH), END,
+    };
+    tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_IMPLICIT,
+                         .username = "user",
+                         .password = "pass",
+                         .mech = SE_MECH_PLAIN},
+                .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK_STR(se_smtp_error(s)->message,
+              "server does not offer the AUTH mechanism needed (offered: LOGIN; needed: PLAIN)");
+    se_smtp_free(s);
+}
+
+TEST(engine_oauth_refused_in_cleartext)
+{
+    static const step sc[] = {
+        GREET,
+        S("250-mx.example\r\n250 AUTH XOAUTH2\r\n"),
+        FAIL(EINSECURE),
+        END,
+    };
+    tcase tc = {.opts = {.tls = SCALR_EMAIL_TLS_NONE,
+                         .username = "alice@example.com",
+                         .oauth_token = "ya29.tok"},
+                .steps = sc};
+    se_smtp *s = run(&tc);
+    CHECK(strstr(trace_buf, "AUTH") == NULL || strstr(trace_buf, "C: AUTH") == NULL);
+    se_smtp_free(s);
+}
+
 /* ---- transactions ---- */
 
 #define PIPE_EHLO S("250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n")

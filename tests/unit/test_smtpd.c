@@ -127,7 +127,7 @@ TEST(smtpd_ehlo_offers_starttls_and_auth)
     say(s, &c, "ehlo x\r\n");
     CHECK_STR(take(&c), "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 5\r\n250-8BITMIME\r\n"
                         "250-SMTPUTF8\r\n250-CHUNKING\r\n250-ENHANCEDSTATUSCODES\r\n"
-                        "250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 HELP\r\n");
+                        "250-STARTTLS\r\n250-AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n250 HELP\r\n");
     ib_smtpd_free(s);
     /* Already in TLS (implicit): no STARTTLS. */
     s = ib_smtpd_new(&conf, "p", 1);
@@ -468,6 +468,32 @@ TEST(smtpd_auth_login)
     say(s, &c, "AUTH LOGIN dXNlcgBqdW5r\r\nAUTH LOGIN\r\ndXNlcgBqdW5r\r\n");
     CHECK_STR(take(&c), "501 5.5.2 Error: cannot decode response\r\n334 VXNlcm5hbWU6\r\n"
                         "501 5.5.2 Error: cannot decode response\r\n");
+    ib_smtpd_free(s);
+    conv_free(&c);
+}
+
+TEST(smtpd_auth_oauth_token_and_expired)
+{
+    ib_smtpd_conf conf = {
+        .hostname = "mx.test", .max_size = 100, .auth = "token:good", .auth_expired = "old"};
+    conv c = {0};
+    ib_smtpd *s = ready(&conf, &c);
+    /* "user=u@x\1auth=Bearer good\1\1" */
+    say(s, &c, "AUTH XOAUTH2 dXNlcj11QHgBYXV0aD1CZWFyZXIgZ29vZAEB\r\n");
+    CHECK_STR(take(&c), "235 2.7.0 Authentication successful\r\n");
+    ib_smtpd_free(s);
+    s = ready(&conf, &c);
+    /* "n,a=u@x,\1auth=Bearer old\1\1": the error challenge, ^A, 535 */
+    say(s, &c, "AUTH OAUTHBEARER bixhPXVAeCwBYXV0aD1CZWFyZXIgb2xkAQE=\r\nAQ==\r\n");
+    CHECK_STR(take(&c), "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIiwic2NvcGUiOiJpbmJveCJ9\r\n"
+                        "535 5.7.8 Error: access token expired\r\n");
+    /* a wrong token, a malformed response; no password accepted */
+    say(s, &c,
+        "AUTH XOAUTH2 dXNlcj11QHgBYXV0aD1CZWFyZXIgYmFkAQE=\r\nAUTH XOAUTH2 Zm9v\r\n"
+        "AUTH PLAIN AHRva2VuAGdvb2Q=\r\n");
+    CHECK_STR(take(&c), "535 5.7.8 Error: authentication failed\r\n"
+                        "501 5.5.2 Error: malformed XOAUTH2 response\r\n"
+                        "535 5.7.8 Error: authentication failed\r\n");
     ib_smtpd_free(s);
     conv_free(&c);
 }
