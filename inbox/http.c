@@ -383,7 +383,7 @@ static enum MHD_Result static_file(struct MHD_Connection *c, const char *url, co
 }
 
 static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char *method,
-                                int64_t id, const char *rest, int mailhog)
+                                int64_t id, const char *rest, int mailhog, ib_http_req *r)
 {
     if (*rest == '\0') {
         if (strcmp(method, "DELETE") == 0) {
@@ -398,6 +398,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
     }
     if (mailhog && strcmp(rest, "/release") == 0)
         return ib_http_send_error(c, 501, "releasing messages to another server is not supported");
+    if (!mailhog && strcmp(rest, "/release") == 0)
+        return ib_http_release(h, c, method, r, id); /* http_release.c */
     if (!is_get(method))
         return ib_http_not_allowed(c, "GET, HEAD");
     if (mailhog && strcmp(rest, "/download") == 0)
@@ -459,11 +461,13 @@ static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *u
         return url[5] == 'v' ? ib_http_mh_list(h, c, NULL, 1) : ib_http_scalr_list(h, c);
     }
     if (match_id(url, "/api/v1/messages/", &id, &rest))
-        return messages(h, c, method, id, rest, 1);
+        return messages(h, c, method, id, rest, 1, r);
     if (match_id(url, "/api/scalr/messages/", &id, &rest))
-        return messages(h, c, method, id, rest, 0);
+        return messages(h, c, method, id, rest, 0, r);
     if (strcmp(url, "/api/scalr/events") == 0)
         return is_get(method) ? ib_http_events(h, c) : ib_http_not_allowed(c, "GET, HEAD");
+    if (strcmp(url, "/api/scalr/release") == 0)
+        return is_get(method) ? ib_http_release_info(c) : ib_http_not_allowed(c, "GET, HEAD");
     if (strcmp(url, "/api/scalr/chaos") == 0)
         return ib_http_chaos(h, c, method, r);
     if (strncmp(url, "/api/scalr/queue", 16) == 0 && (url[16] == '\0' || url[16] == '/'))

@@ -96,4 +96,10 @@ enum MHD_Result ib_http_events(ib_http *h, struct MHD_Connection *c);
 enum MHD_Result ib_http_chaos(ib_http *h, struct MHD_Connection *c, const char *method,
                               ib_http_req *r);
 
+/* ---- release (http_release.c) ---- */
+
+enum MHD_Result ib_http_release_info(struct MHD_Connection *c);
+enum MHD_Result ib_http_release(ib_http *h, struct MHD_Connection *c, const char *method,
+                                ib_http_req *r, int64_t id);
+
 #endif
