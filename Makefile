@@ -28,7 +28,7 @@ endif
 # libmicrohttpd and jansson; INBOX=0 builds the library and command without it.
 INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
-               tests/unit/test_mimeparse.c
+               tests/unit/test_mimeparse.c tests/unit/test_release.c
 # send-batch reads JSON Lines: the command links jansson, the library does not.
 CLI_LIBS := -ljansson -lmicrohttpd
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))

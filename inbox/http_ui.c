@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "mimeparse.h"
+#include "preview.h"
 #include "util/buf.h"
 
 #define MAX_STREAMS 32           /* concurrent event streams               */
@@ -321,6 +322,9 @@ enum MHD_Result ib_http_scalr_html(ib_http *h, struct MHD_Connection *c, int64_t
     const ib_part *p = &pm.parts[pm.html];
     se_buf out = {0};
     inline_cids(&out, &pm, p->body, p->body_len);
+    const char *scheme = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "scheme");
+    if (scheme && strcmp(scheme, "dark") == 0 && ib_preview_dark(&out) < 0)
+        out.oom = 1; /* preview.c: the dark-mode preview */
     char ctype[80] = "text/html; charset=utf-8";
     if (p->charset && strlen(p->charset) < 40 &&
         strspn(p->charset, "abcdefghijklmnopqrstuvwxyz0123456789-_.:") == strlen(p->charset))

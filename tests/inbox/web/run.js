@@ -2,6 +2,8 @@
 //   api.test.js  the MailHog-compatible API through the `mailhog` npm client
 //   ui.test.js   the web UI in Debian's chromium, driven by playwright-core
 //   queue.test.js the Queue view of a second inbox started with --queue
+//   tools.test.js release from the UI (a second inbox relaying into this one),
+//                 device widths and dark mode in the HTML preview
 // Ends with the line "inbox-web: N passed, N failed".
 //
 // Which inbox:
@@ -10,7 +12,7 @@
 //   INBOX_BIN=path        a program taking the inbox's options directly
 //   INBOX_TESTSERVER=path a harness without SMTP that reads "ADD from rcpts file" on stdin
 // Options: --screenshots DIR (write inbox-list.png and inbox-message.png there),
-//          --only api|ui|queue, a test-name filter as the last argument.
+//          --only api|ui|queue|tools, a test-name filter as the last argument.
 'use strict';
 
 const { spawn } = require('child_process');
@@ -155,9 +157,10 @@ async function main() {
     };
     console.log('# inbox at ' + inbox.http + (inbox.smtp ? ' smtp ' + inbox.smtp.host + ':' + inbox.smtp.port : ' (harness)'));
     const suites = [];
-    if (opts.only !== 'ui' && opts.only !== 'queue') suites.push(require('./api.test'));
-    if (opts.only !== 'api' && opts.only !== 'queue') suites.push(require('./ui.test'));
+    if (!opts.only || opts.only === 'api') suites.push(require('./api.test'));
+    if (!opts.only || opts.only === 'ui') suites.push(require('./ui.test'));
     if ((!opts.only || opts.only === 'queue') && !inbox.stub) suites.push(require('./queue.test'));
+    if (!opts.only || opts.only === 'tools') suites.push(require('./tools.test'));
     for (const suite of suites) {
       const env = suite.setup ? await suite.setup(ctx) : {};
       try {

@@ -1,0 +1,216 @@
+// The inbox additions in chromium (playwright-core): releasing a message
+// from the UI and the HTML preview's device widths and dark mode.
+// A second inbox is started with --release-env pointing at the main inbox
+// (run.js's, a real SMTP server that records what it gets) and
+// --release-allow '*@example.test'; the main inbox, started without them,
+// must show no Release button.
+'use strict';
+
+const assert = require('assert/strict');
+const { spawn } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const M = require('./lib/messages');
+const { sendMail } = require('./lib/smtp');
+
+const ROOT = path.resolve(__dirname, '../../..');
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function bin() {
+  return process.env.SCALR_EMAIL || path.join(ROOT, 'build/scalr-email');
+}
+
+function request(base, method, p) {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, method, path: p }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = body ? JSON.parse(body) : null; } catch (e) { /* not JSON */ }
+        resolve({ status: res.statusCode, json, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function startInbox(args) {
+  const child = spawn(bin(), ['inbox', '--smtp', '127.0.0.1:0', '--http', '127.0.0.1:0'].concat(args),
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error('the release inbox did not start within 10 s')), 10000);
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error('the release inbox exited ' + code + ': ' + err)); });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      out += d;
+      const h = /^http: (http:\/\/\S+)$/m.exec(out);
+      const s = /^smtp: 127\.0\.0\.1:(\d+)$/m.exec(out);
+      if (h && s) {
+        clearTimeout(timer);
+        resolve({ child, http: h[1], smtpPort: Number(s[1]) });
+      }
+    });
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => { clearTimeout(t); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+// HTML whose layout answers the frame's width and color scheme.
+const RESPONSIVE = '<!doctype html><html><head><style>' +
+  'body{margin:0;background:#ffffff;color:#111111} .phone{display:none} ' +
+  '@media (max-width:480px){.phone{display:block}.wide{display:none}} ' +
+  '@media (prefers-color-scheme: dark){body{background:#000000;color:#eeeeee}}' +
+  '</style></head><body><p class="wide" id="wide">Wide layout</p><p class="phone" id="phone">Phone layout</p></body></html>';
+
+async function openSubject(page, subject) {
+  const row = page.locator('#list .item', { hasText: subject }).first();
+  await row.waitFor({ state: 'visible', timeout: 10000 });
+  await row.click();
+  await page.locator('#m-subject', { hasText: subject }).waitFor();
+}
+
+async function frameOf(page) {
+  const frame = await (await page.waitForSelector('#html-frame')).contentFrame();
+  await frame.waitForSelector('body');
+  return frame;
+}
+
+module.exports = {
+  async setup(ctx) {
+    const env = { errors: [] };
+    if (ctx.stub) return env;
+    env.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inbox-tools-'));
+    env.envFile = path.join(env.dir, 'relay.env');
+    fs.writeFileSync(env.envFile, 'SMTP_HOST=127.0.0.1\nSMTP_PORT=' + ctx.smtp.port +
+      '\nSMTP_USE_TLS=false\nSMTP_USE_SSL=false\nSMTP_FROM=releaser@example.test\n');
+    env.inbox = await startInbox(['--release-env', env.envFile, '--release-allow', '*@example.test']);
+    env.browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    env.page = await (await env.browser.newContext({ viewport: { width: 1360, height: 820 } })).newPage();
+    env.page.on('pageerror', (e) => env.errors.push(e.message));
+    return env;
+  },
+
+  async teardown(ctx, env) {
+    if (env.browser) await env.browser.close();
+    await stop(env.inbox && env.inbox.child);
+    if (env.dir) fs.rmSync(env.dir, { recursive: true, force: true });
+  },
+
+  tests: [
+    {
+      name: 'release ui: no Release button without --release-env',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const subject = 'No release here ' + Date.now();
+        await ctx.deliver({ from: 'app@acme.test', to: ['dev@example.test'],
+          raw: M.plain({ from: 'app@acme.test', to: 'dev@example.test', subject, text: 'hi' }) });
+        await env.page.goto(ctx.http);
+        await openSubject(env.page, subject);
+        assert.equal((await request(ctx.http, 'GET', '/api/scalr/release')).json.enabled, false);
+        assert.equal(await env.page.locator('#m-release').count(), 0);
+      },
+    },
+    {
+      name: 'release ui: released through the relay, its answer shown; a refused address sends nothing',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const subject = 'Invoice to release ' + Date.now();
+        await sendMail({ host: '127.0.0.1', port: env.inbox.smtpPort, from: 'billing@acme.test', to: ['carol@customer.test'],
+          raw: M.htmlMessage({ from: 'billing@acme.test', to: 'carol@customer.test', subject, text: 'total 76', html: '<h1>Total 76</h1>' }) });
+        const page = env.page;
+        await page.goto(env.inbox.http);
+        await openSubject(page, subject);
+        await page.locator('#m-release').click();
+        await page.locator('#release[open]').waitFor();
+        assert.match(await page.textContent('#release-allow'), /\*@example\.test/);
+        const before = (await request(ctx.http, 'GET', '/api/scalr/messages')).json.total;
+
+        await page.fill('#release-to', 'attacker@evil.test');
+        await page.click('#release-send');
+        await page.locator('#release-result.bad').waitFor();
+        assert.match(await page.textContent('#release-result'), /allow list.*attacker@evil\.test/);
+        assert.equal((await request(ctx.http, 'GET', '/api/scalr/messages')).json.total, before);
+
+        await page.fill('#release-to', 'dev@example.test');
+        await page.click('#release-send');
+        await page.locator('#release-result.ok').waitFor();
+        assert.match(await page.textContent('#release-result'), /^Released to dev@example\.test\. The relay answered: 250 /);
+        const list = (await request(ctx.http, 'GET', '/api/scalr/messages')).json;
+        assert.equal(list.total, before + 1);
+        const got = list.items.find((m) => m.subject === subject);
+        assert.ok(got, 'the relay (the main inbox) caught the released message');
+        assert.equal(got.rcpt, 'dev@example.test');
+        const raw = (await request(ctx.http, 'GET', '/api/scalr/messages/' + got.id + '/raw')).body;
+        assert.match(raw, /^Received: by inbox\.localhost \(scalr-email inbox, released message \d+\);\r\n\t/);
+        assert.match(raw, /\r\nTo: carol@customer\.test\r\n/); // headers as caught
+        if (ctx.screenshots) await page.screenshot({ path: path.join(ctx.screenshots, 'inbox-release.png') });
+        await page.click('#release-cancel');
+        assert.deepEqual(env.errors, []);
+      },
+    },
+    {
+      name: 'preview ui: phone and tablet widths measured in the frame, dark mode applied inside it',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const subject = 'Responsive newsletter ' + Date.now();
+        await ctx.deliver({ from: 'news@acme.test', to: ['dev@example.test'],
+          raw: M.htmlMessage({ from: 'news@acme.test', to: 'dev@example.test', subject, text: 'news', html: RESPONSIVE }) });
+        const page = env.page;
+        await page.goto(ctx.http);
+        await openSubject(page, subject);
+        let frame = await frameOf(page);
+        const width = () => frame.evaluate(() => window.innerWidth);
+        assert.ok(await width() > 768, 'desktop: the pane width');
+        assert.equal(await frame.isVisible('#wide'), true);
+        assert.equal(await frame.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(255, 255, 255)');
+
+        await page.click('#pv-phone');
+        await frame.waitForFunction(() => window.innerWidth === 375);
+        assert.equal(await page.getAttribute('#pv-phone', 'aria-pressed'), 'true');
+        assert.equal(await frame.isVisible('#phone'), true);
+        assert.equal(await frame.isVisible('#wide'), false);
+
+        await page.click('#pv-tablet');
+        await frame.waitForFunction(() => window.innerWidth === 768);
+        assert.equal(await frame.isVisible('#wide'), true);
+
+        await page.click('#pv-dark');
+        await page.waitForFunction(() => /\/html\?scheme=dark$/.test(document.getElementById('html-frame').src));
+        frame = await frameOf(page);
+        await frame.waitForFunction(() => getComputedStyle(document.body).backgroundColor === 'rgb(0, 0, 0)');
+        assert.equal(await frame.evaluate(() => innerWidth), 768, 'the width stays');
+        assert.equal(await page.getAttribute('#html-frame', 'sandbox'), 'allow-popups allow-popups-to-escape-sandbox');
+        if (ctx.screenshots) await page.screenshot({ path: path.join(ctx.screenshots, 'inbox-phone-dark.png') });
+
+        await page.click('#pv-dark');
+        await page.click('#pv-desktop');
+        await page.waitForFunction(() => /\/html$/.test(document.getElementById('html-frame').src));
+        frame = await frameOf(page);
+        await frame.waitForFunction(() => window.innerWidth > 768);
+        assert.equal(await frame.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(255, 255, 255)');
+        assert.deepEqual(env.errors, []);
+      },
+    },
+  ],
+};
