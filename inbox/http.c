@@ -293,6 +293,7 @@ static void meta_free(ib_http_meta *m)
     free(m->from);
     free(m->to);
     free(m->subject);
+    free(m->tags);
 }
 
 static char *dup0(const char *s)
@@ -315,6 +316,8 @@ static int copy_meta(void *arg, const ib_summary *s)
     m->from = dup0(s->from);
     m->to = dup0(s->to);
     m->subject = dup0(s->subject);
+    m->seen = s->seen;
+    m->tags = dup0(s->tags);
     return 0;
 }
 
@@ -398,6 +401,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
     }
     if (mailhog && strcmp(rest, "/release") == 0)
         return ib_http_send_error(c, 501, "releasing messages to another server is not supported");
+    if (!mailhog && (strcmp(rest, "/read") == 0 || strcmp(rest, "/tags") == 0))
+        return ib_http_state(h, c, method, r, id, rest + 1); /* http_state.c */
     if (!mailhog && strcmp(rest, "/release") == 0)
         return ib_http_release(h, c, method, r, id); /* http_release.c */
     if (!is_get(method))

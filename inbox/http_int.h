@@ -66,6 +66,8 @@ typedef struct ib_http_meta {
     char *mail_from, *rcpt, *helo, *from, *to, *subject;
     int has_attachments;
     size_t bare_lf, bare_cr;
+    int seen;
+    char *tags; /* ",a,b," */
 } ib_http_meta;
 
 typedef struct ib_http_loaded {
@@ -95,6 +97,14 @@ enum MHD_Result ib_http_scalr_attachment(ib_http *h, struct MHD_Connection *c, i
 enum MHD_Result ib_http_events(ib_http *h, struct MHD_Connection *c);
 enum MHD_Result ib_http_chaos(ib_http *h, struct MHD_Connection *c, const char *method,
                               ib_http_req *r);
+
+/* ---- read state and tags (http_state.c) ---- */
+
+json_t *ib_http_tags_json(const char *stored); /* ",a,b," -> ["a","b"] */
+/* /api/scalr/messages/{id}/read (PUT {"read": bool}) and .../tags (GET,
+ * PUT {"tags": [...]}); what is "read" or "tags". */
+enum MHD_Result ib_http_state(ib_http *h, struct MHD_Connection *c, const char *method,
+                              ib_http_req *r, int64_t id, const char *what);
 
 /* ---- release (http_release.c) ---- */
 

@@ -7,6 +7,7 @@
 
 #include "../../inbox/preview.h"
 #include "../../inbox/release.h"
+#include "../../inbox/tags.h"
 #include "harness.h"
 #include "scalr_email.h"
 
@@ -79,4 +80,22 @@ TEST(send_raw_refuses_bad_input_before_connecting)
                                           &e),
               SCALR_EMAIL_ECONNECT);
     scalr_email_client_free(c);
+}
+
+TEST(tags_normalize_and_validate)
+{
+    char *t = ib_tags_normalize(" a ,b,,A, c\x01" "d ,");
+    CHECK_STR(t, ",a,b,cd,");
+    free(t);
+    t = ib_tags_normalize("");
+    CHECK_STR(t, "");
+    free(t);
+    t = ib_tags_normalize("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22");
+    CHECK_STR(t, ",1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,");
+    free(t);
+    CHECK_INT(ib_tag_valid("ok tag"), 1);
+    CHECK_INT(ib_tag_valid(""), 0);
+    CHECK_INT(ib_tag_valid(" lead"), 0);
+    CHECK_INT(ib_tag_valid("a,b"), 0);
+    CHECK_INT(ib_tag_valid("a\nb"), 0);
 }
