@@ -116,6 +116,88 @@ module.exports = {
 
   tests: [
     {
+      name: 'read state and tags api: X-Tags at delivery, unread count, PUT read/tags, search by tag; MailHog JSON unchanged',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx) {
+        const subject = 'Tagged ' + Date.now();
+        await ctx.deliver({ from: 'app@acme.test', to: ['dev@example.test'],
+          raw: M.plain({ from: 'app@acme.test', to: 'dev@example.test', subject, text: 'hi',
+            extra: ['X-Tags: invoice, Welcome ,invoice'] }) });
+        let list = (await request(ctx.http, 'GET', '/api/scalr/messages')).json;
+        const m = list.items.find((i) => i.subject === subject);
+        assert.equal(m.read, false);
+        assert.deepEqual(m.tags, ['invoice', 'Welcome']);
+        const unread = list.unread;
+        assert.ok(unread >= 1);
+        const put = (p, body, ct = 'application/json') => new Promise((resolve, reject) => {
+          const u = new URL(ctx.http);
+          const req = http.request({ host: u.hostname, port: u.port, method: 'PUT', path: p,
+            headers: { 'Content-Type': ct } }, (res) => {
+            let b = '';
+            res.on('data', (c) => { b += c; });
+            res.on('end', () => resolve({ status: res.statusCode, json: b ? JSON.parse(b) : null }));
+          });
+          req.on('error', reject);
+          req.end(typeof body === 'string' ? body : JSON.stringify(body));
+        });
+        assert.equal((await put('/api/scalr/messages/' + m.id + '/read', { read: true })).status, 200);
+        list = (await request(ctx.http, 'GET', '/api/scalr/messages')).json;
+        assert.equal(list.unread, unread - 1);
+        assert.equal(list.items.find((i) => i.id === m.id).read, true);
+        let r = await put('/api/scalr/messages/' + m.id + '/tags', { tags: ['urgent', 'invoice'] });
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.json.tags, ['urgent', 'invoice']);
+        for (const bad of [{ tags: ['a,b'] }, { tags: [' x'] }, { tags: ['x'.repeat(65)] }, { tags: 'x' }, { read: 1 }])
+          assert.equal((await put('/api/scalr/messages/' + m.id + '/tags', bad)).status, 400, JSON.stringify(bad));
+        assert.equal((await put('/api/scalr/messages/' + m.id + '/read', { read: 'yes' })).status, 400);
+        assert.equal((await put('/api/scalr/messages/' + m.id + '/read', '{"read":true}', 'text/plain')).status, 415);
+        assert.equal((await put('/api/scalr/messages/99999999/read', { read: true })).status, 404);
+        const byTag = (await request(ctx.http, 'GET', '/api/scalr/messages?kind=tag&query=URGENT')).json;
+        assert.deepEqual(byTag.items.map((i) => i.id), [m.id]);
+        assert.equal((await request(ctx.http, 'GET', '/api/scalr/messages?kind=tag&query=urg')).json.total, 0);
+        const unreadOnly = (await request(ctx.http, 'GET', '/api/scalr/messages?kind=unread')).json;
+        assert.ok(unreadOnly.items.every((i) => i.read === false));
+        // The MailHog API keeps its shape: no new keys in its messages.
+        const v2 = (await request(ctx.http, 'GET', '/api/v2/messages?limit=1')).json;
+        assert.deepEqual(Object.keys(v2.items[0]).sort(), ['Content', 'Created', 'From', 'ID', 'MIME', 'Raw', 'To']);
+      },
+    },
+    {
+      name: 'read state ui: unread rows bold and counted in the title, opened = read, tags set in the UI, a chip searches',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const subject = 'Unread welcome ' + Date.now();
+        await ctx.deliver({ from: 'app@acme.test', to: ['dev@example.test'],
+          raw: M.plain({ from: 'app@acme.test', to: 'dev@example.test', subject, text: 'hi', extra: ['X-Tags: onboarding'] }) });
+        const page = env.page;
+        await page.goto(ctx.http);
+        const row = page.locator('#list .item', { hasText: subject }).first();
+        await row.waitFor();
+        assert.match(await row.getAttribute('class'), /\bunread\b/);
+        assert.equal(await row.locator('.from').evaluate((e) => getComputedStyle(e).fontWeight), '700');
+        const unread = (await request(ctx.http, 'GET', '/api/scalr/messages')).json.unread;
+        await page.waitForFunction((n) => document.title === '(' + n + ') Inbox · scalr-email', unread);
+        await row.click();
+        await page.locator('#list .item:not(.unread)', { hasText: subject }).waitFor();
+        await page.waitForFunction((n) => document.title === (n ? '(' + n + ') ' : '') + 'Inbox · scalr-email', unread - 1);
+        assert.deepEqual(await page.locator('#m-tags .tag').allTextContents(), ['onboarding×']);
+        await page.fill('#m-tag-input', 'vip');
+        await page.press('#m-tag-input', 'Enter');
+        await page.locator('#m-tags .tag', { hasText: 'vip' }).waitFor();
+        await page.locator('#list .item', { hasText: subject }).locator('.tag', { hasText: 'vip' }).waitFor();
+        await page.locator('#m-tags .tag', { hasText: 'onboarding' }).locator('.tag-remove').click();
+        await page.waitForFunction(() => document.querySelectorAll('#m-tags .tag').length === 1);
+        await page.locator('#list .item', { hasText: subject }).locator('.tag', { hasText: 'vip' }).click();
+        await page.locator('#count', { hasText: /^1 match$/ }).waitFor();
+        assert.equal(await page.inputValue('#search-kind'), 'tag');
+        assert.equal(await page.inputValue('#search'), 'vip');
+        if (ctx.screenshots) await page.screenshot({ path: path.join(ctx.screenshots, 'inbox-tags.png') });
+        assert.deepEqual(env.errors, []);
+      },
+    },
+    {
       name: 'release ui: no Release button without --release-env',
       skip: (ctx) => ctx.stub,
       skipWhy: 'needs the real inbox',
