@@ -106,6 +106,12 @@ json_t *ib_http_tags_json(const char *stored); /* ",a,b," -> ["a","b"] */
 enum MHD_Result ib_http_state(ib_http *h, struct MHD_Connection *c, const char *method,
                               ib_http_req *r, int64_t id, const char *what);
 
+/* ---- link check (http_links.c) ---- */
+
+/* .../links (GET) or, with check, .../links/check (POST). */
+enum MHD_Result ib_http_links(ib_http *h, struct MHD_Connection *c, const char *method, int64_t id,
+                              int check);
+
 /* ---- release (http_release.c) ---- */
 
 enum MHD_Result ib_http_release_info(struct MHD_Connection *c);

@@ -52,6 +52,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-release /usr/bin/python3 tests/inbox/test_release.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-links /usr/bin/python3 tests/inbox/test_links.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
     SCALR_EMAIL_BIN=build/scalr-email run queue /usr/bin/python3 tests/queue/run.py
     run link bash tests/link/run.sh
@@ -71,6 +72,7 @@ if build SAN=1 BUILD=build-san; then
     SCALR_EMAIL_BIN=build-san/scalr-email QUEUE_SOAK_N=200 run queue-san /usr/bin/python3 tests/queue/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-release-san /usr/bin/python3 tests/inbox/test_release.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run inbox-links-san /usr/bin/python3 tests/inbox/test_links.py
 else
     echo "sanitizer build failed"
     failed=$((failed + 1))
