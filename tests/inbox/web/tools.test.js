@@ -116,6 +116,44 @@ module.exports = {
 
   tests: [
     {
+      name: 'links ui: the list with flags, no request before Check links, statuses after',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const hits = [];
+        const site = http.createServer((req, res) => {
+          hits.push(req.method + ' ' + req.url);
+          res.statusCode = req.url === '/gone' ? 404 : 200;
+          res.end();
+        });
+        await new Promise((r) => site.listen(0, '127.0.0.1', r));
+        try {
+          const base = 'http://127.0.0.1:' + site.address().port;
+          const subject = 'Links ' + Date.now();
+          await ctx.deliver({ from: 'app@acme.test', to: ['dev@example.test'],
+            raw: M.htmlMessage({ from: 'app@acme.test', to: 'dev@example.test', subject, text: 'see ' + base + '/gone',
+              html: '<a href="' + base + '/ok">www.acme.test</a>' }) });
+          const page = env.page;
+          await page.goto(ctx.http);
+          await openSubject(page, subject);
+          await page.click('#m-links');
+          await page.locator('#lk-rows tr').nth(1).waitFor();
+          const rows = await page.locator('#lk-rows tr').allTextContents();
+          assert.equal(rows.length, 2);
+          assert.match(rows[0], /\/ok.*www\.acme\.test.*http:\/\/ \(not encrypted\); the text shows another domain/);
+          assert.deepEqual(hits, []);
+          await page.click('#lk-check');
+          await page.locator('#lk-note', { hasText: 'Checked.' }).waitFor();
+          assert.deepEqual(await page.locator('#lk-rows .lk-status').allTextContents(), ['200', '404']);
+          assert.deepEqual(hits.sort(), ['HEAD /gone', 'HEAD /ok']);
+          await page.click('#lk-close');
+          assert.deepEqual(env.errors, []);
+        } finally {
+          site.close();
+        }
+      },
+    },
+    {
       name: 'read state and tags api: X-Tags at delivery, unread count, PUT read/tags, search by tag; MailHog JSON unchanged',
       skip: (ctx) => ctx.stub,
       skipWhy: 'needs the real inbox',
