@@ -53,6 +53,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-release /usr/bin/python3 tests/inbox/test_release.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-links /usr/bin/python3 tests/inbox/test_links.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-container /usr/bin/python3 tests/inbox/test_container.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
     SCALR_EMAIL_BIN=build/scalr-email run queue /usr/bin/python3 tests/queue/run.py
     run link bash tests/link/run.sh
