@@ -214,7 +214,9 @@ module.exports = {
         const row = page.locator('#list .item', { hasText: subject }).first();
         await row.waitFor();
         assert.match(await row.getAttribute('class'), /\bunread\b/);
-        assert.equal(await row.locator('.from').evaluate((e) => getComputedStyle(e).fontWeight), '700');
+        // the list is redrawn on every store change: look the row up afresh
+        await page.waitForFunction((s) => [...document.querySelectorAll('#list .item.unread')]
+          .some((li) => li.textContent.includes(s) && getComputedStyle(li.querySelector('.from')).fontWeight === '700'), subject);
         const unread = (await request(ctx.http, 'GET', '/api/scalr/messages')).json.unread;
         await page.waitForFunction((n) => document.title === '(' + n + ') Inbox · scalr-email', unread);
         await row.click();
