@@ -116,6 +116,36 @@ module.exports = {
 
   tests: [
     {
+      name: 'html check ui: a feature Outlook lacks listed with its line; scores per client family',
+      skip: (ctx) => ctx.stub,
+      skipWhy: 'needs the real inbox',
+      async fn(ctx, env) {
+        const subject = 'Flexbox invoice ' + Date.now();
+        const html = '<!doctype html>\n<html>\n<body>\n<p>Hello</p>\n<div style="display: flex; color: red">\n' +
+          '<span>a</span></div>\n</body>\n</html>';
+        await ctx.deliver({ from: 'app@acme.test', to: ['dev@example.test'],
+          raw: M.htmlMessage({ from: 'app@acme.test', to: 'dev@example.test', subject, text: 'x', html }) });
+        const page = env.page;
+        await page.goto(ctx.http);
+        await openSubject(page, subject);
+        await page.click('#m-htmlcheck');
+        const row = page.locator('#hc-rows tr[data-slug="css-display-flex"]');
+        await row.waitFor();
+        assert.equal(await row.locator('.hc-line').textContent(), '5');
+        assert.match(await row.locator('.hc-bad').textContent(), /Outlook \(.*Windows/);
+        assert.match(await page.textContent('#hc-note'), /features found/);
+        const outlook = await page.locator('#hc-scores [data-family="outlook"]').textContent();
+        assert.match(outlook, /^Outlook \d+%$/);
+        assert.ok(Number(/(\d+)%/.exec(outlook)[1]) < 100);
+        // the data file and its licence are served with the page
+        const lic = await request(ctx.http, 'GET', '/caniemail-LICENSE.txt');
+        assert.equal(lic.status, 200);
+        assert.match(lic.body, /MIT License/);
+        await page.click('#hc-close');
+        assert.deepEqual(env.errors, []);
+      },
+    },
+    {
       name: 'links ui: the list with flags, no request before Check links, statuses after',
       skip: (ctx) => ctx.stub,
       skipWhy: 'needs the real inbox',
