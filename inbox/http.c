@@ -405,6 +405,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
         return ib_http_state(h, c, method, r, id, rest + 1); /* http_state.c */
     if (!mailhog && (strcmp(rest, "/links") == 0 || strcmp(rest, "/links/check") == 0))
         return ib_http_links(h, c, method, id, rest[6] != '\0'); /* http_links.c */
+    if (!mailhog && strcmp(rest, "/htmlcheck") == 0)
+        return ib_http_htmlcheck(h, c, method, id); /* http_htmlcheck.c */
     if (!mailhog && strcmp(rest, "/release") == 0)
         return ib_http_release(h, c, method, r, id); /* http_release.c */
     if (!is_get(method))

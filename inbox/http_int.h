@@ -112,6 +112,11 @@ enum MHD_Result ib_http_state(ib_http *h, struct MHD_Connection *c, const char *
 enum MHD_Result ib_http_links(ib_http *h, struct MHD_Connection *c, const char *method, int64_t id,
                               int check);
 
+/* ---- HTML check (http_htmlcheck.c) ---- */
+
+enum MHD_Result ib_http_htmlcheck(ib_http *h, struct MHD_Connection *c, const char *method,
+                                  int64_t id);
+
 /* ---- release (http_release.c) ---- */
 
 enum MHD_Result ib_http_release_info(struct MHD_Connection *c);

@@ -2,13 +2,13 @@
 // data (caniemail.json, MIT, from the npm package `caniemail`; refreshed by
 // scripts/update-caniemail.sh).  Lists each feature the HTML uses that some
 // mail client family does not support, with the clients and the first line
-// where it appears, and a score per family.  Runs in the page, on request;
+// where it appears, and a score per family, from
+// GET /api/scalr/messages/{id}/htmlcheck (http_htmlcheck.c), on request;
 // values go in with textContent only; app.js needs no change.
 'use strict';
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  let data = null;
 
   function el(tag, attrs, text) {
     const e = document.createElement(tag);
@@ -17,113 +17,37 @@
     return e;
   }
 
-  const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-  // A regular expression for a feature, from its title; null: not checked.
-  function pattern(f) {
-    const t = f.title;
-    let m;
-    if (f.category === 'css') {
-      if ((m = /^([a-z-]+)\s*:\s*([a-z-]+)$/.exec(t))) return new RegExp('(^|[\\s;{"\'])' + esc(m[1]) + '\\s*:\\s*' + esc(m[2]) + '\\b', 'i');
-      if (/^[a-z-]+$/.test(t)) return new RegExp('(^|[\\s;{"\'])' + esc(t) + '\\s*:', 'i');
-      if (/^::?[a-z-]+$/.test(t)) return new RegExp('[a-z0-9*\\])]' + esc(t) + '(?![a-z-])', 'i');
-      if ((m = /^@media \(([a-z-]+)\)$/.exec(t))) return new RegExp('@media[^{]*' + esc(m[1]), 'i');
-      if ((m = /^@([a-z-]+)$/.exec(t))) return new RegExp('@' + esc(m[1]) + '\\b', 'i');
-      return null;
-    }
-    if (f.category === 'html') {
-      if ((m = /^<([a-z0-9]+) type="([a-z-]+)"> element$/.exec(t))) return new RegExp('<' + m[1] + '\\b[^>]*type\\s*=\\s*["\']?' + m[2] + '\\b', 'i');
-      if ((m = /^<([a-z0-9]+)> element$/.exec(t))) return new RegExp('<' + m[1] + '[\\s>/]', 'i');
-      if ((m = /^([a-z-]+) attribute$/.exec(t))) return new RegExp('<[a-z][^>]*\\s' + esc(m[1]) + '\\s*=', 'i');
-    }
-    return null;
-  }
-
-  // The newest result per platform of one family: "y", "a", "n" or "u".
-  function support(stats) {
-    const out = {};
-    for (const platform in stats || {}) {
-      const versions = Object.keys(stats[platform]);
-      const v = String(stats[platform][versions[versions.length - 1]] || 'u').trim()[0];
-      out[platform] = v;
-    }
-    return out;
-  }
-
-  function lineOf(html, index) {
-    let n = 1;
-    for (let i = 0; i < index; i++) if (html.charCodeAt(i) === 10) n++;
-    return n;
-  }
-
-  function check(html) {
-    const families = data.nicenames.family;
-    const found = [];
-    for (const f of data.data) {
-      const re = pattern(f);
-      if (!re) continue;
-      const m = re.exec(html);
-      if (!m) continue;
-      const bad = [];
-      const partial = [];
-      const perFamily = {};
-      for (const fam in f.stats) {
-        const s = support(f.stats[fam]);
-        const plats = Object.keys(s);
-        const no = plats.filter((p) => s[p] === 'n');
-        const part = plats.filter((p) => s[p] === 'a');
-        perFamily[fam] = no.length ? 'n' : part.length ? 'a' : plats.every((p) => s[p] === 'y') ? 'y' : 'u';
-        const name = (families[fam] || fam);
-        const pn = (p) => (data.nicenames.platform[p] || p);
-        if (no.length) bad.push(name + ' (' + no.map(pn).join(', ') + ')');
-        else if (part.length) partial.push(name + ' (' + part.map(pn).join(', ') + ')');
-      }
-      found.push({ f, line: lineOf(html, m.index + (m[1] ? m[1].length : 0)), bad, partial, perFamily });
-    }
-    const scores = {};
-    for (const fam in families) {
-      const rated = found.filter((x) => x.perFamily[fam] && x.perFamily[fam] !== 'u');
-      if (!rated.length) continue;
-      const ok = rated.reduce((a, x) => a + (x.perFamily[fam] === 'y' ? 1 : x.perFamily[fam] === 'a' ? 0.5 : 0), 0);
-      scores[fam] = Math.round(100 * ok / rated.length);
-    }
-    return { found, scores };
-  }
-
   function render(r) {
-    const fams = Object.keys(r.scores).sort((a, b) => r.scores[a] - r.scores[b]);
+    const fams = Object.keys(r.scores).sort((a, b) => r.scores[a].score - r.scores[b].score);
     $('hc-scores').replaceChildren(...fams.map((f) =>
-      el('span', { class: 'hc-score' + (r.scores[f] < 80 ? ' hc-low' : ''), 'data-family': f },
-        (data.nicenames.family[f] || f) + ' ' + r.scores[f] + '%')));
-    const issues = r.found.filter((x) => x.bad.length || x.partial.length);
-    $('hc-rows').replaceChildren(...issues.map((x) => {
-      const tr = el('tr', { 'data-slug': x.f.slug });
+      el('span', { class: 'hc-score' + (r.scores[f].score < 80 ? ' hc-low' : ''), 'data-family': f },
+        r.scores[f].name + ' ' + r.scores[f].score + '%')));
+    const who = (list) => list.map((c) => c.name + ' (' + c.platforms.join(', ') + ')').join('; ');
+    $('hc-rows').replaceChildren(...r.features.map((x) => {
+      const tr = el('tr', { 'data-slug': x.slug });
       const name = el('td', { class: 'hc-feature' });
-      name.append(el('a', { href: x.f.url, target: '_blank', rel: 'noopener noreferrer' }, x.f.title));
+      name.append(el('a', { href: x.url, target: '_blank', rel: 'noopener noreferrer' }, x.title));
       tr.append(name, el('td', { class: 'hc-line' }, x.line),
-        el('td', { class: 'hc-bad' }, x.bad.join('; ')), el('td', { class: 'hc-partial' }, x.partial.join('; ')));
+        el('td', { class: 'hc-bad' }, who(x.unsupported)), el('td', { class: 'hc-partial' }, who(x.partial)));
       return tr;
     }));
-    $('hc-note').textContent = r.found.length + ' features found, ' + issues.length +
-      ' not supported everywhere (caniemail data of ' + data.last_update_date + ').';
+    $('hc-note').textContent = r.found + ' features found, ' + r.features.length +
+      ' not supported everywhere (caniemail data of ' + r.data_date + ').';
   }
 
   async function run() {
     const m = /\/api\/v1\/messages\/(\d+)\/download$/.exec($('m-download').getAttribute('href') || '');
     if (!m) return;
     $('hc-note').textContent = 'Checking…';
+    $('hc-rows').replaceChildren();
+    $('hc-scores').replaceChildren();
     try {
-      if (!data) data = await (await fetch('/caniemail.json')).json();
-      const msg = await (await fetch('/api/scalr/messages/' + m[1], { headers: { Accept: 'application/json' } })).json();
-      if (msg.html === null || msg.html === undefined) {
-        $('hc-rows').replaceChildren();
-        $('hc-scores').replaceChildren();
-        $('hc-note').textContent = 'This message has no HTML part.';
-        return;
-      }
-      render(check(msg.html));
+      const res = await fetch('/api/scalr/messages/' + m[1] + '/htmlcheck', { headers: { Accept: 'application/json' } });
+      const j = await res.json();
+      if (!res.ok) throw new Error(j.error || res.status);
+      render(j);
     } catch (e) {
-      $('hc-note').textContent = 'Failed: ' + e.message;
+      $('hc-note').textContent = e.message === 'this message has no HTML part' ? 'This message has no HTML part.' : 'Failed: ' + e.message;
     }
   }
 

@@ -1,7 +1,7 @@
-"""The inbox's link check: every link and image of a message listed with its
+"""The inbox's message checks.  The link check: every link and image of a message listed with its
 flags (http://, a link text showing another domain), and checked only on
 request, against a local http.server (200, 404, a 405 to HEAD, a redirect)
-and a closed port.  Run:
+and a closed port.  The HTML check against the bundled caniemail data.  Run:
   SCALR_EMAIL_BIN=build/scalr-email /usr/bin/python3 tests/inbox/test_links.py
 Ends with "inbox-links: N passed, N failed".  Every server started is stopped."""
 
@@ -155,6 +155,33 @@ def test_links_listed_flagged_and_checked_only_on_request():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_html_check_api_lists_unsupported_features_with_lines():
+    """GET /api/scalr/messages/{id}/htmlcheck against the bundled caniemail data."""
+    ib = Inbox()
+    try:
+        html = ('<!doctype html>\r\n<html>\r\n<body>\r\n<p>Hi</p>\r\n'
+                '<div style="color: red; display:flex">\r\n<dfn>x</dfn></div>\r\n</body>\r\n</html>')
+        mid = ib.deliver(("From: a@example.test\r\nSubject: h\r\nContent-Type: text/html\r\n\r\n"
+                          + html + "\r\n").encode())
+        st, j = ib.api("GET", "/api/scalr/messages/%d/htmlcheck" % mid)
+        assert st == 200, st
+        by = {f["slug"]: f for f in j["features"]}
+        flex = by["css-display-flex"]
+        assert flex["line"] == 5 and flex["title"] == "display:flex", flex
+        outlook = [u for u in flex["unsupported"] if u["family"] == "outlook"]
+        assert outlook and "Windows" in outlook[0]["platforms"], flex["unsupported"]
+        assert by["html-dfn"]["line"] == 6, by["html-dfn"]
+        assert "css-display-grid" not in by
+        assert 0 <= j["scores"]["outlook"]["score"] < 100 and j["scores"]["outlook"]["name"] == "Outlook", j["scores"]
+        assert j["found"] >= len(j["features"]) and j["data_date"], j
+        text = ib.deliver(b"From: a@example.test\r\nSubject: t\r\n\r\nplain\r\n")
+        assert ib.api("GET", "/api/scalr/messages/%d/htmlcheck" % text)[0] == 404
+        assert ib.api("POST", "/api/scalr/messages/%d/htmlcheck" % mid)[0] == 405
+        ib.stop()
+    finally:
+        pass
 
 
 def main():
