@@ -26,10 +26,10 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # The inbox (`scalr-email inbox`) and its unit tests need SQLite,
-# libmicrohttpd and jansson; INBOX=0 builds the library and command without it.
+# libmicrohttpd, jansson and libcurl (the link check); INBOX=0 builds the library and command without it.
 INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
-               tests/unit/test_mimeparse.c
+               tests/unit/test_mimeparse.c tests/unit/test_release.c
 # send-batch reads JSON Lines; the library links jansson for templates.
 CLI_LIBS := -ljansson -lmicrohttpd
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
@@ -38,7 +38,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 ifeq ($(INBOX),1)
 INBOX_SRC := $(sort $(wildcard inbox/*.c))
 INBOX_OBJ := $(INBOX_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/web_assets.o
-INBOX_LIBS := -lsqlite3 -lmicrohttpd -ljansson
+INBOX_LIBS := -lsqlite3 -lmicrohttpd -ljansson -lcurl
 CLI_CPPFLAGS := -DSCALR_EMAIL_INBOX=1
 else
 UNIT_SRC := $(filter-out $(INBOX_TESTS),$(UNIT_SRC))

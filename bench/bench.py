@@ -927,6 +927,14 @@ def main():
         with open(BENCH / "RESULTS.md", "a") as f:
             f.write("\n## The inbox's memory\n\nNot measured: %s\n" % e)
 
+    # The inbox page with 10,000 messages (issue 13): first paint, between markers.
+    try:
+        import inbox_paint
+        inbox_paint.write_results(inbox_paint.section(inbox_paint.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## The inbox page with 10,000 messages\n\nNot measured: %s\n" % e)
+
     # The durable queue (issue 9): its own section, between markers.
     try:
         import queue_bench

@@ -294,6 +294,7 @@ static void meta_free(ib_http_meta *m)
     free(m->from);
     free(m->to);
     free(m->subject);
+    free(m->tags);
 }
 
 static char *dup0(const char *s)
@@ -316,6 +317,8 @@ static int copy_meta(void *arg, const ib_summary *s)
     m->from = dup0(s->from);
     m->to = dup0(s->to);
     m->subject = dup0(s->subject);
+    m->seen = s->seen;
+    m->tags = dup0(s->tags);
     return 0;
 }
 
@@ -384,7 +387,7 @@ static enum MHD_Result static_file(struct MHD_Connection *c, const char *url, co
 }
 
 static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char *method,
-                                int64_t id, const char *rest, int mailhog)
+                                int64_t id, const char *rest, int mailhog, ib_http_req *r)
 {
     if (*rest == '\0') {
         if (strcmp(method, "DELETE") == 0) {
@@ -399,6 +402,14 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
     }
     if (mailhog && strcmp(rest, "/release") == 0)
         return ib_http_send_error(c, 501, "releasing messages to another server is not supported");
+    if (!mailhog && (strcmp(rest, "/read") == 0 || strcmp(rest, "/tags") == 0))
+        return ib_http_state(h, c, method, r, id, rest + 1); /* http_state.c */
+    if (!mailhog && (strcmp(rest, "/links") == 0 || strcmp(rest, "/links/check") == 0))
+        return ib_http_links(h, c, method, id, rest[6] != '\0'); /* http_links.c */
+    if (!mailhog && strcmp(rest, "/htmlcheck") == 0)
+        return ib_http_htmlcheck(h, c, method, id); /* http_htmlcheck.c */
+    if (!mailhog && strcmp(rest, "/release") == 0)
+        return ib_http_release(h, c, method, r, id); /* http_release.c */
     if (!is_get(method))
         return ib_http_not_allowed(c, "GET, HEAD");
     if (mailhog && strcmp(rest, "/download") == 0)
@@ -462,11 +473,13 @@ static enum MHD_Result route(ib_http *h, struct MHD_Connection *c, const char *u
         return url[5] == 'v' ? ib_http_mh_list(h, c, NULL, 1) : ib_http_scalr_list(h, c);
     }
     if (match_id(url, "/api/v1/messages/", &id, &rest))
-        return messages(h, c, method, id, rest, 1);
+        return messages(h, c, method, id, rest, 1, r);
     if (match_id(url, "/api/scalr/messages/", &id, &rest))
-        return messages(h, c, method, id, rest, 0);
+        return messages(h, c, method, id, rest, 0, r);
     if (strcmp(url, "/api/scalr/events") == 0)
         return is_get(method) ? ib_http_events(h, c) : ib_http_not_allowed(c, "GET, HEAD");
+    if (strcmp(url, "/api/scalr/release") == 0)
+        return is_get(method) ? ib_http_release_info(c) : ib_http_not_allowed(c, "GET, HEAD");
     if (strcmp(url, "/api/scalr/chaos") == 0)
         return ib_http_chaos(h, c, method, r);
     if (strncmp(url, "/api/scalr/queue", 16) == 0 && (url[16] == '\0' || url[16] == '/'))

@@ -66,6 +66,8 @@ typedef struct ib_http_meta {
     char *mail_from, *rcpt, *helo, *from, *to, *subject;
     int has_attachments;
     size_t bare_lf, bare_cr;
+    int seen;
+    char *tags; /* ",a,b," */
 } ib_http_meta;
 
 typedef struct ib_http_loaded {
@@ -97,5 +99,30 @@ enum MHD_Result ib_http_scalr_deliverability(ib_http *h, struct MHD_Connection *
 enum MHD_Result ib_http_events(ib_http *h, struct MHD_Connection *c);
 enum MHD_Result ib_http_chaos(ib_http *h, struct MHD_Connection *c, const char *method,
                               ib_http_req *r);
+
+/* ---- read state and tags (http_state.c) ---- */
+
+json_t *ib_http_tags_json(const char *stored); /* ",a,b," -> ["a","b"] */
+/* /api/scalr/messages/{id}/read (PUT {"read": bool}) and .../tags (GET,
+ * PUT {"tags": [...]}); what is "read" or "tags". */
+enum MHD_Result ib_http_state(ib_http *h, struct MHD_Connection *c, const char *method,
+                              ib_http_req *r, int64_t id, const char *what);
+
+/* ---- link check (http_links.c) ---- */
+
+/* .../links (GET) or, with check, .../links/check (POST). */
+enum MHD_Result ib_http_links(ib_http *h, struct MHD_Connection *c, const char *method, int64_t id,
+                              int check);
+
+/* ---- HTML check (http_htmlcheck.c) ---- */
+
+enum MHD_Result ib_http_htmlcheck(ib_http *h, struct MHD_Connection *c, const char *method,
+                                  int64_t id);
+
+/* ---- release (http_release.c) ---- */
+
+enum MHD_Result ib_http_release_info(struct MHD_Connection *c);
+enum MHD_Result ib_http_release(ib_http *h, struct MHD_Connection *c, const char *method,
+                                ib_http_req *r, int64_t id);
 
 #endif

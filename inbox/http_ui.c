@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "mimeparse.h"
+#include "preview.h"
 #include "util/buf.h"
 
 #define MAX_STREAMS 32           /* concurrent event streams               */
@@ -75,12 +76,13 @@ static int summary_json(void *arg, const ib_summary *s)
     char created[40];
     ib_http_rfc3339(created, sizeof created, s->created_ms);
     json_t *o =
-        json_pack("{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b, s:o*}", "id",
+        json_pack("{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b, s:o*, s:b, s:o*}", "id",
                   (json_int_t)s->id, "created", created, "created_ms", (json_int_t)s->created_ms,
                   "size", (json_int_t)s->size, "from", ib_http_jstr(s->from), "to",
                   ib_http_jstr(s->to), "subject", ib_http_jstr(s->subject), "mail_from",
                   ib_http_jstr(s->mail_from), "rcpt", ib_http_jstr(s->rcpt), "has_attachments",
-                  s->has_attachments, "warning", warning_json(s->bare_lf, s->bare_cr));
+                  s->has_attachments, "warning", warning_json(s->bare_lf, s->bare_cr), "read",
+                  s->seen, "tags", ib_http_tags_json(s->tags));
     return !o || json_array_append_new(arg, o) != 0;
 }
 
@@ -90,13 +92,17 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
     const char *query = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "query");
     if (kind && !*kind)
         kind = NULL;
-    if (!query || !*query)
+    if (kind && !strcmp(kind, "unread"))
+        query = ""; /* needs none */
+    else if (!query || !*query)
         kind = NULL;
     else if (!kind)
         kind = "containing";
-    if (kind && strcmp(kind, "from") != 0 && strcmp(kind, "to") != 0 &&
-        strcmp(kind, "containing") != 0)
-        return ib_http_send_error(c, 400, "kind must be from, to or containing");
+    if (kind && !strcmp(kind, "unread"))
+        ;
+    else if (kind && strcmp(kind, "from") != 0 && strcmp(kind, "to") != 0 &&
+             strcmp(kind, "containing") != 0 && strcmp(kind, "tag") != 0)
+        return ib_http_send_error(c, 400, "kind must be from, to, containing, tag or unread");
     int64_t start = ib_http_arg_int(c, "start", 0, INT64_MAX / 2),
             limit = ib_http_arg_int(c, "limit", 50, 500);
     json_t *items = json_array();
@@ -115,8 +121,8 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
              (unsigned long long)u.cap);
     return ib_http_send_json(
         c, 200,
-        json_pack("{s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:o}}", "total",
-                  (json_int_t)total, "count", (json_int_t)json_array_size(items), "start",
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:o}}", "total",
+                  (json_int_t)total, "unread", (json_int_t)ib_store_unseen(h->st), "count", (json_int_t)json_array_size(items), "start",
                   (json_int_t)start, "version", (json_int_t)ib_store_version(h->st), "items", items,
                   "store", "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
                   (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes,
@@ -412,6 +418,9 @@ enum MHD_Result ib_http_scalr_html(ib_http *h, struct MHD_Connection *c, int64_t
     const ib_part *p = &pm.parts[pm.html];
     se_buf out = {0};
     inline_cids(&out, &pm, p->body, p->body_len);
+    const char *scheme = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "scheme");
+    if (scheme && strcmp(scheme, "dark") == 0 && ib_preview_dark(&out) < 0)
+        out.oom = 1; /* preview.c: the dark-mode preview */
     char ctype[80] = "text/html; charset=utf-8";
     if (p->charset && strlen(p->charset) < 40 &&
         strspn(p->charset, "abcdefghijklmnopqrstuvwxyz0123456789-_.:") == strlen(p->charset))

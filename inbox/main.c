@@ -15,6 +15,7 @@
 #include "http.h"
 #include "http_queue.h"
 #include "http_templates.h"
+#include "release.h"
 #include "server.h"
 #include "store.h"
 
@@ -31,6 +32,7 @@ static const char usage[] =
     "                         [--templates DIR]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
     "                         [--max-memory SIZE]\n"
+    "                         [--release-env FILE --release-allow PATTERN ...]\n"
     "\n"
     "A local mail catcher: SMTP on 127.0.0.1:1025, web UI and API on 127.0.0.1:8025.\n"
     "  --smtp, --http   where to listen; port 0 picks a free port (printed when ready)\n"
@@ -51,6 +53,12 @@ static const char usage[] =
     "  --allow-host NAME  also answer web requests for this Host name, no port (e.g. a\n"
     "                   compose service name, or [fd00::5]); names other than localhost,\n"
     "                   127.0.0.1, [::1] and the --http host get 403 (DNS rebinding)\n"
+    "  --release-env FILE  relay for releasing caught messages to real mailboxes (UI\n"
+    "                   button, POST /api/scalr/messages/ID/release): SMTP_HOST, SMTP_PORT,\n"
+    "                   SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM... as for `scalr-email send`\n"
+    "  --release-allow PATTERN  who a message may be released to: 'me@example.com',\n"
+    "                   '*@example.com' ('*' only before the @), or '*' for anyone; needed\n"
+    "                   with --release-env, repeatable (at most 32)\n"
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n"
     "  --templates DIR  preview every template of DIR rendered with its sample.json in the\n"
@@ -59,7 +67,8 @@ static const char usage[] =
 typedef struct opts {
     char smtp_host[256], http_host[256];
     unsigned smtp_port, http_port;
-    const char *db, *cert, *key, *auth, *auth_expired, *queue, *templates;
+    const char *db, *cert, *key, *auth, *auth_expired, *queue, *templates, *release_env;
+    int n_allow;
     int implicit;
     unsigned long max_size, max_conn, idle, max_per_client;
     unsigned long long max_memory;
@@ -207,6 +216,13 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--idle-timeout")) {
             if (parse_ulong(v, 1, 86400, &o->idle) < 0)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
+        } else if (!strcmp(name, "--release-env")) {
+            o->release_env = v;
+        } else if (!strcmp(name, "--release-allow")) {
+            char why[400];
+            if (ib_release_allow(v, why, sizeof why) < 0)
+                return bad("%s", why);
+            o->n_allow++;
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
         } else if (!strcmp(name, "--templates")) {
@@ -227,6 +243,11 @@ static int parse_opts(int argc, char **argv, opts *o)
     }
     if (!o->cert != !o->key)
         return bad("--tls-cert and --tls-key go together");
+    if (o->release_env && !o->n_allow)
+        return bad("--release-env needs at least one --release-allow PATTERN (e.g. "
+                   "'*@example.com'), so the inbox is not an open relay");
+    if (o->n_allow && !o->release_env)
+        return bad("--release-allow needs --release-env FILE (the relay)");
     if (o->implicit && !o->cert)
         return bad("--tls-implicit needs --tls-cert and --tls-key");
     return 0;
@@ -313,6 +334,15 @@ int inbox_main(int argc, char **argv)
         rc = EX_NOINPUT;
         goto out;
     }
+    if (o.release_env) {
+        scalr_email_code qc = ib_release_init(o.release_env, o.smtp_host, o.smtp_port, why,
+                                              sizeof why);
+        if (qc != SCALR_EMAIL_OK) {
+            fprintf(stderr, "scalr-email inbox: %s\n", why);
+            rc = EX_CONFIG;
+            goto out;
+        }
+    }
     if (ib_http_start(&http, o.http_host, o.http_port, st, chaos, why, sizeof why) < 0) {
         fprintf(stderr, "scalr-email inbox: %s\n", why);
         rc = EX_UNAVAILABLE;
@@ -336,6 +366,7 @@ out:
     ib_chaos_free(chaos);
     ib_http_queue_free();
     ib_http_templates_free();
+    ib_release_free();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

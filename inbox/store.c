@@ -11,6 +11,7 @@
  * one transaction (one fsync with synchronous=FULL), then wakes the others.
  * Each caller returns only once its own message is committed. */
 #include "store.h"
+#include "tags.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -36,6 +37,7 @@ typedef struct pending {
     int64_t created_ms;
     char *from, *to, *cc, *subject; /* decoded headers, or NULL */
     char *rcpt;                     /* envelope recipients joined by ", " */
+    char *tags;                     /* from X-Tags (tags.h), or NULL */
     int has_attachments;
     int done;
     int rc;
@@ -74,19 +76,25 @@ static const char schema[] =
     " mail_from TEXT NOT NULL, rcpt TEXT NOT NULL, helo TEXT NOT NULL, peer TEXT NOT NULL,"
     " hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL, hdr_cc TEXT NOT NULL,"
     " subject TEXT NOT NULL, has_attachments INTEGER NOT NULL,"
-    " bare_lf INTEGER NOT NULL DEFAULT 0, bare_cr INTEGER NOT NULL DEFAULT 0);"
+    " bare_lf INTEGER NOT NULL DEFAULT 0, bare_cr INTEGER NOT NULL DEFAULT 0,"
+    " seen INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "PRAGMA user_version = 2;";
+    "PRAGMA user_version = 3;";
 /* Version 1 had no count of bare line endings. */
 static const char from_v1[] = "BEGIN;"
                               "ALTER TABLE messages ADD COLUMN bare_lf INTEGER NOT NULL DEFAULT 0;"
                               "ALTER TABLE messages ADD COLUMN bare_cr INTEGER NOT NULL DEFAULT 0;"
                               "PRAGMA user_version = 2; COMMIT;";
+/* Version 2 had no read state and no tags (tags.h: ",a,b,"). */
+static const char from_v2[] = "BEGIN;"
+                              "ALTER TABLE messages ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;"
+                              "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';"
+                              "PRAGMA user_version = 3; COMMIT;";
 
 #define SUMMARY_COLS                                                                               \
     "m.id, m.created_ms, m.size, m.mail_from, m.rcpt, m.hdr_from, m.hdr_to, m.subject, "           \
-    "m.helo, m.has_attachments, m.bare_lf, m.bare_cr"
-#define RAW_COL 12 /* r.data after SUMMARY_COLS */
+    "m.helo, m.has_attachments, m.bare_lf, m.bare_cr, m.seen, m.tags"
+#define RAW_COL 14 /* r.data after SUMMARY_COLS */
 
 static void set_why(char *why, size_t whylen, const char *what, sqlite3 *db)
 {
@@ -193,7 +201,7 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     if (open_db(&st->w, path ? path : ":memory:", rw, why, whylen) < 0)
         goto fail;
     int v = pragma_int(st->w, "PRAGMA user_version");
-    if (v < 0 || v > 2) {
+    if (v < 0 || v > 3) {
         if (why && whylen)
             snprintf(why, whylen, "%s: not an inbox database (user_version %d)", path, v);
         goto fail;
@@ -220,7 +228,8 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
         if (exec(st->w, sql, why, whylen) < 0)
             goto fail;
     }
-    if (v == 1 && exec(st->w, from_v1, why, whylen) < 0) {
+    if ((v == 1 && exec(st->w, from_v1, why, whylen) < 0) ||
+        ((v == 1 || v == 2) && exec(st->w, from_v2, why, whylen) < 0)) {
         sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL); /* all or nothing */
         goto fail;
     }
@@ -241,8 +250,8 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     }
     if (sqlite3_prepare_v3(st->w,
                            "INSERT INTO messages (created_ms, size, mail_from, rcpt, helo, peer,"
-                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr, tags)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, SQLITE_PREPARE_PERSISTENT, &st->ins_msg, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(st->w, "INSERT INTO raw (id, data) VALUES (?,?)", -1,
                            SQLITE_PREPARE_PERSISTENT, &st->ins_raw, NULL) != SQLITE_OK) {
@@ -322,6 +331,7 @@ static int insert_one(ib_store *st, pending *p)
     sqlite3_bind_int(m, 11, p->has_attachments);
     sqlite3_bind_int64(m, 12, (sqlite3_int64)p->env->bare_lf);
     sqlite3_bind_int64(m, 13, (sqlite3_int64)p->env->bare_cr);
+    bind_text(m, 14, p->tags ? p->tags : "");
     int rc = sqlite3_step(m);
     sqlite3_reset(m);
     sqlite3_clear_bindings(m);
@@ -432,6 +442,11 @@ static int fill_summary(pending *p)
     p->to = ib_header_get(p->raw, p->len, "To");
     p->cc = ib_header_get(p->raw, p->len, "Cc");
     p->subject = ib_header_get(p->raw, p->len, "Subject");
+    char *xt = ib_header_get(p->raw, p->len, "X-Tags");
+    if (xt) {
+        p->tags = ib_tags_normalize(xt);
+        free(xt);
+    }
     ib_part *parts = NULL;
     size_t n = 0;
     if (ib_mime_parts(p->raw, p->len, &parts, &n) == 0) {
@@ -461,6 +476,7 @@ static void free_summary(pending *p)
     free(p->cc);
     free(p->subject);
     free(p->rcpt);
+    free(p->tags);
 }
 
 static int add(ib_store *st, pending *pme, int64_t *id_out, char *why, size_t whylen);
@@ -568,20 +584,25 @@ static int add(ib_store *st, pending *pme, int64_t *id_out, char *why, size_t wh
     return 0;
 }
 
-/* "%query%" for LIKE, with the wildcards of the query itself escaped. */
-static char *like_pattern(const char *q)
+/* "%query%" for LIKE (with tag: "%,query,%"), with the wildcards of the
+ * query itself escaped. */
+static char *like_pattern(const char *q, int tag)
 {
     size_t n = strlen(q);
-    char *p = malloc(2 * n + 3);
+    char *p = malloc(2 * n + 5);
     if (!p)
         return NULL;
     char *o = p;
     *o++ = '%';
+    if (tag)
+        *o++ = ',';
     for (size_t i = 0; i < n; i++) {
         if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
             *o++ = '\\';
         *o++ = q[i];
     }
+    if (tag)
+        *o++ = ',';
     *o++ = '%';
     *o = '\0';
     return p;
@@ -596,6 +617,10 @@ static const char *filter_sql(const char *kind)
     if (!strcmp(kind, "to"))
         return " WHERE (m.hdr_to LIKE ?1 ESCAPE '\\' OR m.hdr_cc LIKE ?1 ESCAPE '\\'"
                " OR m.rcpt LIKE ?1 ESCAPE '\\')";
+    if (!strcmp(kind, "tag")) /* the pattern is "%,TAG,%" (tags.h) */
+        return " WHERE m.tags LIKE ?1 ESCAPE '\\'";
+    if (!strcmp(kind, "unread"))
+        return " WHERE m.seen = 0";
     if (!strcmp(kind, "containing"))
         return " WHERE (m.subject LIKE ?1 ESCAPE '\\' OR m.hdr_from LIKE ?1 ESCAPE '\\'"
                " OR m.hdr_to LIKE ?1 ESCAPE '\\' OR EXISTS (SELECT 1 FROM raw r"
@@ -623,6 +648,8 @@ static void read_summary(sqlite3_stmt *q, ib_summary *s)
     s->has_attachments = sqlite3_column_int(q, 9);
     s->bare_lf = (size_t)sqlite3_column_int64(q, 10);
     s->bare_cr = (size_t)sqlite3_column_int64(q, 11);
+    s->seen = sqlite3_column_int(q, 12);
+    s->tags = col_text(q, 13);
 }
 
 int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,
@@ -632,7 +659,8 @@ int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t sta
     if (!where)
         return -1;
     char *pat = NULL;
-    if (kind && !(pat = like_pattern(query ? query : "")))
+    if (kind && strcmp(kind, "unread") != 0 &&
+        !(pat = like_pattern(query ? query : "", strcmp(kind, "tag") == 0)))
         return -1;
     char count_sql[512], list_sql[640];
     snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM messages m%s", where);
@@ -779,6 +807,52 @@ int ib_store_delete_all(ib_store *st)
 {
     int rc = delete_where(st, "DELETE FROM messages", -1);
     return rc < 0 ? -1 : 0;
+}
+
+/* One UPDATE of one message; 1 changed, 0 no such message, -1 error. */
+static int update_one(ib_store *st, const char *sql, int64_t id, int ival, const char *sval)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = -1;
+    pthread_mutex_lock(&st->wlock);
+    if (sqlite3_prepare_v2(st->w, sql, -1, &q, NULL) == SQLITE_OK) {
+        if (sval)
+            sqlite3_bind_text(q, 1, sval, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int(q, 1, ival);
+        sqlite3_bind_int64(q, 2, id);
+        if (sqlite3_step(q) == SQLITE_DONE)
+            rc = sqlite3_changes(st->w) > 0;
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&st->wlock);
+    if (rc > 0)
+        bump_version(st);
+    return rc;
+}
+
+int ib_store_set_seen(ib_store *st, int64_t id, int seen)
+{
+    return update_one(st, "UPDATE messages SET seen = ?1 WHERE id = ?2", id, seen != 0, NULL);
+}
+
+int ib_store_set_tags(ib_store *st, int64_t id, const char *tags)
+{
+    return update_one(st, "UPDATE messages SET tags = ?1 WHERE id = ?2", id, 0, tags ? tags : "");
+}
+
+int64_t ib_store_unseen(ib_store *st)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t n = -1;
+    pthread_mutex_lock(st->rlock);
+    if (sqlite3_prepare_v2(st->r, "SELECT count(*) FROM messages WHERE seen = 0", -1, &q, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(st->rlock);
+    return n;
 }
 
 int64_t ib_store_count(ib_store *st)

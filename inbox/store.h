@@ -33,6 +33,8 @@ typedef struct ib_summary {
     const char *helo;
     int has_attachments;
     size_t bare_lf, bare_cr; /* as in ib_envelope */
+    int seen;                /* opened in the UI (or marked read) */
+    const char *tags;        /* ",a,b," or "" (tags.h) */
 } ib_summary;
 
 typedef int (*ib_summary_fn)(void *arg, const ib_summary *s); /* nonzero stops */
@@ -54,7 +56,8 @@ int ib_store_add_file(ib_store *st, const ib_envelope *env, int fd, uint64_t len
 /* Newest first.  kind NULL lists everything; "from", "to" or "containing"
  * filters like MailHog's search (case-insensitive substring of the From
  * header or envelope sender / To, Cc or envelope recipients / headers and
- * body).  *total gets the number of matches. */
+ * body); "tag" lists messages with exactly that tag (ASCII case-insensitive),
+ * "unread" the unread ones (query unused).  *total gets the number of matches. */
 int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,
                   ib_summary_fn fn, void *arg, int64_t *total);
 
@@ -64,6 +67,12 @@ int ib_store_get(ib_store *st, int64_t id, char **raw, size_t *len, ib_summary_f
 int ib_store_delete(ib_store *st, int64_t id); /* 1 deleted, 0 not found, -1 error */
 int ib_store_delete_all(ib_store *st);
 int64_t ib_store_count(ib_store *st);
+int64_t ib_store_unseen(ib_store *st); /* unread messages, -1 error */
+
+/* Read state and tags (",a,b," from ib_tags_normalize).  Both bump the
+ * version.  1 changed, 0 no such message, -1 error. */
+int ib_store_set_seen(ib_store *st, int64_t id, int seen);
+int ib_store_set_tags(ib_store *st, int64_t id, const char *tags);
 
 /* In memory: keep at most max_bytes of raw messages, dropping the oldest
  * (0: no limit).  Memory and disk are given back after every delete. */

@@ -295,6 +295,18 @@ void scalr_email_client_on_refresh_token(scalr_email_client *client,
 scalr_email_code scalr_email_client_send(scalr_email_client *client, const scalr_email_message *msg,
                                          scalr_email_error *err);
 
+/* Send a message that is already composed (a whole RFC 5322 message:
+ * header fields, an empty line, the body) as it is, for passing on a
+ * message caught elsewhere.  mail_from is the envelope sender ("" for <>),
+ * rcpt a NULL-terminated list of envelope recipients ("addr" or
+ * "Name <addr>").  Bare LF and CR line endings become CRLF; the bytes are
+ * otherwise sent unchanged.  EINVAL before any connection for a bad
+ * address, no recipient, empty data or a NUL octet.  Pooling, retries and
+ * "never sent twice" as scalr_email_client_send. */
+scalr_email_code scalr_email_client_send_data(scalr_email_client *client, const char *mail_from,
+                                              const char *const *rcpt, const char *data,
+                                              size_t len, scalr_email_error *err);
+
 /* The seed's send(): scalr_email_client_from_env() + send + free.  The
  * connection stays in the process-wide pool for the next call. */
 scalr_email_code scalr_email_send(const scalr_email_message *msg, scalr_email_error *err);

@@ -3,7 +3,7 @@
 # Idempotent: asks apt only when something is missing.  Runs as root (or sudo).
 set -euo pipefail
 
-pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev
+pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
       openssl ca-certificates python3 python3-aiosmtpd
       libpq-dev postgresql
       libcurl4-openssl-dev # OAuth2: the refresh-token grant over HTTPS

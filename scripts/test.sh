@@ -53,6 +53,9 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run oauth /usr/bin/python3 tests/oauth/run.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-smtp /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build/scalr-email run inbox-faults /usr/bin/python3 tests/inbox/test_client_faults.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-release /usr/bin/python3 tests/inbox/test_release.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-links /usr/bin/python3 tests/inbox/test_links.py
+    SCALR_EMAIL_BIN=build/scalr-email run inbox-container /usr/bin/python3 tests/inbox/test_container.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
     SCALR_EMAIL_BIN=build/scalr-email run queue /usr/bin/python3 tests/queue/run.py
     SCALR_EMAIL_BIN=build/scalr-email run sendmail /usr/bin/python3 tests/sendmail/run.py
@@ -80,6 +83,8 @@ if build SAN=1 BUILD=build-san; then
     SCALR_EMAIL_BIN=build-san/scalr-email run doctor-san /usr/bin/python3 tests/doctor/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build-san/scalr-email TEMPLATE_CORPUS_N=500 run template-san /usr/bin/python3 tests/template/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run inbox-release-san /usr/bin/python3 tests/inbox/test_release.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run inbox-links-san /usr/bin/python3 tests/inbox/test_links.py
 else
     echo "sanitizer build failed"
     failed=$((failed + 1))

@@ -830,6 +830,78 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
     return rc;
 }
 
+/* One envelope address as the API takes it, into *out (an addr-spec). */
+static scalr_email_code raw_addr(const char *in, const char *what, char **out,
+                                 scalr_email_error *err)
+{
+    se_address a;
+    char why[256];
+    if (se_address_parse(in, &a, why, sizeof why) < 0)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "%s: %s", what, why);
+    *out = a.addr;
+    a.addr = NULL;
+    se_address_free(&a);
+    return *out ? SCALR_EMAIL_OK : se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+}
+
+scalr_email_code scalr_email_client_send_data(scalr_email_client *c, const char *mail_from,
+                                              const char *const *rcpt, const char *data,
+                                              size_t len, scalr_email_error *err)
+{
+    se_error_clear(err);
+    scalr_email_error local;
+    if (!err)
+        err = &local;
+    if (!c || !mail_from || !rcpt || !data)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: NULL argument");
+    if (!rcpt[0])
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: no recipient");
+    if (len == 0)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: empty message");
+    if (memchr(data, '\0', len))
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: the message contains a NUL octet");
+    se_composed comp;
+    memset(&comp, 0, sizeof comp);
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    size_t n = 0;
+    while (rcpt[n])
+        n++;
+    if (!(comp.rcpt = calloc(n, sizeof *comp.rcpt)))
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    if (*mail_from)
+        rc = raw_addr(mail_from, "sender", &comp.mail_from, err);
+    else if (!(comp.mail_from = strdup("")))
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    for (size_t i = 0; i < n && rc == SCALR_EMAIL_OK; i++, comp.n_rcpt++)
+        rc = raw_addr(rcpt[i], "recipient", &comp.rcpt[i], err);
+    /* RFC 5322 2.3: CR and LF only together, as CRLF. */
+    for (size_t i = 0; i < len && rc == SCALR_EMAIL_OK; i++) {
+        int r;
+        if (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+            r = se_buf_append(&comp.data, "\r\n", 2), i++;
+        else if (data[i] == '\r' || data[i] == '\n')
+            r = se_buf_append(&comp.data, "\r\n", 2);
+        else
+            r = se_buf_append(&comp.data, data + i, 1);
+        if (r < 0)
+            rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    }
+    if (rc == SCALR_EMAIL_OK && comp.data.data[comp.data.len - 1] != '\n' &&
+        se_buf_append(&comp.data, "\r\n", 2) < 0)
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    if (rc == SCALR_EMAIL_OK) {
+        for (size_t i = 0; i < comp.data.len && !comp.is_8bit; i++)
+            comp.is_8bit = (unsigned char)comp.data.data[i] >= 0x80;
+        comp.needs_smtputf8 = se_address_needs_utf8(comp.mail_from);
+        for (size_t i = 0; i < comp.n_rcpt; i++)
+            comp.needs_smtputf8 |= se_address_needs_utf8(comp.rcpt[i]);
+        comp.size = comp.data.len;
+        rc = send_composed(c, &comp, err);
+    }
+    se_composed_free(&comp);
+    return rc;
+}
+
 scalr_email_code scalr_email_client_check(scalr_email_client *c, scalr_email_report *rep,
                                           scalr_email_error *err)
 {

@@ -120,6 +120,7 @@
     state.loaded = true;
     state.items = data.items;
     state.total = data.total;
+    state.unread = data.unread || 0;
     const st = data.store || {};
     $('dropped').hidden = !st.dropped;
     if (st.dropped)
@@ -143,7 +144,7 @@
     $('count').textContent = state.query
       ? n + (n === 1 ? ' match' : ' matches')
       : n + (n === 1 ? ' message' : ' messages');
-    document.title = (n && !state.query ? '(' + n + ') ' : '') + 'Inbox · scalr-email';
+    document.title = (state.unread ? '(' + state.unread + ') ' : '') + 'Inbox · scalr-email';
     const empty = state.items.length === 0;
     $('empty').hidden = !empty;
     if (empty) {
@@ -157,7 +158,7 @@
   }
 
   function row(m, isFresh) {
-    const li = el('li', 'item' + (isFresh ? ' fresh' : ''));
+    const li = el('li', 'item' + (isFresh ? ' fresh' : '') + (m.read === false ? ' unread' : ''));
     li.id = 'msg-' + m.id;
     li.dataset.id = String(m.id);
     li.setAttribute('role', 'option');
@@ -191,7 +192,13 @@
       warn.setAttribute('aria-label', m.warning);
       sub.append(warn);
     }
+    for (const t of m.tags || []) {
+      const chip = el('span', 'tag', t);
+      chip.title = 'Show messages tagged “' + t + '”';
+      sub.append(chip);
+    }
     sub.append(el('span', 'size', humanSize(m.size)));
+    if (m.read === false) li.setAttribute('aria-description', 'unread');
     li.append(from, time, subject, sub);
     return li;
   }

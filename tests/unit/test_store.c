@@ -407,8 +407,59 @@ TEST(store_upgrades_a_version_1_file)
     CHECK_INT(add(st, "a@a.test", "b@b.test", NULL, msg1), 2);
     CHECK_INT(ib_store_delete_all(st), 0);
     ib_store_close(st);
-    CHECK_INT(sql_int(path, "PRAGMA user_version"), 2);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 3);
     CHECK_INT(sql_int(path, "PRAGMA auto_vacuum"), 2); /* incremental from now on */
     CHECK(sql_int(path, "PRAGMA page_count") < 20);
     remove_db(path);
+}
+
+static int seen_tags(void *arg, const ib_summary *s)
+{
+    char *out = arg;
+    snprintf(out, 200, "%d%s", s->seen, s->tags);
+    return 0;
+}
+
+static int count_rows(void *arg, const ib_summary *s)
+{
+    (void)s;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Messages start unread; X-Tags sets tags at delivery; both can be
+ * changed; a tag search matches whole tags only. */
+TEST(store_read_state_and_tags)
+{
+    ib_store *st;
+    char why[256] = "", got[200];
+    CHECK_INT(ib_store_open(&st, NULL, why, sizeof why), 0);
+    int64_t a = add(st, "a@a.test", "b@b.test", NULL,
+                    "From: a@a.test\r\nX-Tags: invoice, Welcome ,,invoice,welcome\r\n"
+                    "Subject: t\r\n\r\nhi\r\n");
+    int64_t b = add(st, "a@a.test", "b@b.test", NULL, msg1);
+    CHECK_INT(ib_store_get(st, a, NULL, NULL, seen_tags, got), 1);
+    CHECK_STR(got, "0,invoice,Welcome,");
+    CHECK_INT(ib_store_get(st, b, NULL, NULL, seen_tags, got), 1);
+    CHECK_STR(got, "0");
+    CHECK_INT(ib_store_unseen(st), 2);
+    uint64_t v = ib_store_version(st);
+    CHECK_INT(ib_store_set_seen(st, a, 1), 1);
+    CHECK(ib_store_version(st) != v);
+    CHECK_INT(ib_store_set_seen(st, 999, 1), 0);
+    CHECK_INT(ib_store_unseen(st), 1);
+    int n = 0;
+    int64_t total = 0;
+    CHECK_INT(ib_store_list(st, "tag", "WELCOME", 0, 10, count_rows, &n, &total), 0);
+    CHECK_INT(total, 1);
+    CHECK_INT(ib_store_list(st, "tag", "invo", 0, 10, NULL, NULL, &total), 0);
+    CHECK_INT(total, 0); /* whole tags only */
+    CHECK_INT(ib_store_list(st, "tag", "%", 0, 10, NULL, NULL, &total), 0);
+    CHECK_INT(total, 0);
+    CHECK_INT(ib_store_list(st, "unread", "", 0, 10, NULL, NULL, &total), 0);
+    CHECK_INT(total, 1);
+    CHECK_INT(ib_store_set_tags(st, b, ",urgent,"), 1);
+    CHECK_INT(ib_store_list(st, "tag", "urgent", 0, 10, NULL, NULL, &total), 0);
+    CHECK_INT(total, 1);
+    ib_store_close(st);
 }
