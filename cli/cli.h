@@ -39,6 +39,7 @@ int cli_item_parse(cli_item *it, const char *text, size_t len);
 void cli_item_free(cli_item *it);
 
 int cli_queue(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 
 /* Parse `send`-style options into a message (shared by send and queue add).
  * extra: further long options the caller handles with on_extra (returns 0,

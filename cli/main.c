@@ -53,6 +53,7 @@ static const command commands[] = {
     {"send", cli_send, "send one message", send_usage},
     {"send-batch", cli_send_batch, "send many messages, one JSON line each", batch_usage},
     {"check", cli_check, "check the SMTP configuration without sending", check_usage},
+    {"dkim", cli_dkim, "DKIM: make a signing key and its DNS record, verify a message", NULL},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},

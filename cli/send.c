@@ -321,6 +321,8 @@ int cli_send(int argc, char **argv)
         status = cli_report(&err);
         goto out;
     }
+    if (scalr_email_client_dkim_weak(client)) /* RFC 8301 3.2: 1024 still verifies */
+        fputs("scalr-email: warning: the DKIM key is RSA under 2048 bits\n", stderr);
     if (scalr_email_client_send(client, m, &err) != SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;

@@ -112,6 +112,7 @@ void scalr_email_client_free(scalr_email_client *c)
     if (c->s.password)
         OPENSSL_cleanse(c->s.password, strlen(c->s.password));
     se_settings_free(&c->s);
+    se_dkim_signer_free(c->dkim);
     free(c->ca_file);
     free(c);
 }
@@ -194,7 +195,8 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     }
     c->trace = trace;
     c->trace_arg = trace_arg;
-    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK) {
+    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK ||
+        (rc = se_dkim_signer_from_env(&c->dkim, env_file, err)) != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
         return rc;
     }
@@ -645,8 +647,12 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
     se_composed comp;
     memset(&comp, 0, sizeof comp);
     scalr_email_code rc = se_compose(msg, c->s.from, &se_client_compose_opts, &comp, err);
-    if (rc != SCALR_EMAIL_OK)
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_client_dkim_sign(c, &comp, err);
+    if (rc != SCALR_EMAIL_OK) {
+        se_composed_free(&comp);
         return rc;
+    }
     snprintf(err->message_id, sizeof err->message_id, "%s", comp.message_id);
     rc = send_composed(c, &comp, err);
     se_composed_free(&comp);

@@ -4,6 +4,7 @@
 #define SE_CLIENT_INT_H
 
 #include "config.h"
+#include "dkim/dkim.h"
 #include "mime/compose.h"
 #include "pool.h"
 #include "scalr_email.h"
@@ -19,7 +20,12 @@ struct scalr_email_client {
     unsigned probe_ms;        /* idle longer than this: NOOP before reuse */
     unsigned send_timeout_ms; /* bound on one whole send; 0: none */
     unsigned char key[SE_POOL_KEY_LEN];
+    se_dkim_signer *dkim; /* NULL: messages are not DKIM-signed */
 };
+
+/* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
+scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,
+                                     scalr_email_error *err);
 
 /* How sends compose: big attachment files are streamed. */
 extern const se_compose_opts se_client_compose_opts;

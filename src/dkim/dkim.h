@@ -80,13 +80,8 @@ void se_dkim_signer_free(se_dkim_signer *s);
 /* Verification of every DKIM-Signature in msg (CRLF or LF line endings).
  * lookup returns the TXT record for "selector._domainkey.domain" (malloc'd)
  * or NULL. */
-typedef char *(*se_dkim_lookup_fn)(void *arg, const char *name);
-
-typedef struct se_dkim_result {
-    char domain[256], selector[64], alg[32];
-    int ok;
-    char why[160]; /* "" when ok */
-} se_dkim_result;
+typedef scalr_email_dkim_lookup_fn se_dkim_lookup_fn;
+typedef scalr_email_dkim_result se_dkim_result;
 
 /* Returns the number of signatures found (results filled up to max), or -1
  * out of memory. */
