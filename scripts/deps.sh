@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicrohttpd-dev libjansson-dev
       openssl ca-certificates python3 python3-aiosmtpd
       libpq-dev postgresql
-      iproute2 util-linux) # ip and unshare: the inbox test of a non-loopback client
+      iproute2 util-linux  # ip and unshare: the inbox test of a non-loopback client
+      python3-dkim opendkim) # DKIM: the verifiers our signatures must satisfy (tests/dkim)
 pkgs+=("$@")
 
 missing=()

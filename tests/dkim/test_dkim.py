@@ -1,0 +1,271 @@
+"""DKIM: what scalr-email signs verifies under dkimpy and OpenDKIM; tampering
+fails both; bad keys and a foreign From domain stop the send (exit 78)."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import unittest
+
+import dkim
+
+import helpers as H
+
+DOMAIN = "example.org"          # H.SENDER is sender@example.org
+OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
+
+
+def keygen(d, selector, typ, domain=DOMAIN):
+    path = os.path.join(d, "%s.key" % selector)
+    rc, out, err = H.run_cli(["dkim", "keygen", "--domain", domain, "--selector", selector,
+                              "--type", typ, "--out", path], H.base_env())
+    if rc != 0:
+        raise AssertionError("keygen failed: %r" % err)
+    name, _, rest = out.strip().partition(" TXT ")
+    value = "".join(re.findall(r'"([^"]*)"', rest))
+    return path, name.rstrip("."), value
+
+
+class Keys:
+    """Throw-away keys: RSA-2048 (s=rsa) and Ed25519 (s=ed), and their records."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="se-dkim-")
+        self.rsa, n1, v1 = keygen(self.dir, "rsa", "rsa")
+        self.ed, n2, v2 = keygen(self.dir, "ed", "ed25519")
+        self.records = {n1: v1, n2: v2}
+        self.record_file = os.path.join(self.dir, "records.txt")
+        with open(self.record_file, "w") as f:
+            for n, v in self.records.items():
+                f.write('%s. TXT "%s"\n' % (n, v))
+        # OpenDKIM's TestPublicKeys: "name value" lines
+        self.opendkim_keys = os.path.join(self.dir, "opendkim-keys.txt")
+        with open(self.opendkim_keys, "w") as f:
+            for n, v in self.records.items():
+                f.write("%s %s\n" % (n, v))
+        self.opendkim_conf = os.path.join(self.dir, "opendkim.conf")
+        with open(self.opendkim_conf, "w") as f:
+            f.write("Mode v\nSyslog no\nTestPublicKeys %s\n" % self.opendkim_keys)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def env(self, which):
+        if which == "rsa":
+            return dict(SMTP_DKIM_DOMAIN=DOMAIN, SMTP_DKIM_SELECTOR="rsa", SMTP_DKIM_KEY_FILE=self.rsa)
+        if which == "ed25519":
+            return dict(SMTP_DKIM_DOMAIN=DOMAIN, SMTP_DKIM_SELECTOR="ed", SMTP_DKIM_KEY_FILE=self.ed)
+        return dict(SMTP_DKIM_DOMAIN=DOMAIN, SMTP_DKIM_SELECTOR="rsa", SMTP_DKIM_KEY_FILE=self.rsa,
+                    SMTP_DKIM_SELECTOR2="ed", SMTP_DKIM_KEY_FILE2=self.ed)
+
+    # verifiers -------------------------------------------------------------
+    def dkimpy(self, msg):
+        """[True/False per signature] by dkimpy, with our records as DNS."""
+        def dns(name, timeout=5):
+            v = self.records.get(name.decode().rstrip("."))
+            return v.encode() if v else None
+        n = len(re.findall(rb"(?im)^dkim-signature:", msg.split(b"\r\n\r\n", 1)[0]))
+        d = dkim.DKIM(msg)
+        out = []
+        for i in range(n):
+            try:                       # a body hash mismatch is raised, not returned
+                out.append(bool(d.verify(idx=i, dnsfunc=dns)))
+            except dkim.DKIMException:
+                out.append(False)
+        return out
+
+    def opendkim(self, msg):
+        """[True/False per signature] by `opendkim -t` (its Authentication-Results)."""
+        path = os.path.join(self.dir, "msg.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        r = subprocess.run([OPENDKIM, "-x", self.opendkim_conf, "-vvv", "-t", path],
+                           capture_output=True, timeout=30)
+        out = (r.stdout + r.stderr).decode("utf-8", "replace")
+        return [v == "pass" for v in re.findall(r"\bdkim=(\w+)", out)]
+
+    def ours(self, msg):
+        path = os.path.join(self.dir, "ours.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        rc, out, err = H.run_cli(["dkim", "verify", path, "--key-file", self.record_file],
+                                 H.base_env())
+        return rc, [line.startswith("pass ") for line in out.splitlines()]
+
+
+def big_file(d, n):
+    path = os.path.join(d, "big.bin")
+    with open(path, "wb") as f:
+        f.write(bytes((i * 131 >> 3) & 0xFF for i in range(n)))
+    return path
+
+
+class DkimInterop(H.CliTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        d = cls.keys.dir
+        cls.small = os.path.join(d, "report.csv")
+        with open(cls.small, "w") as f:
+            f.write("a,b\n1,2\n")
+        cls.big = big_file(d, 300 * 1024)          # streamed (over 64 KiB)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.keys.cleanup()
+
+    def fixtures(self):
+        long_to = ["user%02d@example.net" % i for i in range(12)]
+        return {
+            "text": self.send_args(body="Hello, plain text.\n"),
+            "alternative": self.send_args("--html", "<p>Hello <b>HTML</b></p>", body="Hello\n"),
+            "attachments": self.send_args("--attach", self.small, "--attach", self.big,
+                                          body="See the files.\n"),
+            "utf8": self.send_args(subject="Grüße, 日本語 — ok", body="Grüße aus Köln ✓\n"),
+            "long_to": ["send"] + sum((["--to", a] for a in long_to), []) +
+                       ["--subject", "many", "--body", "hi\n"],
+            "empty_body": self.send_args(body=""),
+            "dot_lines": self.send_args(body=".\n..two\n.leading dot\nend\n.\n"),
+            "trailing_ws": self.send_args(body="spaces   \ntabs\t\t\n  \n\n\n"),
+            "long_lines": self.send_args(body=("x" * 2500) + "\n" + ("word " * 400) + "\n"),
+        }
+
+    def send_signed(self, args, which, **env):
+        srv = self.server("plain")
+        e = self.env_for(srv, **self.keys.env(which))
+        e.update({k: str(v) for k, v in env.items()})
+        res = H.run_cli(args, e)
+        self.assertSent(res)
+        self.assertTrue(srv.rec.wait_messages(1), "server received nothing")
+        return srv.messages[0].data
+
+    def test_fixtures_verify_under_dkimpy_opendkim_and_ours(self):
+        for which, n in (("rsa", 1), ("ed25519", 1), ("dual", 2)):
+            for name, args in self.fixtures().items():
+                with self.subTest(key=which, fixture=name):
+                    msg = self.send_signed(args, which)
+                    head = msg.split(b"\r\n\r\n", 1)[0]
+                    self.assertEqual(len(re.findall(rb"(?im)^DKIM-Signature:", head)), n)
+                    self.assertEqual(self.keys.dkimpy(msg), [True] * n)
+                    self.assertEqual(self.keys.opendkim(msg), [True] * n)
+                    rc, ours = self.keys.ours(msg)
+                    self.assertEqual((rc, ours), (0, [True] * n))
+
+    def test_signature_form(self):
+        msg = self.send_signed(self.send_args("--reply-to", "help@example.org",
+                                              "--cc", "c@example.net"), "dual")
+        head = msg.split(b"\r\n\r\n", 1)[0].decode()
+        sigs = re.findall(r"(?ims)^DKIM-Signature:.*?(?=^\S)", head + "\r\nX:")
+        self.assertEqual(len(sigs), 2)
+        for sig in sigs:
+            for line in sig.split("\r\n"):
+                self.assertLessEqual(len(line), 78, line)
+            tags = dict(t.split("=", 1) for t in
+                        (re.sub(r"\s+", "", x) for x in sig.split(":", 1)[1].split(";")) if t)
+            self.assertEqual(tags["c"], "relaxed/relaxed")
+            self.assertNotIn("l", tags)
+            self.assertRegex(tags["t"], r"^\d+$")
+            h = [x.lower() for x in tags["h"].split(":")]
+            for name in ("from", "to", "cc", "subject", "date", "message-id", "reply-to"):
+                self.assertEqual(h.count(name), 2, "%s oversigned once: %s" % (name, h))
+            for name in ("mime-version", "content-type"):
+                self.assertEqual(h.count(name), 1, name)
+            self.assertNotIn("in-reply-to", h)    # absent headers are not listed
+        self.assertIn("a=rsa-sha256", re.sub(r"\s+", "", sigs[0]))
+        self.assertIn("a=ed25519-sha256", re.sub(r"\s+", "", sigs[1]))
+
+    def test_tampering_fails_both_verifiers(self):
+        msg = self.send_signed(self.send_args(subject="Invoice 42", body="Pay 10 EUR.\n"), "dual")
+        head, body = msg.split(b"\r\n\r\n", 1)
+        cases = {
+            "header": head.replace(b"Subject: Invoice 42", b"Subject: Invoice 43") +
+                      b"\r\n\r\n" + body,
+            "second_from": head.replace(b"\r\nFrom:", b"\r\nFrom: boss@example.org\r\nFrom:", 1) +
+                           b"\r\n\r\n" + body,
+            "body_byte": head + b"\r\n\r\n" + body.replace(b"10", b"90"),
+        }
+        for name, bad in cases.items():
+            with self.subTest(tamper=name):
+                self.assertNotEqual(bad, msg)
+                self.assertEqual(self.keys.dkimpy(bad), [False, False])
+                self.assertEqual(self.keys.opendkim(bad), [False, False])
+                rc, ours = self.keys.ours(bad)
+                self.assertEqual((rc, ours), (65, [False, False]))
+
+    def test_batch_messages_are_signed(self):
+        srv = self.server("plain")
+        e = self.env_for(srv, **self.keys.env("ed25519"))
+        lines = "".join(json.dumps({"to": [H.RCPT], "subject": "batch %d" % i,
+                                    "body": "line %d\n" % i}) + "\n" for i in range(3))
+        rc, out, err = H.run_cli(["send-batch", "-"], e, input=lines)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(srv.rec.wait_messages(3))
+        for m in srv.messages:
+            self.assertEqual(self.keys.dkimpy(m.data), [True])
+            self.assertEqual(self.keys.opendkim(m.data), [True])
+
+    def test_ours_agrees_with_dkimpy_on_dkimpy_signed(self):
+        raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
+               b"Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n\r\nBody  text \r\n\r\n")
+        rsa_pem = open(self.keys.rsa, "rb").read()
+        for canon in ((b"relaxed", b"relaxed"), (b"relaxed", b"simple"), (b"simple", b"simple")):
+            with self.subTest(canon=canon):
+                sig = dkim.sign(raw, b"rsa", DOMAIN.encode(), rsa_pem, canonicalize=canon,
+                                include_headers=[b"from", b"to", b"subject", b"date"])
+                msg = sig + raw
+                self.assertEqual(self.keys.dkimpy(msg), [True])
+                rc, ours = self.keys.ours(msg)
+                self.assertEqual((rc, ours), (0, [True]))
+                bad = msg.replace(b"Subject: hi", b"Subject: ho")
+                self.assertEqual(self.keys.dkimpy(bad), [False])
+                rc, ours = self.keys.ours(bad)
+                self.assertEqual((rc, ours), (65, [False]))
+
+    def test_domain_mismatch_exits_78_and_sends_nothing(self):
+        srv = self.server("plain")
+        e = self.env_for(srv, **self.keys.env("rsa"))
+        e["SMTP_DKIM_DOMAIN"] = "other.example"
+        res = H.run_cli(self.send_args(), e)
+        self.assertFailed(res, 78, "does not match the From domain")
+        self.assertEqual(srv.messages, [])
+        self.assertEqual(srv.rec.client_commands(), [])   # never connected
+        e["SMTP_DKIM_ALLOW_DOMAIN_MISMATCH"] = "true"
+        self.assertSent(H.run_cli(self.send_args(), e))
+
+    def test_bad_key_exits_78_before_sending(self):
+        srv = self.server("plain")
+        junk = os.path.join(self.keys.dir, "junk.pem")
+        with open(junk, "w") as f:
+            f.write("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        for path, needle in ((os.path.join(self.keys.dir, "missing.pem"), "No such file"),
+                             (junk, "no readable private key")):
+            with self.subTest(key=path):
+                e = self.env_for(srv, **self.keys.env("rsa"))
+                e["SMTP_DKIM_KEY_FILE"] = path
+                self.assertFailed(H.run_cli(self.send_args(), e), 78, needle)
+        e = self.env_for(srv, SMTP_DKIM_DOMAIN=DOMAIN)
+        self.assertFailed(H.run_cli(self.send_args(), e), 78, "SMTP_DKIM_SELECTOR")
+        self.assertEqual(srv.messages, [])
+
+    def test_keygen_mode_and_no_overwrite(self):
+        st = os.stat(self.keys.rsa)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+        rc, out, err = H.run_cli(["dkim", "keygen", "--domain", DOMAIN, "--selector", "rsa",
+                                  "--out", self.keys.rsa], H.base_env())
+        self.assertNotEqual(rc, 0)
+        self.assertIn("File exists", err)
+        rec = self.keys.records["ed._domainkey." + DOMAIN]
+        self.assertRegex(rec, r"^v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}=$")
+        for args in (["dkim", "--help"], ["dkim", "keygen", "--help"], ["dkim", "verify", "--help"]):
+            rc, out, err = H.run_cli(args, H.base_env())
+            self.assertEqual(rc, 0)
+            self.assertIn("usage: scalr-email dkim", out)
+        rc, out, err = H.run_cli(["dkim", "keygen", "--domain", DOMAIN], H.base_env())
+        self.assertEqual(rc, 64)
+
+
+if __name__ == "__main__":
+    unittest.main()
