@@ -244,6 +244,8 @@ static int add_jsonl(add_args *a, const char *env_file)
     int status = open_queue(a->queue, &q);
     if (!status && scalr_email_config_get(env_file, "SMTP_FROM", &from, &err) != SCALR_EMAIL_OK)
         status = cli_report(&err);
+    if (!status && scalr_email_queue_dkim_from_env(q, env_file, &err) != SCALR_EMAIL_OK)
+        status = cli_report(&err);
     pending p = {.lines = calloc(BATCH, sizeof(char *))};
     if (!p.lines && !status)
         status = EX_OSERR;
@@ -404,6 +406,8 @@ static int q_add(int argc, char **argv)
     status = open_queue(a.queue, &q);
     if (!status && !cli_msg_message(m)->sender &&
         scalr_email_config_get(cli_msg_env_file(m), "SMTP_FROM", &from, &err) != SCALR_EMAIL_OK)
+        status = cli_report(&err);
+    if (!status && scalr_email_queue_dkim_from_env(q, cli_msg_env_file(m), &err) != SCALR_EMAIL_OK)
         status = cli_report(&err);
     long long id = 0;
     int existed = 0;

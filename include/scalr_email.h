@@ -506,6 +506,12 @@ scalr_email_code scalr_email_client_dkim(scalr_email_client *client, const char 
 /* Nonzero when client's configuration had an RSA key under 2048 bits. */
 int scalr_email_client_dkim_weak(const scalr_email_client *client);
 
+/* Sign the messages q's scalr_email_queue_add stores from now on with the
+ * SMTP_DKIM_* settings (env_file as in scalr_email_client_from_env); none
+ * set: not signed.  Signed at enqueue, so every retry sends the same bytes. */
+scalr_email_code scalr_email_queue_dkim_from_env(scalr_email_queue *q, const char *env_file,
+                                                 scalr_email_error *err);
+
 /* Make a key (ed25519 nonzero: Ed25519, else RSA-2048), write it to path as
  * PEM PKCS#8 with mode 0600 (an existing file is not replaced: EFILE), and
  * return in *record (malloc'd) the TXT record value to publish at

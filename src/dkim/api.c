@@ -12,6 +12,7 @@
 #include "client_int.h"
 #include "dkim/dkim.h"
 #include "error.h"
+#include "queue/queue_int.h"
 
 scalr_email_code scalr_email_dkim_keygen(const char *path, const char *domain, const char *selector,
                                          int ed25519, char **record, scalr_email_error *err)
@@ -120,4 +121,19 @@ scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *c
         return SCALR_EMAIL_OK;
     return se_dkim_sign_composed(c->dkim->keys, c->dkim->n, c->dkim->allow_mismatch, comp,
                                  time(NULL), err);
+}
+
+scalr_email_code scalr_email_queue_dkim_from_env(scalr_email_queue *q, const char *env_file,
+                                                 scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "queue_dkim_from_env: NULL argument");
+    se_dkim_signer *s = NULL;
+    scalr_email_code rc = se_dkim_signer_from_env(&s, env_file, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    se_dkim_signer_free(q->dkim);
+    q->dkim = s;
+    return SCALR_EMAIL_OK;
 }

@@ -58,6 +58,7 @@ void scalr_email_queue_close(scalr_email_queue *q)
         close(q->wake[1]);
     }
     free(q->url);
+    se_dkim_signer_free(q->dkim);
     free(q);
 }
 
@@ -95,6 +96,9 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
     scalr_email_code rc = se_compose(msg, default_from, NULL, &comp, err);
     if (rc == SCALR_EMAIL_OK)
         rc = se_composed_flatten(&comp, err);
+    if (rc == SCALR_EMAIL_OK && q->dkim)
+        rc = se_dkim_sign_composed(q->dkim->keys, q->dkim->n, q->dkim->allow_mismatch, &comp,
+                                   time(NULL), err);
     if (rc != SCALR_EMAIL_OK) {
         se_composed_free(&comp);
         return rc;

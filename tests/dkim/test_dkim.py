@@ -207,6 +207,26 @@ class DkimInterop(H.CliTest):
             self.assertEqual(self.keys.dkimpy(m.data), [True])
             self.assertEqual(self.keys.opendkim(m.data), [True])
 
+    def test_queue_signs_at_enqueue(self):
+        srv = self.server("plain")
+        e = self.env_for(srv, **self.keys.env("rsa"))
+        url = "sqlite:" + os.path.join(self.keys.dir, "queue.db")
+        add = ["queue", "add", "--queue", url] + self.send_args(subject="queued", body="later\n")[1:]
+        rc, out, err = H.run_cli(add, e)
+        self.assertEqual(rc, 0, err)
+        bad = dict(e, SMTP_DKIM_KEY_FILE=os.path.join(self.keys.dir, "missing.pem"))
+        self.assertFailed(H.run_cli(add, bad), 78, "No such file")
+        rc, out, err = H.run_cli(["queue", "work", "--drain", "--lease", "1s", "--queue", url], e)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(srv.rec.wait_messages(1))
+        self.assertEqual(len(srv.messages), 1)
+        m = srv.messages[0].data
+        head = m.split(b"\r\n\r\n", 1)[0]
+        # signed once (at enqueue), not again by the worker
+        self.assertEqual(len(re.findall(rb"(?im)^DKIM-Signature:", head)), 1)
+        self.assertEqual(self.keys.dkimpy(m), [True])
+        self.assertEqual(self.keys.opendkim(m), [True])
+
     def test_ours_agrees_with_dkimpy_on_dkimpy_signed(self):
         raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
                b"Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n\r\nBody  text \r\n\r\n")
