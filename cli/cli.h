@@ -31,6 +31,8 @@ typedef struct cli_item {
     const char **lists[3]; /* to, cc, bcc */
     scalr_email_header *headers;
     scalr_email_attachment *att;
+    const char *unsub, *unsub_mailto; /* "unsubscribe", "unsubscribe_mailto" */
+    char unsub_value[1024];
     char why[200]; /* non-empty: malformed, nothing sent */
 } cli_item;
 

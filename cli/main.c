@@ -14,6 +14,7 @@ static const char send_usage[] =
     "                        [--body TEXT | --body-file PATH] [--html TEXT | --html-file PATH]\n"
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
+    "                        [--unsubscribe HTTPS-URL [--unsubscribe-mailto ADDR]]\n"
     "                        [--print] [-v]\n"
     "\n"
     "Send one message.  The body is read from standard input when neither --body nor\n"

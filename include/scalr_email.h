@@ -485,6 +485,14 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
  * give back unclaimed leases; 1: give back every lease and return now. */
 void scalr_email_queue_stop(scalr_email_queue *q, int immediate);
 
+/* One-click unsubscribe for bulk mail (RFC 8058): fills out with the
+ * List-Unsubscribe value "<URL>" or "<URL>, <mailto:ADDR>" (mailto may be
+ * NULL).  url must be https://; EINVAL otherwise.  Send it with the header
+ * "List-Unsubscribe-Post: List-Unsubscribe=One-Click"; a signing client
+ * DKIM-signs both.  out: 1024 bytes are enough. */
+scalr_email_code scalr_email_unsubscribe_value(const char *url, const char *mailto, char *out,
+                                               size_t outlen, scalr_email_error *err);
+
 /* ------------------------------------------------------------------------
  * DKIM (RFC 6376, RFC 8463).  A client made by scalr_email_client_from_env
  * signs every message when SMTP_DKIM_DOMAIN, SMTP_DKIM_SELECTOR and

@@ -141,12 +141,47 @@ def _attachments(value: Optional[Iterable[Attachment]]) -> Optional[tuple]:
     return tuple(_attachment(a) for a in value)
 
 
-def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments):
+_URI_BAD = set(" <>,") | {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+def _unsubscribe(url: Optional[str], mailto: Optional[str]) -> Tuple[Tuple[str, str], ...]:
+    """The RFC 8058 one-click fields (the same rules as scalr-email's
+    --unsubscribe): List-Unsubscribe with an https:// URL (and an optional
+    mailto address) and List-Unsubscribe-Post."""
+    if url is None:
+        if mailto is not None:
+            raise TypeError("unsubscribe_mailto needs unsubscribe=")
+        return ()
+    url = _text(url, "unsubscribe")
+    mailto = _text(mailto, "unsubscribe_mailto")
+    if (not url.startswith("https://") or len(url) <= 8 or len(url) > 900
+            or any(c in _URI_BAD or ord(c) > 0x7e for c in url)):
+        raise InvalidMessageError("unsubscribe URL must be an https:// URL of at most 900 "
+                                  "printable characters without spaces, '<', '>' or ','",
+                                  code="EINVAL", stage="COMPOSE")
+    value = "<%s>" % url
+    if mailto:
+        at = mailto.find("@")
+        if (at <= 0 or at == len(mailto) - 1 or len(mailto) > 254 or "?" in mailto
+                or any(c in _URI_BAD or ord(c) > 0x7e for c in mailto)):
+            raise InvalidMessageError("unsubscribe mailto %r is not an address" % mailto[:80],
+                                      code="EINVAL", stage="COMPOSE")
+        value += ", <mailto:%s>" % mailto
+    return (("List-Unsubscribe", value),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+
+
+def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,
+             unsubscribe=None, unsubscribe_mailto=None):
     """Check types and snapshot every argument into the immutable form
     scalr_email._native takes."""
+    hs = _headers(headers)
+    extra = _unsubscribe(unsubscribe, unsubscribe_mailto)
+    if extra:
+        hs = (hs or ()) + extra
     return (_addresses(to, "to"), _text(subject, "subject"), _text(body, "body"),
             _text(body_html, "body_html"), _text(sender, "sender"), _addresses(cc, "cc"),
-            _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), _headers(headers),
+            _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), hs,
             _attachments(attachments))
 
 
@@ -160,7 +195,8 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
          sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
          bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
          headers: Optional[Headers] = None,
-         attachments: Optional[Iterable[Attachment]] = None) -> str:
+         attachments: Optional[Iterable[Attachment]] = None,
+         unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None) -> str:
     """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
 
     to          "user@example.com", "Name <user@example.com>", or a list of them.
@@ -173,6 +209,9 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
     headers     extra header fields: a dict, or a list of (name, value) pairs.
     attachments a list of paths (str or os.PathLike, read when sending), or
                 (filename, data_bytes, content_type_or_None) tuples.
+    unsubscribe one-click unsubscribe for bulk mail (RFC 8058): an https://
+                URL; adds List-Unsubscribe (with unsubscribe_mailto, a mailto
+                address too) and List-Unsubscribe-Post; DKIM signs both.
 
     Configuration: SMTP_* environment variables, read at each call.
 
@@ -193,7 +232,7 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
     TypeError for arguments of the wrong type.
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, unsubscribe, unsubscribe_mailto)
     return _finish(_native.send(*args))
 
 
@@ -201,7 +240,9 @@ async def send_async(to: Addresses, subject: str, body: str, body_html: Optional
                      sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
                      bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
                      headers: Optional[Headers] = None,
-                     attachments: Optional[Iterable[Attachment]] = None) -> str:
+                     attachments: Optional[Iterable[Attachment]] = None,
+                     unsubscribe: Optional[str] = None,
+                     unsubscribe_mailto: Optional[str] = None) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
@@ -209,7 +250,7 @@ async def send_async(to: Addresses, subject: str, body: str, body_html: Optional
     loop keeps serving other tasks while the server is talked to.
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, unsubscribe, unsubscribe_mailto)
     loop = asyncio.get_running_loop()
     res = await loop.run_in_executor(None, functools.partial(_native.send, *args))
     return _finish(res)
@@ -219,14 +260,15 @@ def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             sender: Optional[str] = None, *, cc: Optional[Addresses] = None,
             bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
             headers: Optional[Headers] = None,
-            attachments: Optional[Iterable[Attachment]] = None) -> bytes:
+            attachments: Optional[Iterable[Attachment]] = None,
+            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None) -> bytes:
     """Return the exact bytes send() would transmit (CRLF line endings, not
     dot-stuffed), without connecting anywhere.  Same arguments as send();
     the From: is `sender`, else SMTP_FROM (NotConfiguredError when neither
     is set).  Useful for previews and tests.  Raises InvalidMessageError for
     bad input."""
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, unsubscribe, unsubscribe_mailto)
     res, data = _native.compose(*args, default_from=os.environ.get("SMTP_FROM") or None)
     if res[0] != "OK":
         raise error_from_result(res)
@@ -239,6 +281,7 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
             headers: Optional[Headers] = None,
             attachments: Optional[Iterable[Attachment]] = None,
+            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None,
             send_at: Optional[Union[datetime.datetime, int, float]] = None,
             priority: str = "transactional", tenant: Optional[str] = None,
             idempotency_key: Optional[str] = None,
@@ -276,7 +319,7 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
     here.  Without conn the GIL is released while the row is written.
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments)
+                    attachments, unsubscribe, unsubscribe_mailto)
     lane = _queue.lane(priority)
     run_at = _queue.send_at_ms(send_at)
     expire_ms = _queue.duration_ms(expire_in, "expire_in")

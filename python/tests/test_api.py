@@ -18,7 +18,8 @@ class Surface(unittest.TestCase):
         self.assertIsNone(params[4].default)
         self.assertEqual({p.name: p.kind for p in params[5:]},
                          {n: inspect.Parameter.KEYWORD_ONLY
-                          for n in ("cc", "bcc", "reply_to", "headers", "attachments")})
+                          for n in ("cc", "bcc", "reply_to", "headers", "attachments",
+                                    "unsubscribe", "unsubscribe_mailto")})
         self.assertEqual(inspect.signature(scalr_email.send_async).parameters.keys(),
                          inspect.signature(scalr_email.send).parameters.keys())
 

@@ -170,6 +170,22 @@ class Compose(EnvTestCase):
         self.assertEqual(msg["Subject"], "Preview")
         self.assertEqual(msg["From"], FROM)
 
+    def test_unsubscribe_adds_the_one_click_fields(self):
+        os.environ["SMTP_FROM"] = FROM
+        data = scalr_email.compose("u@example.com", "News", "body",
+                                   unsubscribe="https://example.com/u/42?t=abc",
+                                   unsubscribe_mailto="unsub@example.com")
+        import re
+        unfolded = re.sub(rb",\r\n[ \t]+", b", ", data)
+        self.assertIn(b"\r\nList-Unsubscribe: <https://example.com/u/42?t=abc>, "
+                      b"<mailto:unsub@example.com>\r\n", unfolded)
+        self.assertIn(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", data)
+        for bad in ("http://example.com/u", "https://example.com/a b", "https://x/<y>", "https://"):
+            with self.assertRaises(scalr_email.InvalidMessageError):
+                scalr_email.compose("u@example.com", "News", "body", unsubscribe=bad)
+        with self.assertRaises(TypeError):
+            scalr_email.compose("u@example.com", "News", "body", unsubscribe_mailto="a@b.c")
+
     def test_compose_needs_a_sender(self):
         with self.assertRaises(scalr_email.NotConfiguredError):
             scalr_email.compose("u@example.com", "s", "b")

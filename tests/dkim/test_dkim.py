@@ -227,6 +227,50 @@ class DkimInterop(H.CliTest):
         self.assertEqual(self.keys.dkimpy(m), [True])
         self.assertEqual(self.keys.opendkim(m), [True])
 
+    def test_unsubscribe_fields_are_added_and_signed(self):
+        url = "https://example.org/unsub/42?t=Zm9v"
+        msg = self.send_signed(self.send_args("--unsubscribe", url, "--unsubscribe-mailto",
+                                              "unsub@example.org"), "rsa")
+        head = msg.split(b"\r\n\r\n", 1)[0]
+        unfolded = re.sub(rb"\r\n[ \t]", b" ", head)
+        self.assertIn(("\r\nList-Unsubscribe: <%s>, <mailto:unsub@example.org>\r\n" % url)
+                      .encode(), unfolded)
+        self.assertIn(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", head)
+        sig = re.sub(rb"\s+", b"", re.search(rb"(?s)DKIM-Signature:(.*?)\r\n(?=\S)", head).group(1))
+        h = re.search(rb"h=([^;]*)", sig).group(1).lower().split(b":")
+        self.assertIn(b"list-unsubscribe", h)
+        self.assertIn(b"list-unsubscribe-post", h)
+        self.assertEqual(self.keys.dkimpy(msg), [True])
+        self.assertEqual(self.keys.opendkim(msg), [True])
+        # the unsubscribe fields are protected: changing the URL breaks the signature
+        bad = msg.replace(url.encode(), b"https://evil.example/x")
+        self.assertEqual(self.keys.dkimpy(bad), [False])
+
+    def test_unsubscribe_refuses_bad_urls(self):
+        srv = self.server("plain")
+        e = self.env_for(srv)
+        for bad in ("http://example.org/u", "https://example.org/a b", "https://x/<y>"):
+            with self.subTest(url=bad):
+                self.assertFailed(H.run_cli(self.send_args("--unsubscribe", bad), e), 65,
+                                  "https://")
+        self.assertEqual(H.run_cli(self.send_args("--unsubscribe-mailto", "a@example.org"),
+                                   e)[0], 64)
+        line = json.dumps({"to": [H.RCPT], "subject": "s", "body": "b",
+                           "unsubscribe": "https://example.org/u/1"}) + "\n"
+        line += json.dumps({"to": [H.RCPT], "subject": "s", "body": "b",
+                            "unsubscribe": "ftp://example.org/u/1"}) + "\n"
+        rc, out, err = H.run_cli(["send-batch", "-"], e, input=line)
+        results = [json.loads(x) for x in out.splitlines()]
+        self.assertEqual(len(results), 2, out)
+        by_line = {r["line"]: r for r in results}
+        self.assertTrue(by_line[1].get("ok", by_line[1].get("status") == "sent"), by_line[1])
+        self.assertIn("https://", json.dumps(by_line[2]))
+        self.assertTrue(srv.rec.wait_messages(1))
+        self.assertIn(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                      srv.messages[0].data)
+        self.assertEqual(len(srv.messages), 1)
+        self.assertEqual(srv.rec.client_commands().count("DATA"), 1)
+
     def test_ours_agrees_with_dkimpy_on_dkimpy_signed(self):
         raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
                b"Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n\r\nBody  text \r\n\r\n")
