@@ -15,12 +15,14 @@ static const char send_usage[] =
     "                        [--from SENDER] [--cc ADDR] [--bcc ADDR] [--reply-to ADDR]\n"
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
     "                        [--unsubscribe HTTPS-URL [--unsubscribe-mailto ADDR]]\n"
+    "                        [--profile NAME]\n"
     "                        [--print] [-v]\n"
     "\n"
     "Send one message.  The body is read from standard input when neither --body nor\n"
     "--body-file is given.  --print writes the composed message instead of sending it.\n"
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
     "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT and SMTP_HELO_NAME\n"
+    "(DKIM: SMTP_DKIM_*; --profile NAME: $SCALR_EMAIL_PROFILES/NAME.env over them)\n"
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
 
 static const char batch_usage[] =

@@ -82,7 +82,8 @@ enum {
     OPT_ENV_FILE,
     OPT_PRINT,
     OPT_UNSUBSCRIBE,
-    OPT_UNSUBSCRIBE_MAILTO
+    OPT_UNSUBSCRIBE_MAILTO,
+    OPT_PROFILE
 };
 
 static const struct option opts[] = {
@@ -102,6 +103,7 @@ static const struct option opts[] = {
     {"print", no_argument, NULL, OPT_PRINT},
     {"unsubscribe", required_argument, NULL, OPT_UNSUBSCRIBE},
     {"unsubscribe-mailto", required_argument, NULL, OPT_UNSUBSCRIBE_MAILTO},
+    {"profile", required_argument, NULL, OPT_PROFILE},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
@@ -110,6 +112,7 @@ struct send_args {
     strlist to, cc, bcc, headers, attach;
     const char *subject, *body, *body_file, *html, *html_file, *from, *reply_to, *env_file;
     const char *unsub, *unsub_mailto; /* one-click unsubscribe (RFC 8058) */
+    const char *profile;              /* a sender profile (tenant) */
     char unsub_value[1024];
     int print, verbose;
 };
@@ -145,6 +148,7 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         case OPT_PRINT: a->print = 1; break;
         case OPT_UNSUBSCRIBE: a->unsub = optarg; break;
         case OPT_UNSUBSCRIBE_MAILTO: a->unsub_mailto = optarg; break;
+        case OPT_PROFILE: a->profile = optarg; break;
         case 'v': a->verbose = 1; break;
         case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -354,8 +358,11 @@ int cli_send(int argc, char **argv)
         goto out;
     }
 
-    if (scalr_email_client_from_env(&client, c->a.env_file, c->a.verbose ? cli_trace : NULL, NULL,
-                                    &err) != SCALR_EMAIL_OK) {
+    if ((c->a.profile ? scalr_email_client_from_profile(&client, c->a.profile, c->a.env_file,
+                                                        c->a.verbose ? cli_trace : NULL, NULL, &err)
+                      : scalr_email_client_from_env(&client, c->a.env_file,
+                                                    c->a.verbose ? cli_trace : NULL, NULL, &err)) !=
+        SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;
     }

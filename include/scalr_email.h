@@ -196,6 +196,19 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
                                              scalr_email_trace_fn trace, void *trace_arg,
                                              scalr_email_error *err);
 
+/* Sender profiles (one per tenant): a client from the env file
+ * $SCALR_EMAIL_PROFILES/NAME.env (SCALR_EMAIL_PROFILES from the environment
+ * or env_file), whose variables win over the platform-wide ones (the
+ * environment, then env_file); what it lacks comes from them.  The pool
+ * keeps the profile's connections apart from every other profile's.
+ * SMTP_ALLOWED_FROM_DOMAINS (comma-separated; subdomains count) makes a
+ * send whose envelope sender, From or Sender is elsewhere EINVAL before
+ * anything is sent (it applies without profiles too).  ECONFIG for an
+ * unknown profile or a name that is not 1-64 of [A-Za-z0-9._-]. */
+scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
+                                                 const char *env_file, scalr_email_trace_fn trace,
+                                                 void *trace_arg, scalr_email_error *err);
+
 void scalr_email_client_free(scalr_email_client *client);
 
 /* Send one message: validate and compose it (EINVAL, EFILE before any

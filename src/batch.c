@@ -126,7 +126,8 @@ static int next_job(batch *b, job *j, int now)
         se_error_clear(&e);
         /* Composed (copied) here; then the source may forget the message. */
         scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
-        if (rc == SCALR_EMAIL_OK && (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK)
+        if (rc == SCALR_EMAIL_OK && ((rc = se_client_check_from(b->c, &j->comp, &e)) != SCALR_EMAIL_OK ||
+                                     (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK))
             se_composed_free(&j->comp);
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);

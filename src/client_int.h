@@ -21,7 +21,21 @@ struct scalr_email_client {
     unsigned send_timeout_ms; /* bound on one whole send; 0: none */
     unsigned char key[SE_POOL_KEY_LEN];
     se_dkim_signer *dkim; /* NULL: messages are not DKIM-signed */
+    char *profile;        /* the sender profile, or NULL; part of the pool key */
+    char *allowed;        /* SMTP_ALLOWED_FROM_DOMAINS, comma-separated, or NULL */
 };
+
+/* A client from the configuration, with over (a profile's env file, may be
+ * NULL) winning over the environment and env_file. */
+scalr_email_code se_client_from_layers(scalr_email_client **out, const char *profile,
+                                       const char *over, const char *env_file,
+                                       scalr_email_trace_fn trace, void *trace_arg,
+                                       scalr_email_error *err);
+
+/* EINVAL unless the envelope sender and the From and Sender addresses are
+ * in c's allowed domains (when it has a list). */
+scalr_email_code se_client_check_from(const scalr_email_client *c, const se_composed *comp,
+                                      scalr_email_error *err);
 
 /* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
 scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,

@@ -130,7 +130,7 @@ scalr_email_code scalr_email_queue_dkim_from_env(scalr_email_queue *q, const cha
     if (!q)
         return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "queue_dkim_from_env: NULL argument");
     se_dkim_signer *s = NULL;
-    scalr_email_code rc = se_dkim_signer_from_env(&s, env_file, err);
+    scalr_email_code rc = se_dkim_signer_from_env(&s, NULL, env_file, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     se_dkim_signer_free(q->dkim);

@@ -65,7 +65,8 @@ scalr_email_code se_dkim_sign_composed(se_dkim_key *const *keys, size_t n_keys, 
 
 /* Signing settings for a client: SMTP_DKIM_DOMAIN, SMTP_DKIM_SELECTOR,
  * SMTP_DKIM_KEY_FILE, optional SMTP_DKIM_SELECTOR2 + SMTP_DKIM_KEY_FILE2 (a
- * second signature), SMTP_DKIM_ALLOW_DOMAIN_MISMATCH.  None set: *out NULL. */
+ * second signature), SMTP_DKIM_ALLOW_DOMAIN_MISMATCH.  None set: *out NULL.
+ * over: a profile's env file winning over the rest, or NULL. */
 typedef struct se_dkim_signer {
     se_dkim_key *keys[SE_DKIM_MAX_SIGS];
     size_t n;
@@ -73,8 +74,8 @@ typedef struct se_dkim_signer {
     int weak; /* a key is RSA under 2048 bits */
 } se_dkim_signer;
 
-scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *env_file,
-                                         scalr_email_error *err);
+scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *over,
+                                         const char *env_file, scalr_email_error *err);
 void se_dkim_signer_free(se_dkim_signer *s);
 
 /* Verification of every DKIM-Signature in msg (CRLF or LF line endings).

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "dkim/dkim.h"
+#include "config.h"
 #include "error.h"
 
 void se_dkim_signer_free(se_dkim_signer *s)
@@ -16,8 +17,8 @@ void se_dkim_signer_free(se_dkim_signer *s)
     free(s);
 }
 
-scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *env_file,
-                                         scalr_email_error *err)
+scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *over,
+                                         const char *env_file, scalr_email_error *err)
 {
     *out = NULL;
     static const char *const names[] = {"SMTP_DKIM_DOMAIN",    "SMTP_DKIM_SELECTOR",
@@ -26,7 +27,7 @@ scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *env_f
     char *v[6] = {0};
     scalr_email_code rc = SCALR_EMAIL_OK;
     for (size_t i = 0; i < 6 && rc == SCALR_EMAIL_OK; i++)
-        rc = scalr_email_config_get(env_file, names[i], &v[i], err);
+        rc = se_config_get_layered(over, env_file, names[i], &v[i], err);
     se_dkim_signer *s = NULL;
     if (rc != SCALR_EMAIL_OK)
         goto done;
