@@ -400,6 +400,10 @@ static int q_add(int argc, char **argv)
     int status = cli_msg_parse(argc, argv, add_opts, N_ADD_OPTS, on_add_opt, &a, &m);
     if (status)
         return status;
+    if (cli_msg_profile(m)) {
+        cli_msg_free(m);
+        return cli_usage_error("queue add: --profile is not supported yet (use --tenant)");
+    }
     scalr_email_queue *q = NULL;
     char *from = NULL;
     scalr_email_error err;

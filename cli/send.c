@@ -260,6 +260,7 @@ void cli_msg_free(cli_msg *c)
 
 const scalr_email_message *cli_msg_message(const cli_msg *c) { return &c->m; }
 const char *cli_msg_env_file(const cli_msg *c) { return c->a.env_file; }
+const char *cli_msg_profile(const cli_msg *c) { return c->a.profile; }
 int cli_msg_verbose(const cli_msg *c) { return c->a.verbose; }
 
 int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
