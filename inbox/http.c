@@ -404,6 +404,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
         return send_raw(h, c, id, 1);
     if (!mailhog && strcmp(rest, "/raw") == 0)
         return send_raw(h, c, id, 0);
+    if (!mailhog && strcmp(rest, "/dkim") == 0)
+        return ib_http_scalr_dkim(h, c, id);
     if (!mailhog && strcmp(rest, "/html") == 0)
         return ib_http_scalr_html(h, c, id);
     if (!mailhog && strncmp(rest, "/attachments/", 13) == 0)

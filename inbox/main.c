@@ -26,6 +26,7 @@ static const char usage[] =
     "                         [--tls-cert PEM --tls-key PEM] [--tls-implicit]\n"
     "                         [--auth any|USER:PASS] [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
+    "                         [--dkim-record FILE]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
     "                         [--max-memory SIZE]\n"
     "\n"
@@ -47,6 +48,8 @@ static const char usage[] =
     "                   compose service name, or [fd00::5]); names other than localhost,\n"
     "                   127.0.0.1, [::1] and the --http host get 403 (DNS rebinding)\n"
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
+    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines) for\n"
+    "                   GET /api/scalr/messages/ID/dkim: does each signature verify, and why not\n"
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n";
 
 typedef struct opts {
@@ -196,6 +199,10 @@ static int parse_opts(int argc, char **argv, opts *o)
         } else if (!strcmp(name, "--idle-timeout")) {
             if (parse_ulong(v, 1, 86400, &o->idle) < 0)
                 return bad("--idle-timeout wants 1..86400 seconds, not '%s'", v);
+        } else if (!strcmp(name, "--dkim-record")) {
+            char why[256];
+            if (ib_http_dkim_records(v, why, sizeof why) < 0)
+                return bad("%s", why);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
         } else if (!strcmp(name, "--allow-host")) {
