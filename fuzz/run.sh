@@ -56,11 +56,12 @@ spec() {
     fuzz_dotenv) echo "src/config.c src/util/buf.c src/error.c||4096" ;;
     fuzz_smtpd) echo "inbox/smtpd.c inbox/smtpd_addr.c inbox/smtpd_auth.c inbox/smtpd_data.c inbox/chaos.c src/smtp/reply.c src/util/buf.c|-ljansson|4096" ;;
     fuzz_mimeparse) echo "inbox/mimeparse.c src/util/buf.c||16384" ;;
+    fuzz_dkim) echo "src/dkim/verify.c src/dkim/canon.c src/util/buf.c||8192" ;;
     *) return 1 ;;
     esac
 }
 
-ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse"
+ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse fuzz_dkim"
 if [ $# -gt 0 ]; then
     TARGETS=""
     for t in "$@"; do

@@ -58,7 +58,10 @@ typedef struct tag {
     char *value; /* whitespace removed */
 } tag;
 
-/* tag-list (RFC 6376 3.2), whitespace squeezed out of every value. */
+static void free_tags(tag *t, int n);
+
+/* tag-list (RFC 6376 3.2), whitespace squeezed out of every value.  -1:
+ * malformed (nothing left allocated). */
 static int parse_tags(const char *s, size_t n, tag *t, size_t max)
 {
     size_t nt = 0, i = 0;
@@ -71,7 +74,7 @@ static int parse_tags(const char *s, size_t n, tag *t, size_t max)
         while (i < n && s[i] != '=' && s[i] != ';')
             i++;
         if (i >= n || s[i] != '=')
-            return -1;
+            goto bad;
         size_t ne = i++;
         while (ne > ns && (s[ne - 1] == ' ' || s[ne - 1] == '\t' || s[ne - 1] == '\r' ||
                            s[ne - 1] == '\n'))
@@ -80,12 +83,12 @@ static int parse_tags(const char *s, size_t n, tag *t, size_t max)
         while (i < n && s[i] != ';')
             i++;
         if (nt >= max || ne - ns >= sizeof t->name)
-            return -1;
+            goto bad;
         memcpy(t[nt].name, s + ns, ne - ns);
         t[nt].name[ne - ns] = 0;
         char *v = malloc(i - vs + 1);
         if (!v)
-            return -1;
+            goto bad;
         size_t m = 0;
         for (size_t k = vs; k < i; k++)
             if (s[k] != ' ' && s[k] != '\t' && s[k] != '\r' && s[k] != '\n')
@@ -94,6 +97,9 @@ static int parse_tags(const char *s, size_t n, tag *t, size_t max)
         t[nt++].value = v;
     }
     return (int)nt;
+bad:
+    free_tags(t, (int)nt);
+    return -1;
 }
 
 static void free_tags(tag *t, int n)
@@ -121,6 +127,7 @@ static int unb64(const char *s, unsigned char **out, size_t *len)
     int w = EVP_DecodeBlock(*out, (const unsigned char *)s, (int)n);
     if (w < 0) {
         free(*out);
+        *out = NULL; /* the caller frees what it holds */
         return -1;
     }
     size_t pad = (n && s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');

@@ -263,3 +263,25 @@ TEST(dkim_key_load_refuses)
     EVP_PKEY_free(small);
     EVP_PKEY_free(k1024);
 }
+
+static char *ed_record(void *arg, const char *name)
+{
+    (void)arg;
+    (void)name;
+    return strdup("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+}
+
+/* Found by fuzz_dkim: a b= that is not base64 was freed twice. */
+TEST(dkim_verify_bad_base64_signature)
+{
+    const char msg[] = "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=x.test;\r\n"
+                       " s=e; h=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=!!!!\r\n"
+                       "From: a@x.test\r\n\r\n";
+    se_dkim_result res[1];
+    CHECK_INT(se_dkim_verify(msg, strlen(msg), ed_record, NULL, res, 1), 1);
+    CHECK(!res[0].ok);
+    CHECK(strstr(res[0].why, "base64") != NULL);
+    const char bad_tag[] = "DKIM-Signature: v=1; a=ed25519-sha256; junk\r\nFrom: a@x.test\r\n\r\n";
+    CHECK_INT(se_dkim_verify(bad_tag, strlen(bad_tag), ed_record, NULL, res, 1), 1);
+    CHECK(strstr(res[0].why, "malformed") != NULL);
+}
