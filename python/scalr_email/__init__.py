@@ -196,7 +196,8 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
          bcc: Optional[Addresses] = None, reply_to: Optional[str] = None,
          headers: Optional[Headers] = None,
          attachments: Optional[Iterable[Attachment]] = None,
-         unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None) -> str:
+         unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None,
+         profile: Optional[str] = None) -> str:
     """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
 
     to          "user@example.com", "Name <user@example.com>", or a list of them.
@@ -212,6 +213,9 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
     unsubscribe one-click unsubscribe for bulk mail (RFC 8058): an https://
                 URL; adds List-Unsubscribe (with unsubscribe_mailto, a mailto
                 address too) and List-Unsubscribe-Post; DKIM signs both.
+    profile     a sender profile (tenant): $SCALR_EMAIL_PROFILES/NAME.env, whose
+                SMTP_* variables win over the environment's; a sender outside
+                its SMTP_ALLOWED_FROM_DOMAINS is InvalidMessageError.
 
     Configuration: SMTP_* environment variables, read at each call.
 
@@ -233,7 +237,7 @@ def send(to: Addresses, subject: str, body: str, body_html: Optional[str] = None
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments, unsubscribe, unsubscribe_mailto)
-    return _finish(_native.send(*args))
+    return _finish(_native.send(*args, profile=_text(profile, "profile")))
 
 
 async def send_async(to: Addresses, subject: str, body: str, body_html: Optional[str] = None,
@@ -242,7 +246,8 @@ async def send_async(to: Addresses, subject: str, body: str, body_html: Optional
                      headers: Optional[Headers] = None,
                      attachments: Optional[Iterable[Attachment]] = None,
                      unsubscribe: Optional[str] = None,
-                     unsubscribe_mailto: Optional[str] = None) -> str:
+                     unsubscribe_mailto: Optional[str] = None,
+                     profile: Optional[str] = None) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
@@ -252,7 +257,8 @@ async def send_async(to: Addresses, subject: str, body: str, body_html: Optional
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments, unsubscribe, unsubscribe_mailto)
     loop = asyncio.get_running_loop()
-    res = await loop.run_in_executor(None, functools.partial(_native.send, *args))
+    res = await loop.run_in_executor(None, functools.partial(_native.send, *args,
+                                                             profile=_text(profile, "profile")))
     return _finish(res)
 
 

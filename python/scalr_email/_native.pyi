@@ -11,7 +11,8 @@ def send(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[s
          body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
          bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
          headers: Optional[Tuple[Tuple[str, str], ...]],
-         attachments: Optional[Tuple[_Att, ...]], *, check_body_nul: bool = ...) -> _Result: ...
+         attachments: Optional[Tuple[_Att, ...]], *, check_body_nul: bool = ...,
+         profile: Optional[str] = ...) -> _Result: ...
 def compose(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],
             body_html: Optional[str], sender: Optional[str], cc: Optional[Tuple[str, ...]],
             bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],

@@ -303,19 +303,34 @@ static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra
 PyDoc_STRVAR(
     send_doc,
     "send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-    "     *, check_body_nul=True) -> tuple\n\n"
+    "     *, check_body_nul=True, profile=None) -> tuple\n\n"
     "Internal: send one message configured from the SMTP_* environment variables.\n"
     "Arguments must already be normalised by scalr_email.send().  Returns\n"
     "(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
     "code is 'OK' on success.  The GIL is released while the library talks to the server.");
 
+static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
+                        int n, PyObject **a, PyObject **vals);
+
 static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
+    static const char *const extra[] = {"check_body_nul", "profile"};
     PyObject *a[N_ARGS];
-    PyObject *check = Py_True;
-    if (!parse(args, kw, "send", "check_body_nul", a, &check))
+    PyObject *v[2] = {Py_True, Py_None};
+    if (!parse_extras(args, kw, "send", extra, 2, a, v))
         return NULL;
+    PyObject *check = v[0];
+    const char *profile = NULL;
+    if (v[1] != Py_None) {
+        if (!PyUnicode_Check(v[1])) {
+            PyErr_SetString(PyExc_TypeError, "profile must be str or None");
+            return NULL;
+        }
+        profile = PyUnicode_AsUTF8(v[1]);
+        if (!profile)
+            return NULL;
+    }
     conv c = {0};
     c.check_body_nul = PyObject_IsTrue(check);
     if (c.check_body_nul < 0)
@@ -338,7 +353,8 @@ static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
      * changing os.environ cannot race with getenv(); only the conversation
      * with the server runs without it. */
     scalr_email_client *client = NULL;
-    rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
+    rc = profile ? scalr_email_client_from_profile(&client, profile, NULL, NULL, NULL, &err)
+                 : scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
     if (rc == SCALR_EMAIL_OK) {
         Py_BEGIN_ALLOW_THREADS rc = scalr_email_client_send(client, &c.msg, &err);
         Py_END_ALLOW_THREADS scalr_email_client_free(client);

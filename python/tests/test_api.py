@@ -19,7 +19,7 @@ class Surface(unittest.TestCase):
         self.assertEqual({p.name: p.kind for p in params[5:]},
                          {n: inspect.Parameter.KEYWORD_ONLY
                           for n in ("cc", "bcc", "reply_to", "headers", "attachments",
-                                    "unsubscribe", "unsubscribe_mailto")})
+                                    "unsubscribe", "unsubscribe_mailto", "profile")})
         self.assertEqual(inspect.signature(scalr_email.send_async).parameters.keys(),
                          inspect.signature(scalr_email.send).parameters.keys())
 
