@@ -271,6 +271,20 @@ class DkimInterop(H.CliTest):
         self.assertEqual(len(srv.messages), 1)
         self.assertEqual(srv.rec.client_commands().count("DATA"), 1)
 
+    def test_bulk_without_unsubscribe_is_warned_at_enqueue(self):
+        e = H.base_env(SMTP_FROM=H.SENDER)
+        url = "sqlite:" + os.path.join(self.keys.dir, "bulk.db")
+        add = ["queue", "add", "--queue", url, "--priority", "bulk", "--to", H.RCPT,
+               "--subject", "news", "--body", "b"]
+        rc, out, err = H.run_cli(add, e)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("warning: a bulk message without --unsubscribe", err)
+        rc, out, err = H.run_cli(add + ["--unsubscribe", "https://example.org/u"], e)
+        self.assertEqual((rc, err), (0, ""))
+        rc, out, err = H.run_cli(add[:-6] + ["--priority", "transactional", "--to", H.RCPT,
+                                             "--subject", "receipt", "--body", "b"], e)
+        self.assertEqual((rc, err), (0, ""))
+
     def test_ours_agrees_with_dkimpy_on_dkimpy_signed(self):
         raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
                b"Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n\r\nBody  text \r\n\r\n")
