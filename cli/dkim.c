@@ -1,6 +1,10 @@
 /* scalr-email dkim keygen | verify: make a signing key and its DNS record;
  * check a saved message's signatures offline. */
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +17,7 @@
 
 static const char dkim_usage[] =
     "usage: scalr-email dkim keygen --domain D --selector S [--type rsa|ed25519] [--out PATH]\n"
-    "       scalr-email dkim verify FILE.eml (--key-record RECORD | --key-file PATH)...\n"
+    "       scalr-email dkim verify FILE.eml (--key-record RECORD | --key-file PATH... | --dns)\n"
     "\n"
     "keygen writes a new private key (PEM PKCS#8, mode 0600; default PATH S.D.key,\n"
     "never overwritten) and prints the TXT record to publish at S._domainkey.D.\n"
@@ -22,7 +26,8 @@ static const char dkim_usage[] =
     "'S._domainkey.D TXT \"v=DKIM1; ...\"' as in a zone file; --key-file reads such\n"
     "lines from a file.  Prints one line per signature; exit 0 when all verify,\n"
     "65 when one does not, 66 when the message has no signature or cannot be read.\n"
-    "DNS look-ups are not made: give the record.\n";
+    "--dns asks the resolver for S._domainkey.D TXT instead (SCALR_EMAIL_DNS=IP:PORT\n"
+    "picks the server; default /etc/resolv.conf).\n";
 
 typedef struct rec {
     char *name; /* NULL: any */
@@ -91,6 +96,67 @@ static char *lookup(void *arg, const char *name)
     return NULL;
 }
 
+/* --dns: the TXT record from the resolver (SCALR_EMAIL_DNS=IP:PORT picks
+ * one, else /etc/resolv.conf); bounded: 3 s a try, 2 tries. */
+static char *dns_lookup(void *arg, const char *name)
+{
+    (void)arg;
+    unsigned char ans[8192];
+    int n = res_query(name, ns_c_in, ns_t_txt, ans, sizeof ans);
+    if (n < 0)
+        return NULL;
+    ns_msg h;
+    if (ns_initparse(ans, n, &h) < 0)
+        return NULL;
+    for (int i = 0; i < ns_msg_count(h, ns_s_an); i++) {
+        ns_rr rr;
+        if (ns_parserr(&h, ns_s_an, i, &rr) < 0 || ns_rr_type(rr) != ns_t_txt)
+            continue;
+        /* RFC 6376 3.6.2.2: the character-strings of one record join. */
+        const unsigned char *p = ns_rr_rdata(rr), *end = p + ns_rr_rdlen(rr);
+        char *out = malloc((size_t)ns_rr_rdlen(rr) + 1);
+        if (!out)
+            return NULL;
+        size_t m = 0;
+        while (p < end) {
+            size_t l = *p++;
+            if (l > (size_t)(end - p))
+                l = (size_t)(end - p);
+            memcpy(out + m, p, l);
+            m += l;
+            p += l;
+        }
+        out[m] = 0;
+        return out;
+    }
+    return NULL;
+}
+
+static int dns_setup(void)
+{
+    if (res_init() != 0)
+        return -1;
+    _res.retrans = 3;
+    _res.retry = 2;
+    const char *srv = getenv("SCALR_EMAIL_DNS");
+    if (srv && *srv) {
+        char host[64];
+        const char *colon = strrchr(srv, ':');
+        size_t hl = colon ? (size_t)(colon - srv) : strlen(srv);
+        long port = colon ? strtol(colon + 1, NULL, 10) : 53;
+        if (hl >= sizeof host || port <= 0 || port > 65535)
+            return -1;
+        memcpy(host, srv, hl);
+        host[hl] = 0;
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+        if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+            return -1;
+        _res.nsaddr_list[0] = sa;
+        _res.nscount = 1;
+    }
+    return 0;
+}
+
 static int keygen(int argc, char **argv)
 {
     static const struct option opts[] = {{"domain", required_argument, NULL, 'd'},
@@ -144,7 +210,7 @@ static int verify(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     records rs = {0};
-    int o, rc = EX_OK;
+    int o, rc = EX_OK, use_dns = 0;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (o == 'h') {
@@ -152,8 +218,12 @@ static int verify(int argc, char **argv)
             goto out;
         }
         if (o == 'n') {
-            rc = cli_usage_error("dkim verify: --dns is not supported; give --key-record");
-            goto out;
+            if (dns_setup() < 0) {
+                rc = cli_usage_error("dkim verify --dns: SCALR_EMAIL_DNS must be IPv4:PORT");
+                goto out;
+            }
+            use_dns = 1;
+            continue;
         }
         if (o == 'r' && add_record(&rs, optarg) < 0) {
             rc = cli_usage_error("dkim verify: too many key records");
@@ -184,8 +254,8 @@ static int verify(int argc, char **argv)
         rc = cli_usage_error("dkim verify needs one message file");
         goto out;
     }
-    if (!rs.n) {
-        rc = cli_usage_error("dkim verify needs --key-record or --key-file");
+    if (!rs.n && !use_dns) {
+        rc = cli_usage_error("dkim verify needs --key-record, --key-file or --dns");
         goto out;
     }
     FILE *f = fopen(argv[optind], "rb");
@@ -204,7 +274,7 @@ static int verify(int argc, char **argv)
         goto out;
     }
     scalr_email_dkim_result res[8];
-    int n = scalr_email_dkim_verify(msg, len, lookup, &rs, res, 8);
+    int n = scalr_email_dkim_verify(msg, len, use_dns ? dns_lookup : lookup, &rs, res, 8);
     free(msg);
     if (n < 0) {
         fprintf(stderr, "scalr-email: out of memory\n");

@@ -7,7 +7,8 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       openssl ca-certificates python3 python3-aiosmtpd
       libpq-dev postgresql
       iproute2 util-linux  # ip and unshare: the inbox test of a non-loopback client
-      python3-dkim opendkim) # DKIM: the verifiers our signatures must satisfy (tests/dkim)
+      python3-dkim opendkim  # DKIM: the verifiers our signatures must satisfy (tests/dkim)
+      dnsmasq-base)          # a real DNS server for `dkim verify --dns` (tests/dkim)
 pkgs+=("$@")
 
 missing=()

@@ -8,6 +8,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import unittest
 
 import dkim
@@ -94,6 +95,13 @@ class Keys:
         rc, out, err = H.run_cli(["dkim", "verify", path, "--key-file", self.record_file],
                                  H.base_env())
         return rc, [line.startswith("pass ") for line in out.splitlines()]
+
+
+def _free_udp_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def big_file(d, n):
@@ -284,6 +292,46 @@ class DkimInterop(H.CliTest):
         rc, out, err = H.run_cli(add[:-6] + ["--priority", "transactional", "--to", H.RCPT,
                                              "--subject", "receipt", "--body", "b"], e)
         self.assertEqual((rc, err), (0, ""))
+
+    @unittest.skipUnless(shutil.which("dnsmasq") or os.path.exists("/usr/sbin/dnsmasq"),
+                         "needs dnsmasq (Debian dnsmasq-base)")
+    def test_verify_dns_asks_a_real_dns_server(self):
+        msg = self.send_signed(self.send_args(subject="dns"), "dual")
+        path = os.path.join(self.keys.dir, "dns.eml")
+        with open(path, "wb") as f:
+            f.write(msg)
+        port = _free_udp_port()
+        argv = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--keep-in-foreground",
+                "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
+                "--port=%d" % port, "--user=nobody", "--pid-file=", "--log-facility=-"]
+        for name, value in self.keys.records.items():
+            chunks = [value[i:i + 250] for i in range(0, len(value), 250)]
+            argv.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
+        dns = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def stop():
+            dns.terminate()
+            try:
+                dns.wait(10)
+            except subprocess.TimeoutExpired:
+                dns.kill()
+                dns.wait()
+        self.addCleanup(stop)
+        env = H.base_env(SCALR_EMAIL_DNS="127.0.0.1:%d" % port)
+        rc = out = err = None
+        for _ in range(50):            # until dnsmasq answers
+            rc, out, err = H.run_cli(["dkim", "verify", path, "--dns"], env)
+            if "no key record" not in out:
+                break
+            time.sleep(0.1)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual([line.split()[0] for line in out.splitlines()], ["pass", "pass"])
+        bad = os.path.join(self.keys.dir, "dns-bad.eml")
+        with open(bad, "wb") as f:
+            f.write(msg.replace(b"Subject: dns", b"Subject: dnz"))
+        rc, out, err = H.run_cli(["dkim", "verify", bad, "--dns"], env)
+        self.assertEqual(rc, 65, out)
+        self.assertIn("signature mismatch", out)
 
     def test_ours_agrees_with_dkimpy_on_dkimpy_signed(self):
         raw = (b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n"
