@@ -607,5 +607,6 @@ void ib_http_stop(ib_http *h)
         return;
     atomic_store(&h->stopping, 1); /* event streams end within SSE_POLL_MS (http_ui.c) */
     MHD_stop_daemon(h->d);
+    ib_http_dkim_free();
     free(h);
 }

@@ -93,6 +93,15 @@ int ib_http_dkim_records(const char *path, char *why, size_t whylen)
     return 0;
 }
 
+void ib_http_dkim_free(void)
+{
+    for (size_t i = 0; i < n_records; i++) {
+        free(records[i].name);
+        free(records[i].value);
+    }
+    n_records = 0;
+}
+
 static char *lookup(void *arg, const char *name)
 {
     (void)arg;

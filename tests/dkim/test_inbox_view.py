@@ -21,10 +21,13 @@ class InboxDkimView(H.CliTest):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
             try:
-                p.communicate(timeout=30)
+                _, err = p.communicate(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.communicate()
+                raise AssertionError("the inbox did not stop on SIGTERM")
+            if p.returncode != 0:       # e.g. a leak report under the sanitizers
+                raise AssertionError("inbox exited %d: %s" % (p.returncode, err[-2000:]))
         self.addCleanup(stop)
         lines = [p.stdout.readline().decode().strip() for _ in range(2)]
         if not lines[0].startswith("smtp: ") or not lines[1].startswith("http: "):
