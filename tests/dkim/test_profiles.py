@@ -71,6 +71,24 @@ class Profiles(H.CliTest):
                 self.assertIn(("d=%s;" % domain).encode(), re.sub(rb"\s+", b"", m.data))
                 self.assertEqual(self.keys.dkimpy(m.data), [True])
 
+    def test_send_batch_with_a_profile(self):
+        import json
+        lines = "".join(json.dumps({"to": ["r%d@example.net" % i], "subject": "b%d" % i,
+                                    "body": "x"}) + "\n" for i in range(4))
+        lines += json.dumps({"to": ["r@example.net"], "subject": "spoof", "body": "x",
+                             "sender": "ceo@acme.example"}) + "\n"
+        rc, out, err = H.run_cli(["send-batch", "--profile", "globex", "-"], self.env, input=lines)
+        results = {r["line"]: r for r in (json.loads(x) for x in out.splitlines())}
+        self.assertEqual(rc, 65, err)
+        self.assertEqual(sorted(n for n, r in results.items() if r.get("ok")), [1, 2, 3, 4])
+        self.assertIn("outside the allowed domains", json.dumps(results[5]))
+        srv = self.servers["globex"]
+        self.assertTrue(srv.rec.wait_messages(4))
+        for m in srv.messages:
+            self.assertEqual(self.keys.dkimpy(m.data), [True])
+            self.assertIn(b"d=globex.example;", re.sub(rb"\s+", b"", m.data))
+        self.assertEqual(self.servers["acme"].messages, [])
+
     def test_from_outside_the_profile_exits_65_and_sends_nothing(self):
         for extra in (["--from", "ceo@globex.example"], ["--from", "x@acme.example.evil.test"]):
             with self.subTest(extra=extra):
