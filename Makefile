@@ -31,7 +31,7 @@ INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
                tests/unit/test_mimeparse.c tests/unit/test_release.c
 # send-batch reads JSON Lines; the library links jansson for templates.
-CLI_LIBS := -ljansson -lmicrohttpd
+CLI_LIBS := -ljansson -lmicrohttpd -lresolv
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))

@@ -892,6 +892,13 @@ def main():
     except Exception as e:
         with open(BENCH / "RESULTS.md", "a") as f:
             f.write("\n## Templates (issue 11)\n\nNot measured: %s\n" % e)
+    # DKIM signing cost (issue 12): its own section, between markers.
+    try:
+        import dkim_bench
+        dkim_bench.write_results(dkim_bench.section(dkim_bench.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## DKIM signing cost (issue 12)\n\nNot measured: %s\n" % e)
     results["duration"] = time.time() - t_start
     results["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     (WORK / "results.json").write_text(json.dumps(results, indent=1, default=str))

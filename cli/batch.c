@@ -219,13 +219,14 @@ static const struct option opts[] = {
     {"connections", required_argument, NULL, 'k'},
     {"rate", required_argument, NULL, 'r'},
     {"env-file", required_argument, NULL, 'e'},
+    {"profile", required_argument, NULL, 'p'},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
 
 int cli_send_batch(int argc, char **argv)
 {
-    const char *env_file = NULL;
+    const char *env_file = NULL, *profile = NULL;
     unsigned long k = 1;
     double rate = 0;
     int verbose = 0, c;
@@ -247,6 +248,7 @@ int cli_send_batch(int argc, char **argv)
                 return cli_usage_error("--rate must be a positive number of messages per second");
             break;
         case 'e': env_file = optarg; break;
+        case 'p': profile = optarg; break;
         case 'v': verbose = 1; break;
         case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -258,8 +260,12 @@ int cli_send_batch(int argc, char **argv)
 
     scalr_email_client *client = NULL;
     scalr_email_error err;
-    if (scalr_email_client_from_env(&client, env_file, verbose ? cli_trace : NULL, NULL, &err) !=
-        SCALR_EMAIL_OK)
+    /* --profile: the whole batch is one tenant's (its server, account, key
+     * and allowed domains). */
+    if ((profile ? scalr_email_client_from_profile(&client, profile, env_file,
+                                                   verbose ? cli_trace : NULL, NULL, &err)
+                 : scalr_email_client_from_env(&client, env_file, verbose ? cli_trace : NULL, NULL,
+                                               &err)) != SCALR_EMAIL_OK)
         return cli_report(&err);
 
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;

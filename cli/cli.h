@@ -32,6 +32,8 @@ typedef struct cli_item {
     scalr_email_header *headers;
     scalr_email_attachment *att;
     scalr_email_rendered r; /* a "template" line's parts */
+    const char *unsub, *unsub_mailto; /* "unsubscribe", "unsubscribe_mailto" */
+    char unsub_value[1024];
     char why[800]; /* non-empty: malformed, nothing sent */
 } cli_item;
 
@@ -44,6 +46,7 @@ int cli_queue(int argc, char **argv);
 int cli_sendmail(int argc, char **argv, int as_mailq);
 int cli_template(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 
 /* Parse `send`-style options into a message (shared by send and queue add).
  * extra: further long options the caller handles with on_extra (returns 0,
@@ -53,6 +56,8 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
                   int (*on_extra)(void *arg, int opt, const char *val), void *arg, cli_msg **out);
 const scalr_email_message *cli_msg_message(const cli_msg *m);
 const char *cli_msg_env_file(const cli_msg *m);
+const char *cli_msg_profile(const cli_msg *m); /* --profile, or NULL */
+const char *cli_msg_profile(const cli_msg *m); /* --profile, or NULL */
 int cli_msg_verbose(const cli_msg *m);
 void cli_msg_free(cli_msg *m);
 #endif

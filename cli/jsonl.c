@@ -47,6 +47,35 @@ static int get_str(json_t *v, const char **out, size_t *len, char *why, size_t w
     return 0;
 }
 
+/* "unsubscribe": the two RFC 8058 fields after any "headers". */
+static int add_unsubscribe(cli_item *it)
+{
+    scalr_email_error err;
+    if (!it->unsub) {
+        snprintf(it->why, sizeof it->why, "'unsubscribe_mailto' needs 'unsubscribe'");
+        return -1;
+    }
+    if (scalr_email_unsubscribe_value(it->unsub, it->unsub_mailto, it->unsub_value,
+                                      sizeof it->unsub_value, &err) != SCALR_EMAIL_OK) {
+        snprintf(it->why, sizeof it->why, "%.190s", err.message);
+        return -1;
+    }
+    size_t n = 0;
+    while (it->headers && it->headers[n].name)
+        n++;
+    scalr_email_header *more = realloc(it->headers, (n + 3) * sizeof *more);
+    if (!more) {
+        snprintf(it->why, sizeof it->why, "out of memory");
+        return -1;
+    }
+    it->headers = more;
+    more[n] = (scalr_email_header){"List-Unsubscribe", it->unsub_value};
+    more[n + 1] = (scalr_email_header){"List-Unsubscribe-Post", "List-Unsubscribe=One-Click"};
+    more[n + 2] = (scalr_email_header){0};
+    it->m.headers = more;
+    return 0;
+}
+
 int cli_item_parse(cli_item *it, const char *text, size_t len)
 {
     char *why = it->why;
@@ -117,6 +146,10 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
             rc = json_is_object(v) ? 0 : -1;
             if (rc)
                 snprintf(why, wl, "'data' must be an object");
+        } else if (!strcmp(key, "unsubscribe")) {
+            rc = get_str(v, &it->unsub, NULL, why, wl, key);
+        } else if (!strcmp(key, "unsubscribe_mailto")) {
+            rc = get_str(v, &it->unsub_mailto, NULL, why, wl, key);
         } else if (!strcmp(key, "attachments") || !strcmp(key, "inline")) {
             const char **paths = NULL;
             rc = json_is_array(v) ? str_list(v, &paths, why, wl, key) : -1;
@@ -188,6 +221,8 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
         m->body_html = it->r.body_html;
         m->body_html_len = it->r.body_html_len;
     }
+    if ((it->unsub || it->unsub_mailto) && add_unsubscribe(it) < 0)
+        return -1;
     m->to = it->lists[0];
     m->cc = it->lists[1];
     m->bcc = it->lists[2];

@@ -16,7 +16,9 @@ static const char send_usage[] =
     "                        [--header 'Name: value'] [--attach PATH] [--env-file PATH]\n"
     "                        [--inline PATH] [--calendar FILE] [--envelope-from ADDR|<>]\n"
     "                        [--dsn-notify never|success,failure,delay] [--dsn-ret full|hdrs]\n"
-    "                        [--envid ID] [--print] [-v]\n"
+    "                        [--envid ID]\n"
+    "                        [--unsubscribe HTTPS-URL [--unsubscribe-mailto ADDR]]\n"
+    "                        [--profile NAME] [--print] [-v]\n"
     "       scalr-email send --to ADDR ... --template NAME --data FILE|- [--locale L]\n"
     "                        [--templates DIR] [--allow-missing] [other options as above]\n"
     "\n"
@@ -33,10 +35,12 @@ static const char send_usage[] =
     "Configuration comes from SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM,\n"
     "SMTP_USE_TLS, SMTP_USE_SSL, SMTP_TIMEOUT, SMTP_SEND_TIMEOUT, SMTP_HELO_NAME,\n"
     "SMTP_RETURN_PATH and SMTP_PROXY (socks5://, socks5h://, http://)\n"
+    "(DKIM: SMTP_DKIM_*; --profile NAME: $SCALR_EMAIL_PROFILES/NAME.env over them)\n"
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
 
 static const char batch_usage[] =
-    "usage: scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [-v] FILE\n"
+    "usage: scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [--profile NAME]\n"
+    "                              [-v] FILE\n"
     "\n"
     "Send one JSON message per line of FILE ('-': standard input) over K connections,\n"
     "at most N messages a second; prints one JSON result per message, with its line.\n";
@@ -88,6 +92,7 @@ static const command commands[] = {
     {"sendmail", run_sendmail, "read a whole message on stdin, as /usr/sbin/sendmail", NULL},
     {"template", cli_template, "check and preview templates: check, render", NULL},
     {"doctor", cli_doctor, "check the domain's SPF, DKIM, DMARC and MX records", doctor_usage},
+    {"dkim", cli_dkim, "DKIM: make a signing key and its DNS record, verify a message", NULL},
     {"queue", cli_queue, "the durable queue: add, work, status, list, show, retry, ...", NULL},
 #ifdef SCALR_EMAIL_INBOX
     {"inbox", run_inbox, "a local inbox that catches mail, with a web UI", NULL},

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -230,6 +231,18 @@ static void pending_flush(pending *p, const char *failure, size_t *bad)
     p->stored = 0;
 }
 
+/* Bulk mail without one-click unsubscribe (RFC 8058) is what Gmail and
+ * Yahoo penalise: say so at enqueue. */
+static int lacks_unsubscribe(const scalr_email_message *m, scalr_email_lane lane)
+{
+    if (lane != SCALR_EMAIL_LANE_BULK)
+        return 0;
+    for (const scalr_email_header *h = m->headers; h && h->name; h++)
+        if (!strcasecmp(h->name, "List-Unsubscribe"))
+            return 0;
+    return 1;
+}
+
 static int add_jsonl(add_args *a, const char *env_file)
 {
     FILE *in = strcmp(a->jsonl, "-") ? fopen(a->jsonl, "rb") : stdin;
@@ -243,6 +256,8 @@ static int add_jsonl(add_args *a, const char *env_file)
     scalr_email_error err;
     int status = open_queue(a->queue, &q);
     if (!status && scalr_email_config_get(env_file, "SMTP_FROM", &from, &err) != SCALR_EMAIL_OK)
+        status = cli_report(&err);
+    if (!status && scalr_email_queue_dkim_from_env(q, env_file, &err) != SCALR_EMAIL_OK)
         status = cli_report(&err);
     pending p = {.lines = calloc(BATCH, sizeof(char *))};
     if (!p.lines && !status)
@@ -280,6 +295,9 @@ static int add_jsonl(add_args *a, const char *env_file)
             if (rc == SCALR_EMAIL_OK)
                 rc = scalr_email_queue_add(q, &it.m, from, &a->o, &id, &existed, &err);
             if (rc == SCALR_EMAIL_OK) {
+                if (lacks_unsubscribe(&it.m, a->o.lane))
+                    json_object_set_new(o, "warning",
+                                        json_string("bulk message without \"unsubscribe\""));
                 json_object_set_new(o, "id", json_integer(id));
                 json_object_set_new(o, "message_id", json_string(err.message_id));
                 if (existed)
@@ -398,6 +416,10 @@ static int q_add(int argc, char **argv)
     int status = cli_msg_parse(argc, argv, add_opts, N_ADD_OPTS, on_add_opt, &a, &m);
     if (status)
         return status;
+    if (cli_msg_profile(m)) {
+        cli_msg_free(m);
+        return cli_usage_error("queue add: --profile is not supported yet (use --tenant)");
+    }
     scalr_email_queue *q = NULL;
     char *from = NULL;
     scalr_email_error err;
@@ -405,11 +427,17 @@ static int q_add(int argc, char **argv)
     if (!status && !cli_msg_message(m)->sender &&
         scalr_email_config_get(cli_msg_env_file(m), "SMTP_FROM", &from, &err) != SCALR_EMAIL_OK)
         status = cli_report(&err);
+    if (!status && scalr_email_queue_dkim_from_env(q, cli_msg_env_file(m), &err) != SCALR_EMAIL_OK)
+        status = cli_report(&err);
     long long id = 0;
     int existed = 0;
     if (!status && scalr_email_queue_add(q, cli_msg_message(m), from, &a.o, &id, &existed, &err) !=
                        SCALR_EMAIL_OK)
         status = cli_report(&err);
+    if (!status && lacks_unsubscribe(cli_msg_message(m), a.o.lane))
+        fputs("scalr-email: warning: a bulk message without --unsubscribe (Gmail and Yahoo want "
+              "one-click unsubscribe for bulk mail)\n",
+              stderr);
     if (!status) {
         if (a.json)
             printf("{\"id\":%lld,\"existed\":%s,\"message_id\":\"%s\"}\n", id,

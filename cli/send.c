@@ -91,7 +91,10 @@ enum {
     OPT_DSN_NOTIFY,
     OPT_DSN_RET,
     OPT_ENVID,
-    OPT_ENVELOPE_FROM
+    OPT_ENVELOPE_FROM,
+    OPT_UNSUBSCRIBE,
+    OPT_UNSUBSCRIBE_MAILTO,
+    OPT_PROFILE
 };
 
 static const struct option opts[] = {
@@ -120,6 +123,9 @@ static const struct option opts[] = {
     {"dsn-ret", required_argument, NULL, OPT_DSN_RET},
     {"envid", required_argument, NULL, OPT_ENVID},
     {"envelope-from", required_argument, NULL, OPT_ENVELOPE_FROM},
+    {"unsubscribe", required_argument, NULL, OPT_UNSUBSCRIBE},
+    {"unsubscribe-mailto", required_argument, NULL, OPT_UNSUBSCRIBE_MAILTO},
+    {"profile", required_argument, NULL, OPT_PROFILE},
     {"verbose", no_argument, NULL, 'v'},
     {0, 0, 0, 0},
 };
@@ -130,6 +136,9 @@ struct send_args {
     const char *tmpl, *data, *locale, *templates;
     int print, verbose, allow_missing;
     const char *calendar, *dsn_notify, *dsn_ret, *envid, *envelope_from;
+    const char *unsub, *unsub_mailto; /* one-click unsubscribe (RFC 8058) */
+    const char *profile;              /* a sender profile (tenant) */
+    char unsub_value[1024];
 };
 
 static int parse(int argc, char **argv, struct send_args *a, const struct option *all,
@@ -172,6 +181,9 @@ static int parse(int argc, char **argv, struct send_args *a, const struct option
         case OPT_LOCALE: a->locale = optarg; break;
         case OPT_TEMPLATES: a->templates = optarg; break;
         case OPT_ALLOW_MISSING: a->allow_missing = 1; break;
+        case OPT_UNSUBSCRIBE: a->unsub = optarg; break;
+        case OPT_UNSUBSCRIBE_MAILTO: a->unsub_mailto = optarg; break;
+        case OPT_PROFILE: a->profile = optarg; break;
         case 'v': a->verbose = 1; break;
         case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("unknown option '%s'", argv[optind - 1]);
@@ -227,6 +239,34 @@ static int split_headers(const strlist *in, scalr_email_header **out)
     return 0;
 }
 
+/* --unsubscribe URL [--unsubscribe-mailto ADDR]: the two RFC 8058 fields,
+ * after the --header ones (names owned like theirs). */
+static int add_unsubscribe(struct send_args *a, scalr_email_header **hs)
+{
+    if (!a->unsub) {
+        if (a->unsub_mailto)
+            return cli_usage_error("--unsubscribe-mailto needs --unsubscribe URL");
+        return 0;
+    }
+    scalr_email_error err;
+    if (scalr_email_unsubscribe_value(a->unsub, a->unsub_mailto, a->unsub_value,
+                                      sizeof a->unsub_value, &err) != SCALR_EMAIL_OK)
+        return cli_report(&err);
+    size_t n = 0;
+    while ((*hs)[n].name)
+        n++;
+    scalr_email_header *more = realloc(*hs, (n + 3) * sizeof *more);
+    if (!more)
+        return EX_OSERR;
+    *hs = more;
+    more[n] = (scalr_email_header){strdup("List-Unsubscribe"), a->unsub_value};
+    more[n + 1] = (scalr_email_header){strdup("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"};
+    more[n + 2] = (scalr_email_header){0};
+    if (!more[n].name || !more[n + 1].name)
+        return EX_OSERR;
+    return 0;
+}
+
 static int read_input(const char *what, const char *path, char **data, size_t *len)
 {
     *data = slurp(path, len);
@@ -270,6 +310,7 @@ void cli_msg_free(cli_msg *c)
 
 const scalr_email_message *cli_msg_message(const cli_msg *c) { return &c->m; }
 const char *cli_msg_env_file(const cli_msg *c) { return c->a.env_file; }
+const char *cli_msg_profile(const cli_msg *c) { return c->a.profile; }
 int cli_msg_verbose(const cli_msg *c) { return c->a.verbose; }
 
 int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
@@ -293,6 +334,8 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
     if (status)
         goto fail;
     if ((status = split_headers(&c->a.headers, &c->headers)))
+        goto fail;
+    if ((status = add_unsubscribe(&c->a, &c->headers)))
         goto fail;
     c->att = calloc(c->a.attach.n + c->a.inl.n + 1, sizeof *c->att);
     if (!c->att) {
@@ -408,11 +451,16 @@ int cli_send(int argc, char **argv)
         goto out;
     }
 
-    if (scalr_email_client_from_env(&client, c->a.env_file, c->a.verbose ? cli_trace : NULL, NULL,
-                                    &err) != SCALR_EMAIL_OK) {
+    if ((c->a.profile ? scalr_email_client_from_profile(&client, c->a.profile, c->a.env_file,
+                                                        c->a.verbose ? cli_trace : NULL, NULL, &err)
+                      : scalr_email_client_from_env(&client, c->a.env_file,
+                                                    c->a.verbose ? cli_trace : NULL, NULL, &err)) !=
+        SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;
     }
+    if (scalr_email_client_dkim_weak(client)) /* RFC 8301 3.2: 1024 still verifies */
+        fputs("scalr-email: warning: the DKIM key is RSA under 2048 bits\n", stderr);
     if (scalr_email_client_send(client, m, &err) != SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;

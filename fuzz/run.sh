@@ -68,12 +68,13 @@ spec() {
             "src/template/html2text.c src/util/buf.c|-ljansson|4096"
         ;;
     fuzz_doctor) echo "src/doctor/records.c src/doctor/doctor.c src/doctor/dns.c|-lresolv|4096" ;;
+    fuzz_dkim) echo "src/dkim/verify.c src/dkim/canon.c src/util/buf.c||8192" ;;
     *) return 1 ;;
     esac
 }
 
 ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse fuzz_ingest
-    fuzz_template fuzz_doctor fuzz_oauth"
+    fuzz_template fuzz_doctor fuzz_oauth fuzz_dkim"
 if [ $# -gt 0 ]; then
     TARGETS=""
     for t in "$@"; do

@@ -416,6 +416,8 @@ static enum MHD_Result messages(ib_http *h, struct MHD_Connection *c, const char
         return send_raw(h, c, id, 1);
     if (!mailhog && strcmp(rest, "/raw") == 0)
         return send_raw(h, c, id, 0);
+    if (!mailhog && strcmp(rest, "/dkim") == 0)
+        return ib_http_scalr_dkim(h, c, id);
     if (!mailhog && strcmp(rest, "/html") == 0)
         return ib_http_scalr_html(h, c, id);
     if (!mailhog && strcmp(rest, "/deliverability") == 0)
@@ -623,5 +625,6 @@ void ib_http_stop(ib_http *h)
         return;
     atomic_store(&h->stopping, 1); /* event streams end within SSE_POLL_MS (http_ui.c) */
     MHD_stop_daemon(h->d);
+    ib_http_dkim_free();
     free(h);
 }

@@ -55,6 +55,10 @@ enum MHD_Result ib_http_respond(struct MHD_Connection *c, unsigned status, const
 enum MHD_Result ib_http_send_json(struct MHD_Connection *c, unsigned status, json_t *j);
 enum MHD_Result ib_http_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
 enum MHD_Result ib_http_not_allowed(struct MHD_Connection *c, const char *allow);
+/* The DKIM view (http_dkim.c). */
+enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t id);
+void ib_http_dkim_free(void); /* the --dkim-record records, once the server stopped */
+
 /* A non-negative integer query argument, dflt when absent or bad, at most max. */
 int64_t ib_http_arg_int(struct MHD_Connection *c, const char *name, int64_t dflt, int64_t max);
 

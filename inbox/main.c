@@ -30,6 +30,7 @@ static const char usage[] =
     "                         [--max-size BYTES] [--max-conn N]\n"
     "                         [--idle-timeout SECONDS] [--chaos RULE ...] [--queue URL]\n"
     "                         [--templates DIR]\n"
+    "                         [--dkim-record FILE]\n"
     "                         [--allow-host NAME ...] [--max-conn-per-client N]\n"
     "                         [--max-memory SIZE]\n"
     "                         [--release-env FILE --release-allow PATTERN ...]\n"
@@ -62,7 +63,9 @@ static const char usage[] =
     "  --queue URL      also show this durable queue (sqlite:PATH or postgresql://...)\n"
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n"
     "  --templates DIR  preview every template of DIR rendered with its sample.json in the\n"
-    "                   UI's Templates view (and /api/scalr/templates), fresh on each look\n";
+    "                   UI's Templates view (and /api/scalr/templates), fresh on each look\n"
+    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines) for\n"
+    "                   GET /api/scalr/messages/ID/dkim: does each signature verify, and why not\n";
 
 typedef struct opts {
     char smtp_host[256], http_host[256];
@@ -223,6 +226,10 @@ static int parse_opts(int argc, char **argv, opts *o)
             if (ib_release_allow(v, why, sizeof why) < 0)
                 return bad("%s", why);
             o->n_allow++;
+        } else if (!strcmp(name, "--dkim-record")) {
+            char why[256];
+            if (ib_http_dkim_records(v, why, sizeof why) < 0)
+                return bad("%s", why);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
         } else if (!strcmp(name, "--templates")) {

@@ -245,6 +245,19 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
                                              scalr_email_trace_fn trace, void *trace_arg,
                                              scalr_email_error *err);
 
+/* Sender profiles (one per tenant): a client from the env file
+ * $SCALR_EMAIL_PROFILES/NAME.env (SCALR_EMAIL_PROFILES from the environment
+ * or env_file), whose variables win over the platform-wide ones (the
+ * environment, then env_file); what it lacks comes from them.  The pool
+ * keeps the profile's connections apart from every other profile's.
+ * SMTP_ALLOWED_FROM_DOMAINS (comma-separated; subdomains count) makes a
+ * send whose envelope sender, From or Sender is elsewhere EINVAL before
+ * anything is sent (it applies without profiles too).  ECONFIG for an
+ * unknown profile or a name that is not 1-64 of [A-Za-z0-9._-]. */
+scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
+                                                 const char *env_file, scalr_email_trace_fn trace,
+                                                 void *trace_arg, scalr_email_error *err);
+
 void scalr_email_client_free(scalr_email_client *client);
 
 /* OAuth2 refresh-token rotation: fn(arg, refresh_token) is called when the
@@ -727,6 +740,64 @@ scalr_email_code scalr_email_template_render_string(const char *tmpl, size_t len
 scalr_email_code scalr_email_compose_fixed(const scalr_email_message *msg,
                                            const char *default_from, char **out, size_t *out_len,
                                            scalr_email_error *err);
+/* One-click unsubscribe for bulk mail (RFC 8058): fills out with the
+ * List-Unsubscribe value "<URL>" or "<URL>, <mailto:ADDR>" (mailto may be
+ * NULL).  url must be https://; EINVAL otherwise.  Send it with the header
+ * "List-Unsubscribe-Post: List-Unsubscribe=One-Click"; a signing client
+ * DKIM-signs both.  out: 1024 bytes are enough. */
+scalr_email_code scalr_email_unsubscribe_value(const char *url, const char *mailto, char *out,
+                                               size_t outlen, scalr_email_error *err);
+
+/* ------------------------------------------------------------------------
+ * DKIM (RFC 6376, RFC 8463).  A client made by scalr_email_client_from_env
+ * signs every message when SMTP_DKIM_DOMAIN, SMTP_DKIM_SELECTOR and
+ * SMTP_DKIM_KEY_FILE are set (a second signature with SMTP_DKIM_SELECTOR2 +
+ * SMTP_DKIM_KEY_FILE2): rsa-sha256 or ed25519-sha256 by the key's type,
+ * c=relaxed/relaxed, t=, never l=, From/To/Cc/Subject/Date/Message-ID/
+ * Reply-To oversigned.  An unreadable key is ECONFIG when the client is
+ * made; a From domain that is not d= (or under it) is ECONFIG before
+ * anything is sent, unless SMTP_DKIM_ALLOW_DOMAIN_MISMATCH=true. */
+
+/* Use the key in key_file (PEM PKCS#8/PKCS#1, or an Ed25519 seed in base64)
+ * for client's sends; key_file2/selector2 may be NULL (else a second
+ * signature).  Replaces any signing set before; domain NULL turns it off.
+ * *weak (may be NULL) is set for RSA under 2048 bits. */
+scalr_email_code scalr_email_client_dkim(scalr_email_client *client, const char *domain,
+                                         const char *selector, const char *key_file,
+                                         const char *selector2, const char *key_file2,
+                                         int allow_mismatch, int *weak, scalr_email_error *err);
+/* Nonzero when client's configuration had an RSA key under 2048 bits. */
+int scalr_email_client_dkim_weak(const scalr_email_client *client);
+
+/* Sign the messages q's scalr_email_queue_add stores from now on with the
+ * SMTP_DKIM_* settings (env_file as in scalr_email_client_from_env); none
+ * set: not signed.  Signed at enqueue, so every retry sends the same bytes. */
+scalr_email_code scalr_email_queue_dkim_from_env(scalr_email_queue *q, const char *env_file,
+                                                 scalr_email_error *err);
+
+/* Make a key (ed25519 nonzero: Ed25519, else RSA-2048), write it to path as
+ * PEM PKCS#8 with mode 0600 (an existing file is not replaced: EFILE), and
+ * return in *record (malloc'd) the TXT record value to publish at
+ * selector._domainkey.domain. */
+scalr_email_code scalr_email_dkim_keygen(const char *path, const char *domain, const char *selector,
+                                         int ed25519, char **record, scalr_email_error *err);
+
+/* One signature's verdict. */
+typedef struct scalr_email_dkim_result {
+    char domain[256], selector[64], alg[32];
+    int ok;
+    char why[160]; /* why not, when !ok */
+} scalr_email_dkim_result;
+
+/* Returns the TXT record (malloc'd) for a name "selector._domainkey.domain",
+ * or NULL. */
+typedef char *(*scalr_email_dkim_lookup_fn)(void *arg, const char *name);
+
+/* Verify every DKIM-Signature of the message msg[0..len) (CRLF or LF line
+ * ends).  Returns how many there are (res holds the first max), -1 when out
+ * of memory. */
+int scalr_email_dkim_verify(const char *msg, size_t len, scalr_email_dkim_lookup_fn lookup,
+                            void *arg, scalr_email_dkim_result *res, size_t max);
 
 #ifdef __cplusplus
 }

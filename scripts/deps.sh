@@ -8,7 +8,8 @@ pkgs=(gcc make pkg-config libssl-dev libidn2-dev libsqlite3-dev sqlite3 libmicro
       libpq-dev postgresql
       libcurl4-openssl-dev # OAuth2: the refresh-token grant over HTTPS
       iproute2 util-linux # ip and unshare: the inbox test of a non-loopback client
-      dnsmasq-base # the DNS server of the doctor suite
+      dnsmasq-base # the DNS server of the doctor and dkim suites
+      python3-dkim opendkim # DKIM: the verifiers our signatures must satisfy (tests/dkim)
       # the sendmail suite's real callers, and msmtp to compare with
       php-cli git-email libmailtools-perl msmtp s-nail time
       w3m python3-pystache # templates: the derived text part and a reference engine

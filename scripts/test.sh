@@ -61,6 +61,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run sendmail /usr/bin/python3 tests/sendmail/run.py
     SCALR_EMAIL_BIN=build/scalr-email run template /usr/bin/python3 tests/template/run.py
     SCALR_EMAIL_BIN=build/scalr-email run doctor /usr/bin/python3 tests/doctor/run.py
+    SCALR_EMAIL_BIN=build/scalr-email run dkim /usr/bin/python3 tests/dkim/run.py
     run link bash tests/link/run.sh
     run python bash python/tests/run.sh
 else
@@ -81,6 +82,7 @@ if build SAN=1 BUILD=build-san; then
     # not Memory: under ASan the peak RSS measures the sanitizer
     SCALR_EMAIL_BIN=build-san/scalr-email run sendmail-san /usr/bin/python3 tests/sendmail/run.py RealCallers Flags Encoding Queue
     SCALR_EMAIL_BIN=build-san/scalr-email run doctor-san /usr/bin/python3 tests/doctor/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run dkim-san /usr/bin/python3 tests/dkim/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-smtp-san /usr/bin/python3 tests/inbox/test_smtp_side.py
     SCALR_EMAIL_BIN=build-san/scalr-email TEMPLATE_CORPUS_N=500 run template-san /usr/bin/python3 tests/template/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run inbox-release-san /usr/bin/python3 tests/inbox/test_release.py

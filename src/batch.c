@@ -128,6 +128,9 @@ static int next_job(batch *b, job *j, int now)
         scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
         if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(b->c, msg, &j->comp) < 0)
             rc = se_fail(&e, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+        if (rc == SCALR_EMAIL_OK && ((rc = se_client_check_from(b->c, &j->comp, &e)) != SCALR_EMAIL_OK ||
+                                     (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK))
+            se_composed_free(&j->comp);
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);
             b->src->release(b->src->arg, i, msg);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "client_int.h"
 #include "config.h"
@@ -50,6 +51,20 @@ static void make_key(scalr_email_client *c)
     se_pool_key(c->key, c->s.host, c->s.port, (int)c->s.tls, c->s.username, c->s.password,
                 c->ca_file, helo_proxy);
     OPENSSL_cleanse(helo_proxy, sizeof helo_proxy);
+    /* A profile's connections are its own, even to the same server and
+     * account: one tenant never gets a connection made for another. */
+    if (c->profile) {
+        unsigned char mixed[EVP_MAX_MD_SIZE];
+        unsigned len = 0;
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+            EVP_DigestUpdate(md, c->key, SE_POOL_KEY_LEN) &&
+            EVP_DigestUpdate(md, "profile:", 8) &&
+            EVP_DigestUpdate(md, c->profile, strlen(c->profile)) &&
+            EVP_DigestFinal_ex(md, mixed, &len))
+            memcpy(c->key, mixed, len < SE_POOL_KEY_LEN ? len : SE_POOL_KEY_LEN);
+        EVP_MD_CTX_free(md);
+    }
 }
 
 /* Check and keep the proxy and the return path (ECONFIG). */
@@ -98,11 +113,11 @@ int se_client_apply_return_path(const scalr_email_client *c, const scalr_email_m
 }
 
 /* An integer 0..max from the environment; unset leaves *out alone. */
-static scalr_email_code int_from_env(const char *env_file, const char *name, long max, int *out,
-                                     scalr_email_error *err)
+static scalr_email_code int_from_env(const char *over, const char *env_file, const char *name,
+                                     long max, int *out, scalr_email_error *err)
 {
     char *v = NULL;
-    scalr_email_code rc = scalr_email_config_get(env_file, name, &v, err);
+    scalr_email_code rc = se_config_get_layered(over, env_file, name, &v, err);
     if (rc != SCALR_EMAIL_OK || !v)
         return rc;
     char *end;
@@ -119,11 +134,11 @@ static scalr_email_code int_from_env(const char *env_file, const char *name, lon
 
 /* Seconds (fractions allowed) 0..3600 from the environment, as ms; unset
  * leaves *ms alone. */
-static scalr_email_code secs_from_env(const char *env_file, const char *name, unsigned *ms,
-                                      scalr_email_error *err)
+static scalr_email_code secs_from_env(const char *over, const char *env_file, const char *name,
+                                      unsigned *ms, scalr_email_error *err)
 {
     char *v = NULL;
-    scalr_email_code rc = scalr_email_config_get(env_file, name, &v, err);
+    scalr_email_code rc = se_config_get_layered(over, env_file, name, &v, err);
     if (rc != SCALR_EMAIL_OK || !v)
         return rc;
     char *end;
@@ -140,18 +155,18 @@ static scalr_email_code secs_from_env(const char *env_file, const char *name, un
 
 /* SMTP_POOL_SIZE, SMTP_POOL_MAX: 0..1000; SMTP_POOL_IDLE, SMTP_POOL_PROBE,
  * SMTP_SEND_TIMEOUT: seconds.  Unset: the defaults. */
-static scalr_email_code pool_from_env(scalr_email_client *c, const char *env_file,
-                                      scalr_email_error *err)
+static scalr_email_code pool_from_env(scalr_email_client *c, const char *over,
+                                      const char *env_file, scalr_email_error *err)
 {
     scalr_email_code rc;
     c->pool_size = DEFAULT_POOL_SIZE;
     c->pool_idle_ms = DEFAULT_POOL_IDLE_MS;
     c->probe_ms = DEFAULT_PROBE_MS;
-    if ((rc = int_from_env(env_file, "SMTP_POOL_SIZE", 1000, &c->pool_size, err)) ||
-        (rc = int_from_env(env_file, "SMTP_POOL_MAX", 1000, &c->pool_max, err)) ||
-        (rc = secs_from_env(env_file, "SMTP_POOL_IDLE", &c->pool_idle_ms, err)) ||
-        (rc = secs_from_env(env_file, "SMTP_POOL_PROBE", &c->probe_ms, err)) ||
-        (rc = secs_from_env(env_file, "SMTP_SEND_TIMEOUT", &c->send_timeout_ms, err)))
+    if ((rc = int_from_env(over, env_file, "SMTP_POOL_SIZE", 1000, &c->pool_size, err)) ||
+        (rc = int_from_env(over, env_file, "SMTP_POOL_MAX", 1000, &c->pool_max, err)) ||
+        (rc = secs_from_env(over, env_file, "SMTP_POOL_IDLE", &c->pool_idle_ms, err)) ||
+        (rc = secs_from_env(over, env_file, "SMTP_POOL_PROBE", &c->probe_ms, err)) ||
+        (rc = secs_from_env(over, env_file, "SMTP_SEND_TIMEOUT", &c->send_timeout_ms, err)))
         return rc;
     return SCALR_EMAIL_OK;
 }
@@ -164,6 +179,9 @@ void scalr_email_client_free(scalr_email_client *c)
         OPENSSL_cleanse(c->s.password, strlen(c->s.password));
     se_oauth_free(c->oauth);
     se_settings_free(&c->s);
+    se_dkim_signer_free(c->dkim);
+    free(c->profile);
+    free(c->allowed);
     free(c->ca_file);
     free(c->return_path);
     OPENSSL_cleanse(&c->proxy, sizeof c->proxy);
@@ -246,11 +264,19 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
     se_error_clear(err);
     if (!out)
         return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "client_from_env: NULL argument");
+    return se_client_from_layers(out, NULL, NULL, env_file, trace, trace_arg, err);
+}
+
+scalr_email_code se_client_from_layers(scalr_email_client **out, const char *profile,
+                                       const char *over, const char *env_file,
+                                       scalr_email_trace_fn trace, void *trace_arg,
+                                       scalr_email_error *err)
+{
     *out = NULL;
     scalr_email_client *c = calloc(1, sizeof *c);
     if (!c)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
-    scalr_email_code rc = se_settings_from_env(&c->s, env_file, err);
+    scalr_email_code rc = se_settings_from_layers(&c->s, over, env_file, err);
     if (rc != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
         return rc;
@@ -275,8 +301,19 @@ scalr_email_code scalr_email_client_from_env(scalr_email_client **out, const cha
         scalr_email_client_free(c);
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     }
-    if ((rc = pool_from_env(c, env_file, err)) != SCALR_EMAIL_OK ||
-        (rc = finish_client(c, err)) != SCALR_EMAIL_OK) {
+    if ((rc = pool_from_env(c, over, env_file, err)) != SCALR_EMAIL_OK ||
+        (rc = se_dkim_signer_from_env(&c->dkim, over, env_file, err)) != SCALR_EMAIL_OK ||
+        (rc = se_config_get_layered(over, env_file, "SMTP_ALLOWED_FROM_DOMAINS", &c->allowed,
+                                    err)) != SCALR_EMAIL_OK) {
+        scalr_email_client_free(c);
+        return rc;
+    }
+    if (profile && !(c->profile = strdup(profile))) {
+        scalr_email_client_free(c);
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    }
+    /* after the profile: the pool key is made here */
+    if ((rc = finish_client(c, err)) != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
         return rc;
     }
@@ -820,6 +857,10 @@ scalr_email_code scalr_email_client_send(scalr_email_client *c, const scalr_emai
     scalr_email_code rc = se_compose(msg, c->s.from, &se_client_compose_opts, &comp, err);
     if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(c, msg, &comp) < 0)
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_client_check_from(c, &comp, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_client_dkim_sign(c, &comp, err);
     if (rc != SCALR_EMAIL_OK) {
         se_composed_free(&comp);
         return rc;

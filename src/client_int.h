@@ -5,6 +5,7 @@
 
 #include "auth/oauth.h"
 #include "config.h"
+#include "dkim/dkim.h"
 #include "mime/compose.h"
 #include "net/proxy.h"
 #include "pool.h"
@@ -25,12 +26,31 @@ struct scalr_email_client {
     se_proxy_url proxy;
     char *return_path; /* addr-spec, "" for the null sender, or NULL */
     se_oauth *oauth; /* OAuth2 token source, shared by threads; or NULL */
+    se_dkim_signer *dkim; /* NULL: messages are not DKIM-signed */
+    char *profile;        /* the sender profile, or NULL; part of the pool key */
+    char *allowed;        /* SMTP_ALLOWED_FROM_DOMAINS, comma-separated, or NULL */
 };
 
 /* The client's return path as MAIL FROM of a message without its own
  * envelope_from.  0, or -1 out of memory. */
 int se_client_apply_return_path(const scalr_email_client *c, const scalr_email_message *msg,
                                 se_composed *comp);
+
+/* A client from the configuration, with over (a profile's env file, may be
+ * NULL) winning over the environment and env_file. */
+scalr_email_code se_client_from_layers(scalr_email_client **out, const char *profile,
+                                       const char *over, const char *env_file,
+                                       scalr_email_trace_fn trace, void *trace_arg,
+                                       scalr_email_error *err);
+
+/* EINVAL unless the envelope sender and the From and Sender addresses are
+ * in c's allowed domains (when it has a list). */
+scalr_email_code se_client_check_from(const scalr_email_client *c, const se_composed *comp,
+                                      scalr_email_error *err);
+
+/* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
+scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,
+                                     scalr_email_error *err);
 
 /* How sends compose: big attachment files are streamed. */
 extern const se_compose_opts se_client_compose_opts;

@@ -555,23 +555,51 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
     return SCALR_EMAIL_OK;
 }
 
+/* A profile's file wins over the environment and env_file (its own last
+ * assignment; empty counts as unset). */
+static const char *lookup_layered(const env_list *over, const env_list *file, const char *name)
+{
+    for (size_t i = over->n; i >= 2; i -= 2)
+        if (strcmp(over->kv[i - 2], name) == 0 && *over->kv[i - 1])
+            return over->kv[i - 1];
+    return lookup(file, name);
+}
+
+static scalr_email_code load_two(env_list *over, env_list *file, const char *overlay,
+                                 const char *env_file, scalr_email_error *err)
+{
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    if (overlay)
+        rc = env_list_load(over, overlay, err);
+    if (rc == SCALR_EMAIL_OK && env_file)
+        rc = env_list_load(file, env_file, err);
+    if (rc != SCALR_EMAIL_OK) {
+        env_list_free(over);
+        env_list_free(file);
+    }
+    return rc;
+}
+
 scalr_email_code se_settings_from_env(se_settings *out, const char *env_file,
                                       scalr_email_error *err)
 {
+    return se_settings_from_layers(out, NULL, env_file, err);
+}
+
+scalr_email_code se_settings_from_layers(se_settings *out, const char *overlay,
+                                         const char *env_file, scalr_email_error *err)
+{
     memset(out, 0, sizeof *out);
-    env_list file = {0};
-    if (env_file) {
-        scalr_email_code rc = env_list_load(&file, env_file, err);
-        if (rc != SCALR_EMAIL_OK) {
-            env_list_free(&file);
-            return rc;
-        }
-    }
+    env_list file = {0}, over = {0};
+    scalr_email_code rc = load_two(&over, &file, overlay, env_file, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
     const char *v[V_COUNT];
     for (int i = 0; i < V_COUNT; i++)
-        v[i] = lookup(&file, var_names[i]);
-    scalr_email_code rc = resolve(out, v, err);
+        v[i] = lookup_layered(&over, &file, var_names[i]);
+    rc = resolve(out, v, err);
     env_list_free(&file);
+    env_list_free(&over);
     if (rc != SCALR_EMAIL_OK)
         se_settings_free(out);
     return rc;
@@ -605,6 +633,25 @@ void se_settings_free(se_settings *s)
     free(s->oauth_refresh_token_file);
     free(s->oauth_scope);
     memset(s, 0, sizeof *s);
+}
+
+scalr_email_code se_config_get_layered(const char *overlay, const char *env_file,
+                                       const char *name, char **value, scalr_email_error *err)
+{
+    if (!overlay)
+        return scalr_email_config_get(env_file, name, value, err);
+    se_error_clear(err);
+    *value = NULL;
+    env_list file = {0}, over = {0};
+    scalr_email_code rc = load_two(&over, &file, overlay, env_file, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    const char *v = lookup_layered(&over, &file, name);
+    if (v && !(*value = strdup(v)))
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    env_list_free(&file);
+    env_list_free(&over);
+    return rc;
 }
 
 scalr_email_code scalr_email_config_get(const char *env_file, const char *name, char **value,

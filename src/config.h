@@ -35,6 +35,13 @@ scalr_email_code se_settings_from_env(se_settings *out, const char *env_file,
                                       scalr_email_error *err);
 void se_settings_free(se_settings *s);
 
+/* Sender profiles: the same, with the dotenv file overlay (a profile)
+ * winning over the environment and env_file.  overlay NULL: as above. */
+scalr_email_code se_settings_from_layers(se_settings *out, const char *overlay,
+                                         const char *env_file, scalr_email_error *err);
+scalr_email_code se_config_get_layered(const char *overlay, const char *env_file,
+                                       const char *name, char **value, scalr_email_error *err);
+
 /* Parse dotenv text: KEY=value lines, optional "export ", single quotes
  * (literal), double quotes (\n \" \\ escapes), unquoted values end at " #",
  * comments, blank lines, CRLF tolerated.  Calls fn for each pair in order.

@@ -168,18 +168,52 @@ def _options(calendar, envelope_from, dsn_notify, dsn_ret, envid):
     return None if opts == (None,) * 5 else opts
 
 
+_URI_BAD = set(" <>,") | {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+def _unsubscribe(url: Optional[str], mailto: Optional[str]) -> Tuple[Tuple[str, str], ...]:
+    """The RFC 8058 one-click fields (the same rules as scalr-email's
+    --unsubscribe): List-Unsubscribe with an https:// URL (and an optional
+    mailto address) and List-Unsubscribe-Post."""
+    if url is None:
+        if mailto is not None:
+            raise TypeError("unsubscribe_mailto needs unsubscribe=")
+        return ()
+    url = _text(url, "unsubscribe")
+    mailto = _text(mailto, "unsubscribe_mailto")
+    if (not url.startswith("https://") or len(url) <= 8 or len(url) > 900
+            or any(c in _URI_BAD or ord(c) > 0x7e for c in url)):
+        raise InvalidMessageError("unsubscribe URL must be an https:// URL of at most 900 "
+                                  "printable characters without spaces, '<', '>' or ','",
+                                  code="EINVAL", stage="COMPOSE")
+    value = "<%s>" % url
+    if mailto:
+        at = mailto.find("@")
+        if (at <= 0 or at == len(mailto) - 1 or len(mailto) > 254 or "?" in mailto
+                or any(c in _URI_BAD or ord(c) > 0x7e for c in mailto)):
+            raise InvalidMessageError("unsubscribe mailto %r is not an address" % mailto[:80],
+                                      code="EINVAL", stage="COMPOSE")
+        value += ", <mailto:%s>" % mailto
+    return (("List-Unsubscribe", value),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+
+
 def _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,
              inline=None, calendar=None, envelope_from=None, dsn_notify=None, dsn_ret=None,
-             envid=None):
+             envid=None, unsubscribe=None, unsubscribe_mailto=None):
     """Check types and snapshot every argument into the immutable form
     scalr_email._native takes."""
     att = _attachments(attachments)
     inl = _inline(inline)
     if inl:
         att = (att or ()) + inl
+    hs = _headers(headers)
+    extra = _unsubscribe(unsubscribe, unsubscribe_mailto)
+    if extra:
+        hs = (hs or ()) + extra
     return (_addresses(to, "to"), _text(subject, "subject"), _text(body, "body"),
             _text(body_html, "body_html"), _text(sender, "sender"), _addresses(cc, "cc"),
-            _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), _headers(headers),
+            _addresses(bcc, "bcc"), _text(reply_to, "reply_to"), hs,
             att, _options(calendar, envelope_from, dsn_notify, dsn_ret, envid))
 
 
@@ -252,7 +286,9 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
          inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
          envelope_from: Optional[str] = None,
          dsn_notify: Optional[Union[str, Iterable[str]]] = None,
-         dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> str:
+         dsn_ret: Optional[str] = None, envid: Optional[str] = None,
+         unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None,
+         profile: Optional[str] = None) -> str:
     """Send one email and return its Message-ID (e.g. "<...@yourdomain.com>").
 
     Either subject and body (and optionally body_html), or template="NAME"
@@ -281,6 +317,12 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
                 an envelope ID.  Delivery status notifications (RFC 3461),
                 sent only when the server offers DSN (each recipient also
                 gets ORCPT).
+    unsubscribe one-click unsubscribe for bulk mail (RFC 8058): an https://
+                URL; adds List-Unsubscribe (with unsubscribe_mailto, a mailto
+                address too) and List-Unsubscribe-Post; DKIM signs both.
+    profile     a sender profile (tenant): $SCALR_EMAIL_PROFILES/NAME.env, whose
+                SMTP_* variables win over the environment's; a sender outside
+                its SMTP_ALLOWED_FROM_DOMAINS is InvalidMessageError.
 
     Configuration: SMTP_* environment variables, read at each call.
 
@@ -303,8 +345,9 @@ def send(to: Addresses, subject: Optional[str] = None, body: Optional[str] = Non
     subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
                                               templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
-    return _finish(_native.send(*args))
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid,
+                    unsubscribe, unsubscribe_mailto)
+    return _finish(_native.send(*args, profile=_text(profile, "profile")))
 
 
 async def send_async(to: Addresses, subject: Optional[str] = None, body: Optional[str] = None,
@@ -320,7 +363,10 @@ async def send_async(to: Addresses, subject: Optional[str] = None, body: Optiona
                      inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
                      envelope_from: Optional[str] = None,
                      dsn_notify: Optional[Union[str, Iterable[str]]] = None,
-                     dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> str:
+                     dsn_ret: Optional[str] = None, envid: Optional[str] = None,
+                     unsubscribe: Optional[str] = None,
+                     unsubscribe_mailto: Optional[str] = None,
+                     profile: Optional[str] = None) -> str:
     """Awaitable send(): same arguments, result and exceptions.
 
     The arguments are checked and copied at once; the blocking send then
@@ -331,9 +377,11 @@ async def send_async(to: Addresses, subject: Optional[str] = None, body: Optiona
     subject, body, body_html = _from_template(subject, body, body_html, template, data, locale,
                                               templates, allow_missing)
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid,
+                    unsubscribe, unsubscribe_mailto)
     loop = asyncio.get_running_loop()
-    res = await loop.run_in_executor(None, functools.partial(_native.send, *args))
+    res = await loop.run_in_executor(None, functools.partial(_native.send, *args,
+                                                             profile=_text(profile, "profile")))
     return _finish(res)
 
 
@@ -345,14 +393,16 @@ def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             inline: Optional[Iterable[Attachment]] = None, calendar: Optional[str] = None,
             envelope_from: Optional[str] = None,
             dsn_notify: Optional[Union[str, Iterable[str]]] = None,
-            dsn_ret: Optional[str] = None, envid: Optional[str] = None) -> bytes:
+            dsn_ret: Optional[str] = None, envid: Optional[str] = None,
+            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None) -> bytes:
     """Return the exact bytes send() would transmit (CRLF line endings, not
     dot-stuffed), without connecting anywhere.  Same arguments as send();
     the From: is `sender`, else SMTP_FROM (NotConfiguredError when neither
     is set).  Useful for previews and tests.  Raises InvalidMessageError for
     bad input."""
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid,
+                    unsubscribe, unsubscribe_mailto)
     res, data = _native.compose(*args, default_from=os.environ.get("SMTP_FROM") or None)
     if res[0] != "OK":
         raise error_from_result(res)
@@ -369,6 +419,7 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             envelope_from: Optional[str] = None,
             dsn_notify: Optional[Union[str, Iterable[str]]] = None,
             dsn_ret: Optional[str] = None, envid: Optional[str] = None,
+            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None,
             send_at: Optional[Union[datetime.datetime, int, float]] = None,
             priority: str = "transactional", tenant: Optional[str] = None,
             idempotency_key: Optional[str] = None,
@@ -406,7 +457,8 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
     here.  Without conn the GIL is released while the row is written.
     """
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
-                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid)
+                    attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid,
+                    unsubscribe, unsubscribe_mailto)
     lane = _queue.lane(priority)
     run_at = _queue.send_at_ms(send_at)
     expire_ms = _queue.duration_ms(expire_in, "expire_in")

@@ -14,7 +14,7 @@ def send(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[s
          bcc: Optional[Tuple[str, ...]], reply_to: Optional[str],
          headers: Optional[Tuple[Tuple[str, str], ...]],
          attachments: Optional[Tuple[_Att, ...]], options: _Opts = ..., *,
-         check_body_nul: bool = ...,
+         check_body_nul: bool = ..., profile: Optional[str] = ...,
          config: Optional[Tuple[Optional[str], int, Optional[str], Optional[str], Optional[str],
                                 str, int]] = ...) -> _Result: ...
 def compose(to: Optional[Tuple[str, ...]], subject: Optional[str], body: Optional[str],

@@ -331,9 +331,10 @@ static int parse(PyObject *args, PyObject *kw, const char *fn, const char *extra
 PyDoc_STRVAR(
     send_doc,
     "send(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-    "     options=None, *, check_body_nul=True, config=None) -> tuple\n\n"
+    "     options=None, *, check_body_nul=True, profile=None, config=None) -> tuple\n\n"
     "Internal: send one message configured from the SMTP_* environment variables,\n"
-    "or from config=(host, port, username, password, from, tls, timeout_ms).\n"
+    "a sender profile (profile=NAME), or config=(host, port, username, password, from,\n"
+    "tls, timeout_ms).\n"
     "Arguments must already be normalised by scalr_email.send().  Returns\n"
     "(code, smtp_code, enhanced, stage, recipient, server_text, message, message_id);\n"
     "code is 'OK' on success.  The GIL is released while the library talks to the server.");
@@ -344,7 +345,6 @@ PyDoc_STRVAR(
  * in place of the SMTP_* variables.  tls is "starttls", "implicit" or
  * "none".  -1 with an exception set on bad types.
  */
-static PyObject *send_with(PyObject *const *a, PyObject *check, PyObject *config);
 
 static int config_from_tuple(PyObject *o, scalr_email_config *cfg)
 {
@@ -368,42 +368,28 @@ static int config_from_tuple(PyObject *o, scalr_email_config *cfg)
     }
     return 0;
 }
+static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
+                        int n, PyObject **a, PyObject **vals);
 
 static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
+    static const char *const extra[] = {"check_body_nul", "profile", "config"};
     PyObject *a[N_ARGS];
-    PyObject *check = Py_True, *config = Py_None;
-    /* config is taken out of kw first: parse() knows one extra keyword. */
-    if (kw && PyDict_Check(kw)) {
-        PyObject *c = PyDict_GetItemString(kw, "config");
-        if (c) {
-            config = c;
-            Py_INCREF(config);
-            kw = PyDict_Copy(kw);
-            if (!kw || PyDict_DelItemString(kw, "config") < 0) {
-                Py_XDECREF(kw);
-                Py_DECREF(config);
-                return NULL;
-            }
-        } else {
-            Py_INCREF(config);
-            Py_INCREF(kw);
+    PyObject *v[3] = {Py_True, Py_None, Py_None};
+    if (!parse_extras(args, kw, "send", extra, 3, a, v))
+        return NULL;
+    PyObject *check = v[0], *config = v[2];
+    const char *profile = NULL;
+    if (v[1] != Py_None) {
+        if (!PyUnicode_Check(v[1])) {
+            PyErr_SetString(PyExc_TypeError, "profile must be str or None");
+            return NULL;
         }
-    } else {
-        Py_INCREF(config);
-        Py_XINCREF(kw);
+        profile = PyUnicode_AsUTF8(v[1]);
+        if (!profile)
+            return NULL;
     }
-    PyObject *res = NULL;
-    if (parse(args, kw, "send", "check_body_nul", a, &check))
-        res = send_with(a, check, config);
-    Py_XDECREF(kw);
-    Py_DECREF(config);
-    return res;
-}
-
-static PyObject *send_with(PyObject *const *a, PyObject *check, PyObject *config)
-{
     conv c = {0};
     c.check_body_nul = PyObject_IsTrue(check);
     if (c.check_body_nul < 0)
@@ -428,11 +414,18 @@ static PyObject *send_with(PyObject *const *a, PyObject *check, PyObject *config
     scalr_email_client *client = NULL;
     if (config != Py_None) {
         scalr_email_config cfg;
+        if (profile) {
+            conv_free(&c);
+            PyErr_SetString(PyExc_TypeError, "profile and config cannot go together");
+            return NULL;
+        }
         if (config_from_tuple(config, &cfg) < 0) {
             conv_free(&c);
             return NULL;
         }
         rc = scalr_email_client_new(&client, &cfg, &err);
+    } else if (profile) {
+        rc = scalr_email_client_from_profile(&client, profile, NULL, NULL, NULL, &err);
     } else {
         rc = scalr_email_client_from_env(&client, NULL, NULL, NULL, &err);
     }

@@ -21,7 +21,8 @@ class Surface(unittest.TestCase):
                           for n in ("cc", "bcc", "reply_to", "headers", "attachments",
                                     "template", "data", "locale", "templates",
                                     "allow_missing", "inline", "calendar", "envelope_from", "dsn_notify",
-                                    "dsn_ret", "envid")})
+                                    "dsn_ret", "envid",
+                                    "unsubscribe", "unsubscribe_mailto", "profile")})
         self.assertEqual(inspect.signature(scalr_email.send_async).parameters.keys(),
                          inspect.signature(scalr_email.send).parameters.keys())
 

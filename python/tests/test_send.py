@@ -92,6 +92,33 @@ class SeedInterface(EnvTestCase):
         self.assertEqual(got.message["Subject"], "second")
         self.assertEqual(got.mail_from, "other@acme.test")
 
+    def test_profile_picks_the_tenant_and_its_domains(self):
+        import tempfile
+        platform = self.start(SmtpServer())
+        tenant = self.start(SmtpServer())
+        self.configure(platform.port)
+        d = tempfile.mkdtemp(prefix="py-profiles-")
+        with open(os.path.join(d, "acme.env"), "w") as f:
+            f.write("SMTP_PORT=%d\nSMTP_FROM=noreply@acme.example\n"
+                    "SMTP_ALLOWED_FROM_DOMAINS=acme.example\n" % tenant.port)
+        os.environ["SCALR_EMAIL_PROFILES"] = d
+        try:
+            send("u@example.com", "tenant", "b", profile="acme")
+            [got] = tenant.wait_messages(1)
+            self.assertEqual(got.mail_from, "noreply@acme.example")
+            with self.assertRaises(scalr_email.InvalidMessageError):
+                send("u@example.com", "spoof", "b", sender="ceo@globex.example", profile="acme")
+            with self.assertRaises(scalr_email.ConfigurationError):
+                send("u@example.com", "x", "b", profile="nobody")
+            send("u@example.com", "platform", "b")
+            self.assertEqual([m.message["Subject"] for m in platform.wait_messages(1)],
+                             ["platform"])
+            self.assertEqual(len(tenant.messages), 1)
+        finally:
+            del os.environ["SCALR_EMAIL_PROFILES"]
+            import shutil
+            shutil.rmtree(d, ignore_errors=True)
+
     def test_dot_lines_survive(self):
         srv = self.smtp_server()
         body = ".\n..leading dots\n.\nend"
@@ -169,6 +196,22 @@ class Compose(EnvTestCase):
         msg = email.message_from_bytes(data, policy=email.policy.default)
         self.assertEqual(msg["Subject"], "Preview")
         self.assertEqual(msg["From"], FROM)
+
+    def test_unsubscribe_adds_the_one_click_fields(self):
+        os.environ["SMTP_FROM"] = FROM
+        data = scalr_email.compose("u@example.com", "News", "body",
+                                   unsubscribe="https://example.com/u/42?t=abc",
+                                   unsubscribe_mailto="unsub@example.com")
+        import re
+        unfolded = re.sub(rb",\r\n[ \t]+", b", ", data)
+        self.assertIn(b"\r\nList-Unsubscribe: <https://example.com/u/42?t=abc>, "
+                      b"<mailto:unsub@example.com>\r\n", unfolded)
+        self.assertIn(b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", data)
+        for bad in ("http://example.com/u", "https://example.com/a b", "https://x/<y>", "https://"):
+            with self.assertRaises(scalr_email.InvalidMessageError):
+                scalr_email.compose("u@example.com", "News", "body", unsubscribe=bad)
+        with self.assertRaises(TypeError):
+            scalr_email.compose("u@example.com", "News", "body", unsubscribe_mailto="a@b.c")
 
     def test_compose_needs_a_sender(self):
         with self.assertRaises(scalr_email.NotConfiguredError):

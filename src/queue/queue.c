@@ -59,6 +59,7 @@ void scalr_email_queue_close(scalr_email_queue *q)
         close(q->wake[1]);
     }
     free(q->url);
+    se_dkim_signer_free(q->dkim);
     free(q);
 }
 
@@ -155,6 +156,9 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
     rc = se_compose(msg, default_from, NULL, &comp, err);
     if (rc == SCALR_EMAIL_OK)
         rc = se_composed_flatten(&comp, err);
+    if (rc == SCALR_EMAIL_OK && q->dkim)
+        rc = se_dkim_sign_composed(q->dkim->keys, q->dkim->n, q->dkim->allow_mismatch, &comp,
+                                   time(NULL), err);
     if (rc == SCALR_EMAIL_OK)
         rc = store(q, comp.mail_from, comp.rcpt, comp.n_rcpt, comp.message_id, comp.data.data,
                    comp.data.len, opts, id, existed, err);

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 
+#include "dkim/dkim.h"
 #include "queue/store.h"
 
 #define SE_QUEUE_DEFAULT_URL "sqlite:scalr-email-queue.db"
@@ -13,6 +14,7 @@ struct scalr_email_queue {
     char *url;                   /* workers open one store handle per thread */
     volatile sig_atomic_t stop;  /* 0 run, 1 graceful, 2 immediate */
     int wake[2];                 /* self-pipe: scalr_email_queue_stop wakes the worker */
+    se_dkim_signer *dkim;        /* messages are signed at enqueue: retries are identical */
 };
 
 #endif

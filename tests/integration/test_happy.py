@@ -221,7 +221,7 @@ class Misc(H.CliTest):
     def test_top_level_help_lists_every_subcommand(self):
         names = self.listed_commands()
         self.assertEqual(names, ["send", "send-batch", "check", "sendmail", "template", "doctor",
-                                 "queue", "inbox"])
+                                 "dkim", "queue", "inbox"])
 
     def test_every_subcommand_answers_help(self):
         # whatever the top-level help lists, so a command added later is covered
