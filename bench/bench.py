@@ -885,20 +885,6 @@ def main():
     sink.stop()
 
     inbox_store(results)
-    # Templates (issue 11): their own section, between markers.
-    try:
-        import template_bench
-        template_bench.write_results(template_bench.section(template_bench.run()))
-    except Exception as e:
-        with open(BENCH / "RESULTS.md", "a") as f:
-            f.write("\n## Templates (issue 11)\n\nNot measured: %s\n" % e)
-    # DKIM signing cost (issue 12): its own section, between markers.
-    try:
-        import dkim_bench
-        dkim_bench.write_results(dkim_bench.section(dkim_bench.run()))
-    except Exception as e:
-        with open(BENCH / "RESULTS.md", "a") as f:
-            f.write("\n## DKIM signing cost (issue 12)\n\nNot measured: %s\n" % e)
     results["duration"] = time.time() - t_start
     results["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     (WORK / "results.json").write_text(json.dumps(results, indent=1, default=str))
@@ -957,6 +943,21 @@ def main():
     except Exception as e:
         with open(BENCH / "RESULTS.md", "a") as f:
             f.write("\n## sendmail mode against msmtp\n\nNot measured: %s\n" % e)
+
+    # Templates (issue 11): their own section, between markers (after the file is written).
+    try:
+        import template_bench
+        template_bench.write_results(template_bench.section(template_bench.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## Templates (issue 11)\n\nNot measured: %s\n" % e)
+    # DKIM signing cost (issue 12): its own section, between markers.
+    try:
+        import dkim_bench
+        dkim_bench.write_results(dkim_bench.section(dkim_bench.run()))
+    except Exception as e:
+        with open(BENCH / "RESULTS.md", "a") as f:
+            f.write("\n## DKIM signing cost (issue 12)\n\nNot measured: %s\n" % e)
     results["duration"] = time.time() - t_start
     log("wrote", BENCH / "RESULTS.md", "in %.0f s" % results["duration"])
 

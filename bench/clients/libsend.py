@@ -22,7 +22,11 @@ class Message(ctypes.Structure):
                 ("body_html", ctypes.c_char_p), ("sender", ctypes.c_char_p),
                 ("cc", c_char_pp), ("bcc", c_char_pp), ("reply_to", ctypes.c_char_p),
                 ("headers", ctypes.c_void_p), ("attachments", ctypes.c_void_p),
-                ("body_len", ctypes.c_size_t), ("body_html_len", ctypes.c_size_t)]
+                ("body_len", ctypes.c_size_t), ("body_html_len", ctypes.c_size_t),
+                # added later (issue 17); zero keeps the default
+                ("calendar", ctypes.c_char_p), ("envelope_from", ctypes.c_char_p),
+                ("dsn_notify", ctypes.c_char_p), ("dsn_ret", ctypes.c_char_p),
+                ("dsn_envid", ctypes.c_char_p)]
 
 
 def main():
