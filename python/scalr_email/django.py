@@ -46,7 +46,7 @@ _DJANGO_DEFAULT_FROM = "webmaster@localhost"
 
 class UnsupportedMessageError(InvalidMessageError):
     """The message has a part scalr-email cannot carry (e.g. a second
-    alternative that is not text/html); nothing was sent."""
+    alternative that is neither text/html nor text/calendar); nothing was sent."""
 
     def __init__(self, message):
         super().__init__(message, code="EINVAL", stage="COMPOSE")
@@ -165,12 +165,12 @@ class EmailBackend(BaseEmailBackend):
             scalr_email.enqueue(a["to"], a["subject"], a["body"], a["body_html"], a["sender"],
                                 cc=a["cc"], bcc=a["bcc"], reply_to=a["reply_to"],
                                 headers=a["headers"], attachments=a["attachments"],
-                                queue=self.queue)
+                                calendar=a["calendar"], queue=self.queue)
             return
         prepared = scalr_email._prepare(args["to"], args["subject"], args["body"],
                                         args["body_html"], args["sender"], args["cc"],
                                         args["bcc"], args["reply_to"], args["headers"],
-                                        args["attachments"])
+                                        args["attachments"], calendar=args["calendar"])
         config = self._config()
         res = _native.send(*prepared, config=config)
         if res[0] != "OK":
@@ -223,11 +223,19 @@ def convert(message, sender):
     elif subtype != "plain":
         raise UnsupportedMessageError(f"a text/{subtype} body cannot be sent; scalr-email sends text/plain "
                            "with an optional text/html alternative")
+    calendar = None
     for alt in getattr(message, "alternatives", None) or ():
         content, mimetype = alt[0], alt[1]
+        if mimetype.split(";")[0].strip().lower() == "text/calendar":
+            # An invite: scalr-email places it last, its method from the text.
+            if calendar is not None:
+                raise UnsupportedMessageError("a second text/calendar alternative cannot be sent; "
+                                              "scalr-email carries one")
+            calendar = content.decode("utf-8") if isinstance(content, bytes) else str(content)
+            continue
         if mimetype != "text/html":
             raise UnsupportedMessageError(f"an alternative of type {mimetype} cannot be sent; scalr-email "
-                               "carries one text/html alternative")
+                               "carries one text/html and one text/calendar alternative")
         if body_html is not None:
             raise UnsupportedMessageError("a second text/html alternative cannot be sent; scalr-email "
                                "carries one")
@@ -259,4 +267,5 @@ def convert(message, sender):
         reply_to=reply,
         headers=headers or None,
         attachments=[_attachment(a) for a in (message.attachments or ())] or None,
+        calendar=calendar,
     )

@@ -239,19 +239,44 @@ class DjangoBackend(EnvTestCase):
         with self.assertRaises(TransientError):
             send_mail("S", "B", FROM, ["a@example.com"])
 
+    def test_calendar_alternative_is_an_invite(self):
+        from django.core.mail import EmailMultiAlternatives
+        from scalr_email import InvalidMessageError
+        srv = self.smtp_server()
+        ics = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nMETHOD:REQUEST\r\n"
+               "BEGIN:VEVENT\r\nUID:1@example.com\r\nDTSTAMP:20261204T100000Z\r\n"
+               "DTSTART:20261210T100000Z\r\nSUMMARY:Demo\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        m = EmailMultiAlternatives("Invite", "text", FROM, ["a@example.com"])
+        m.attach_alternative("<p>html</p>", "text/html")
+        m.attach_alternative(ics, "text/calendar; method=REQUEST")
+        self.assertEqual(m.send(), 1)
+        got = srv.wait_messages(1)[0].message
+        alt = next(p for p in got.walk() if p.get_content_type() == "multipart/alternative")
+        kinds = [p.get_content_type() for p in alt.iter_parts()]
+        self.assertEqual(kinds, ["text/plain", "text/html", "text/calendar"])
+        cal = list(alt.iter_parts())[2]
+        self.assertEqual(cal.get_param("method"), "REQUEST")
+        self.assertIn("SUMMARY:Demo", cal.get_content())
+        # A calendar text without METHOD is refused before anything is sent.
+        bad = EmailMultiAlternatives("Invite", "text", FROM, ["a@example.com"])
+        bad.attach_alternative("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "text/calendar")
+        with self.assertRaises(InvalidMessageError):
+            bad.send()
+        self.assertEqual(len(srv.messages), 1)
+
     def test_second_alternative_is_refused_and_nothing_sent(self):
         from django.core.mail import EmailMultiAlternatives
         from scalr_email.django import UnsupportedMessageError
         srv = self.smtp_server()
         m = EmailMultiAlternatives("Invite", "text", FROM, ["a@example.com"])
         m.attach_alternative("<p>html</p>", "text/html")
-        m.attach_alternative("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", "text/calendar")
-        with self.assertRaisesRegex(UnsupportedMessageError, "text/calendar"):
+        m.attach_alternative("<amp-img></amp-img>", "text/x-amp-html")
+        with self.assertRaisesRegex(UnsupportedMessageError, "text/x-amp-html"):
             m.send()
         self.assertIsInstance(UnsupportedMessageError("x"), ValueError)
         # fail_silently is about delivery: a part that would be dropped
         # still raises.
-        with self.assertRaisesRegex(UnsupportedMessageError, "text/calendar"):
+        with self.assertRaisesRegex(UnsupportedMessageError, "text/x-amp-html"):
             m.get_connection(fail_silently=True).send_messages([m])
         m2 = EmailMultiAlternatives("Invite", "text", FROM, ["a@example.com"])
         m2.attach_alternative("<p>one</p>", "text/html")
