@@ -98,10 +98,19 @@ class Keys:
 
 
 def _free_udp_port():
+    """A loopback port free for UDP and TCP both: dnsmasq listens on both."""
     import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+    raise RuntimeError("no free port")
 
 
 def big_file(d, n):
@@ -300,16 +309,11 @@ class DkimInterop(H.CliTest):
         path = os.path.join(self.keys.dir, "dns.eml")
         with open(path, "wb") as f:
             f.write(msg)
-        port = _free_udp_port()
-        argv = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--keep-in-foreground",
-                "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
-                "--port=%d" % port, "--user=nobody", "--pid-file=", "--log-facility=-"]
-        for name, value in self.keys.records.items():
-            chunks = [value[i:i + 250] for i in range(0, len(value), 250)]
-            argv.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
-        dns = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dns = None
 
         def stop():
+            if dns is None:
+                return
             dns.terminate()
             try:
                 dns.wait(10)
@@ -317,13 +321,33 @@ class DkimInterop(H.CliTest):
                 dns.kill()
                 dns.wait()
         self.addCleanup(stop)
-        env = H.base_env(SCALR_EMAIL_DNS="127.0.0.1:%d" % port)
         rc = out = err = None
-        for _ in range(50):            # until dnsmasq answers
-            rc, out, err = H.run_cli(["dkim", "verify", path, "--dns"], env)
-            if "no key record" not in out:
+        why = ""
+        for _attempt in range(5):      # a new port if dnsmasq cannot listen on this one
+            port = _free_udp_port()
+            argv = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--keep-in-foreground",
+                    "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                    "--listen-address=127.0.0.1", "--port=%d" % port, "--user=nobody",
+                    "--pid-file=", "--log-facility=-"]
+            for name, value in self.keys.records.items():
+                chunks = [value[i:i + 250] for i in range(0, len(value), 250)]
+                argv.append("--txt-record=%s,%s" % (name, ",".join(chunks)))
+            log = open(os.path.join(self.keys.dir, "dnsmasq-%d.log" % port), "wb+")
+            self.addCleanup(log.close)
+            dns = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+            env = H.base_env(SCALR_EMAIL_DNS="127.0.0.1:%d" % port)
+            for _ in range(100):       # until dnsmasq answers (or has exited)
+                rc, out, err = H.run_cli(["dkim", "verify", path, "--dns"], env)
+                if "no key record" not in out or dns.poll() is not None:
+                    break
+                time.sleep(0.1)
+            if dns.poll() is None:
                 break
-            time.sleep(0.1)
+            dns.wait()
+            log.seek(0)
+            why = log.read().decode(errors="replace")
+            dns = None
+        self.assertIsNotNone(dns, "dnsmasq did not start: " + why)
         self.assertEqual(rc, 0, (out, err))
         self.assertEqual([line.split()[0] for line in out.splitlines()], ["pass", "pass"])
         bad = os.path.join(self.keys.dir, "dns-bad.eml")
