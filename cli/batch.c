@@ -216,12 +216,9 @@ static void release_message(void *arg, size_t index, const scalr_email_message *
 }
 
 static const struct option opts[] = {
-    {"connections", required_argument, NULL, 'k'},
-    {"rate", required_argument, NULL, 'r'},
-    {"env-file", required_argument, NULL, 'e'},
-    {"profile", required_argument, NULL, 'p'},
-    {"verbose", no_argument, NULL, 'v'},
-    {0, 0, 0, 0},
+    {"connections", required_argument, NULL, 'k'}, {"rate", required_argument, NULL, 'r'},
+    {"env-file", required_argument, NULL, 'e'},    {"profile", required_argument, NULL, 'p'},
+    {"verbose", no_argument, NULL, 'v'},           {0, 0, 0, 0},
 };
 
 int cli_send_batch(int argc, char **argv)

@@ -55,8 +55,8 @@ static void deliverability(const char *env_file, int verbose)
         warns += f[i].status == SCALR_EMAIL_CHECK_WARN;
     }
     printf("deliverability: %s: %d fail, %d warn, %d pass%s%s\n", domain, fails, warns,
-           SCALR_EMAIL_DOCTOR_CHECKS - fails - warns, fails + warns ? "; run scalr-email doctor " : "",
-           fails + warns ? domain : "");
+           SCALR_EMAIL_DOCTOR_CHECKS - fails - warns,
+           fails + warns ? "; run scalr-email doctor " : "", fails + warns ? domain : "");
     if (verbose)
         cli_doctor_table(domain, f);
 }

@@ -31,7 +31,7 @@ typedef struct cli_item {
     const char **lists[3]; /* to, cc, bcc */
     scalr_email_header *headers;
     scalr_email_attachment *att;
-    scalr_email_rendered r; /* a "template" line's parts */
+    scalr_email_rendered r;           /* a "template" line's parts */
     const char *unsub, *unsub_mailto; /* "unsubscribe", "unsubscribe_mailto" */
     char unsub_value[1024];
     char why[800]; /* non-empty: malformed, nothing sent */

@@ -159,12 +159,10 @@ static int dns_setup(void)
 
 static int keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {{"domain", required_argument, NULL, 'd'},
-                                         {"selector", required_argument, NULL, 's'},
-                                         {"type", required_argument, NULL, 't'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"domain", required_argument, NULL, 'd'}, {"selector", required_argument, NULL, 's'},
+        {"type", required_argument, NULL, 't'},   {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *domain = NULL, *selector = NULL, *type = "rsa", *out = NULL;
     int o;
     optind = 1;

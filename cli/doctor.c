@@ -35,11 +35,11 @@ static void print_json(const char *domain, const scalr_email_finding *f)
     for (int i = 0; i < SCALR_EMAIL_DOCTOR_CHECKS; i++) {
         json_t *fx = json_null();
         if (f[i].has_fix)
-            fx = json_pack("{s:s, s:s, s:s}", "name", f[i].fix_name, "type", f[i].fix_type,
-                           "value", f[i].fix_value);
-        json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:o}", "name", f[i].name,
-                                                "status", status_name(f[i].status), "why",
-                                                f[i].why, "fix", fx));
+            fx = json_pack("{s:s, s:s, s:s}", "name", f[i].fix_name, "type", f[i].fix_type, "value",
+                           f[i].fix_value);
+        json_array_append_new(checks,
+                              json_pack("{s:s, s:s, s:s, s:o}", "name", f[i].name, "status",
+                                        status_name(f[i].status), "why", f[i].why, "fix", fx));
     }
     json_t *root = json_pack("{s:s, s:o}", "domain", domain, "checks", checks);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -62,8 +62,8 @@ void cli_doctor_table(const char *domain, const scalr_email_finding *f)
 
 /* Run the checks for domain with the configuration in env_file (SMTP_HOST,
  * SMTP_DKIM_*, SCALR_EMAIL_DNS); selector and key_file win when not NULL. */
-scalr_email_code cli_doctor_findings(const char *domain, const char *env_file,
-                                     const char *selector, const char *key_file, int timeout_s,
+scalr_email_code cli_doctor_findings(const char *domain, const char *env_file, const char *selector,
+                                     const char *key_file, int timeout_s,
                                      scalr_email_finding out[SCALR_EMAIL_DOCTOR_CHECKS],
                                      scalr_email_error *err)
 {
@@ -105,12 +105,9 @@ int cli_doctor_domain(const char *env_file, char *out, size_t outlen)
 int cli_doctor(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"env-file", required_argument, NULL, 'e'},
-        {"selector", required_argument, NULL, 's'},
-        {"dkim-key", required_argument, NULL, 'k'},
-        {"timeout", required_argument, NULL, 't'},
-        {0, 0, 0, 0},
+        {"json", no_argument, NULL, 'j'},           {"env-file", required_argument, NULL, 'e'},
+        {"selector", required_argument, NULL, 's'}, {"dkim-key", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'},  {0, 0, 0, 0},
     };
     const char *env_file = NULL, *selector = NULL, *key_file = NULL;
     int json = 0, timeout_s = 5, c;

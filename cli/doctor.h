@@ -10,8 +10,8 @@
 int cli_doctor_domain(const char *env_file, char *out, size_t outlen);
 /* scalr_email_doctor() with the configuration of env_file (SMTP_HOST,
  * SMTP_DKIM_*, SCALR_EMAIL_DNS); selector and key_file win when not NULL. */
-scalr_email_code cli_doctor_findings(const char *domain, const char *env_file,
-                                     const char *selector, const char *key_file, int timeout_s,
+scalr_email_code cli_doctor_findings(const char *domain, const char *env_file, const char *selector,
+                                     const char *key_file, int timeout_s,
                                      scalr_email_finding out[SCALR_EMAIL_DOCTOR_CHECKS],
                                      scalr_email_error *err);
 /* The readable table. */

@@ -201,15 +201,16 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
     }
     if (tmpl) {
         if (m->subject || m->body || m->body_html) {
-            snprintf(why, wl, "'template' makes the subject and bodies: no 'subject', 'body' "
-                              "or 'body_html' with it");
+            snprintf(why, wl,
+                     "'template' makes the subject and bodies: no 'subject', 'body' "
+                     "or 'body_html' with it");
             return -1;
         }
         char *dtext = data ? json_dumps(data, JSON_COMPACT) : NULL;
         scalr_email_error err;
         scalr_email_template_opts o = {.locale = locale};
-        scalr_email_code rc = scalr_email_template_render(tmpl, dtext, dtext ? strlen(dtext) : 0, &o,
-                                                          &it->r, &err);
+        scalr_email_code rc =
+            scalr_email_template_render(tmpl, dtext, dtext ? strlen(dtext) : 0, &o, &it->r, &err);
         free(dtext);
         if (rc != SCALR_EMAIL_OK) {
             snprintf(why, wl, "%s", err.message);

@@ -39,7 +39,8 @@ static const char send_usage[] =
     "(see `man scalr-email`).  Exit status: 0 sent, 64-78 as in sysexits.h.\n";
 
 static const char batch_usage[] =
-    "usage: scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [--profile NAME]\n"
+    "usage: scalr-email send-batch [--connections K] [--rate N] [--env-file PATH] [--profile "
+    "NAME]\n"
     "                              [-v] FILE\n"
     "\n"
     "Send one JSON message per line of FILE ('-': standard input) over K connections,\n"

@@ -312,8 +312,9 @@ static int add_jsonl(add_args *a, const char *env_file)
                 json_object_set_new(o, "error", json_string(err.message));
                 json_object_set_new(o, "code", json_string(cli_code_name(rc)));
                 status = cli_exit_status(rc);
-                fprintf(stderr, "scalr-email: %s; the lines of the open batch and from %zu on "
-                                "were not queued\n",
+                fprintf(stderr,
+                        "scalr-email: %s; the lines of the open batch and from %zu on "
+                        "were not queued\n",
                         err.message, lineno);
             } else {
                 json_object_set_new(o, "error", json_string(err.message));
@@ -466,8 +467,7 @@ static void on_signal(int sig)
 }
 
 #define N_BUCKETS 12
-static const double buckets[N_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,
-                                          2.5,  5,    10,  30,   60,  300};
+static const double buckets[N_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 
 typedef struct stats {
     pthread_mutex_t mu;
@@ -480,8 +480,8 @@ typedef struct stats {
     const char *url;
 } stats;
 
-static const char *const outcomes[7] = {"sent",    "retry",   "failed",  "expired",
-                                        "held",    "unknown", "released"};
+static const char *const outcomes[7] = {"sent", "retry",   "failed",  "expired",
+                                        "held", "unknown", "released"};
 
 static void on_event(void *arg, long long id, const char *outcome, long long age_ms,
                      const scalr_email_error *e)
@@ -579,8 +579,8 @@ static void depth_line(void *arg, const char *state, const char *lane, const cha
 }
 
 static enum MHD_Result serve_metrics(void *cls, struct MHD_Connection *conn, const char *url,
-                                     const char *method, const char *version,
-                                     const char *upload, size_t *upload_size, void **ptr)
+                                     const char *method, const char *version, const char *upload,
+                                     size_t *upload_size, void **ptr)
 {
     (void)version;
     (void)upload;
@@ -846,9 +846,9 @@ static int print_status(scalr_email_queue *q, int json)
     scalr_email_error err;
     if (scalr_email_queue_get_status(q, &st, &err) != SCALR_EMAIL_OK)
         return cli_report(&err);
-    long long counts[8] = {st.queued, st.leased, st.sent,    st.failed,
+    long long counts[8] = {st.queued,  st.leased,    st.sent, st.failed,
                            st.expired, st.cancelled, st.held, st.unknown};
-    static const char *const names[8] = {"queued", "leased", "sent",      "failed",
+    static const char *const names[8] = {"queued",  "leased",    "sent", "failed",
                                          "expired", "cancelled", "held", "unknown"};
     prov_list p = {.arr = json_array(), .json = json};
     if (json) {
@@ -861,8 +861,7 @@ static int print_status(scalr_email_queue *q, int json)
         json_object_set_new(o, "next_retry_in_seconds",
                             st.next_run_at ? json_real((double)(st.next_run_at - st.now) / 1000.0)
                                            : json_null());
-        json_object_set_new(o, "sent_per_second",
-                            json_real((double)st.sent_last_minute / 60.0));
+        json_object_set_new(o, "sent_per_second", json_real((double)st.sent_last_minute / 60.0));
         if (scalr_email_queue_providers(q, on_provider, &p, &err) != SCALR_EMAIL_OK) {
             json_decref(o);
             json_decref(p.arr);
@@ -897,10 +896,14 @@ static int simple_opts(int argc, char **argv, const char *extra_name, const char
                        const char **older)
 {
     static const struct option o[] = {
-        {"json", no_argument, NULL, 'j'},     {"watch", no_argument, NULL, 'w'},
-        {"all", no_argument, NULL, 'a'},      {"queue", required_argument, NULL, 'q'},
-        {"state", required_argument, NULL, 's'}, {"older-than", required_argument, NULL, 'o'},
-        {"limit", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"watch", no_argument, NULL, 'w'},
+        {"all", no_argument, NULL, 'a'},
+        {"queue", required_argument, NULL, 'q'},
+        {"state", required_argument, NULL, 's'},
+        {"older-than", required_argument, NULL, 'o'},
+        {"limit", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     int c;
@@ -1004,7 +1007,8 @@ static json_t *item_json(const scalr_email_queue_item *it)
                         it->finished_at ? json_integer(it->finished_at) : json_null());
     json_object_set_new(o, "lease_owner",
                         it->lease_owner ? json_string(it->lease_owner) : json_null());
-    json_object_set_new(o, "last_error", it->last_error ? json_string(it->last_error) : json_null());
+    json_object_set_new(o, "last_error",
+                        it->last_error ? json_string(it->last_error) : json_null());
     return o;
 }
 
@@ -1029,8 +1033,8 @@ static void print_item(void *arg, const scalr_email_queue_item *it)
     const char *nl = strchr(it->rcpt_to, '\n');
     snprintf(first, sizeof first, "%.*s%s", (int)(nl ? nl - it->rcpt_to : 100), it->rcpt_to,
              nl ? " ..." : "");
-    printf("%lld\t%s\t%s\t%s\ttries %d\t%s\t%s\n", it->id, it->state, it->lane, first,
-           it->attempts, it->message_id, it->last_error ? it->last_error : "");
+    printf("%lld\t%s\t%s\t%s\ttries %d\t%s\t%s\n", it->id, it->state, it->lane, first, it->attempts,
+           it->message_id, it->last_error ? it->last_error : "");
 }
 
 static int q_list(int argc, char **argv)
@@ -1158,7 +1162,9 @@ static int q_act(const char *verb, int argc, char **argv)
             return cli_usage_error("queue purge needs --state S and --older-than DURATION");
     } else if (!id && !all && !state) {
         return cli_usage_error("queue %s needs a message id%s", verb,
-                               want_all ? " or --all" : want_state ? " or --state S" : "");
+                               want_all     ? " or --all"
+                               : want_state ? " or --state S"
+                                            : "");
     } else if (id && (all || state)) {
         return cli_usage_error("queue %s takes a message id or %s, not both", verb,
                                want_all ? "--all" : "--state");

@@ -260,7 +260,8 @@ static int add_unsubscribe(struct send_args *a, scalr_email_header **hs)
         return EX_OSERR;
     *hs = more;
     more[n] = (scalr_email_header){strdup("List-Unsubscribe"), a->unsub_value};
-    more[n + 1] = (scalr_email_header){strdup("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"};
+    more[n + 1] =
+        (scalr_email_header){strdup("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click"};
     more[n + 2] = (scalr_email_header){0};
     if (!more[n].name || !more[n + 1].name)
         return EX_OSERR;
@@ -308,10 +309,22 @@ void cli_msg_free(cli_msg *c)
     free(c);
 }
 
-const scalr_email_message *cli_msg_message(const cli_msg *c) { return &c->m; }
-const char *cli_msg_env_file(const cli_msg *c) { return c->a.env_file; }
-const char *cli_msg_profile(const cli_msg *c) { return c->a.profile; }
-int cli_msg_verbose(const cli_msg *c) { return c->a.verbose; }
+const scalr_email_message *cli_msg_message(const cli_msg *c)
+{
+    return &c->m;
+}
+const char *cli_msg_env_file(const cli_msg *c)
+{
+    return c->a.env_file;
+}
+const char *cli_msg_profile(const cli_msg *c)
+{
+    return c->a.profile;
+}
+int cli_msg_verbose(const cli_msg *c)
+{
+    return c->a.verbose;
+}
 
 int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
                   int (*on_extra)(void *arg, int opt, const char *val), void *arg, cli_msg **out)
@@ -378,12 +391,12 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
     }
     size_t len = 0;
     if (c->a.tmpl) {
-        if ((status = read_input("--data", strcmp(c->a.data, "-") ? c->a.data : NULL,
-                                 &c->body_buf, &len)))
+        if ((status = read_input("--data", strcmp(c->a.data, "-") ? c->a.data : NULL, &c->body_buf,
+                                 &len)))
             goto fail;
         scalr_email_error err;
-        scalr_email_template_opts to = {.root = c->a.templates, .locale = c->a.locale,
-                                        .allow_missing = c->a.allow_missing};
+        scalr_email_template_opts to = {
+            .root = c->a.templates, .locale = c->a.locale, .allow_missing = c->a.allow_missing};
         if (scalr_email_template_render(c->a.tmpl, c->body_buf, len, &to, &c->r, &err)) {
             status = cli_report(&err);
             goto fail;
@@ -437,8 +450,8 @@ int cli_send(int argc, char **argv)
         goto out;
     const scalr_email_message *m = &c->m;
     if (c->a.print) {
-        if (!c->a.from && scalr_email_config_get(c->a.env_file, "SMTP_FROM", &from_env, &err) !=
-                              SCALR_EMAIL_OK) {
+        if (!c->a.from &&
+            scalr_email_config_get(c->a.env_file, "SMTP_FROM", &from_env, &err) != SCALR_EMAIL_OK) {
             status = cli_report(&err);
             goto out;
         }
@@ -451,11 +464,11 @@ int cli_send(int argc, char **argv)
         goto out;
     }
 
-    if ((c->a.profile ? scalr_email_client_from_profile(&client, c->a.profile, c->a.env_file,
-                                                        c->a.verbose ? cli_trace : NULL, NULL, &err)
-                      : scalr_email_client_from_env(&client, c->a.env_file,
-                                                    c->a.verbose ? cli_trace : NULL, NULL, &err)) !=
-        SCALR_EMAIL_OK) {
+    if ((c->a.profile
+             ? scalr_email_client_from_profile(&client, c->a.profile, c->a.env_file,
+                                               c->a.verbose ? cli_trace : NULL, NULL, &err)
+             : scalr_email_client_from_env(&client, c->a.env_file, c->a.verbose ? cli_trace : NULL,
+                                           NULL, &err)) != SCALR_EMAIL_OK) {
         status = cli_report(&err);
         goto out;
     }

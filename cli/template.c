@@ -111,8 +111,8 @@ static int render_one(const targs *a, const char *locale, const char *data, size
                       scalr_email_rendered *r)
 {
     scalr_email_error err;
-    scalr_email_template_opts o = {.root = a->templates, .locale = locale,
-                                   .allow_missing = a->allow_missing};
+    scalr_email_template_opts o = {
+        .root = a->templates, .locale = locale, .allow_missing = a->allow_missing};
     if (scalr_email_template_render(a->name, data, len, &o, r, &err) != SCALR_EMAIL_OK)
         return cli_report(&err);
     return 0;
