@@ -61,42 +61,15 @@ fi
 for p in g++ libjansson-dev libmstch-dev libkainjow-mustache-dev python3-pystache; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
-# The libraries Postfix's binaries link against (checked again with ldd below).
-for p in libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-apt_updated=
-apt_install() {
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-}
 if [ ${#need[@]} -gt 0 ]; then
     say "apt-get install ${need[*]}"
-    apt_install "${need[@]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 fi
 
 # --- Postfix, unpacked (smtp-sink, smtp-source, and the MTA run from the tree) ----------
 PF=$WORK/postfix
-if [ ! -x "$PF/root/usr/sbin/smtp-sink" ] || [ ! -x "$PF/root/usr/lib/postfix/sbin/master" ]; then
-    say "downloading and unpacking Debian's postfix package into $PF (not installed)"
-    rm -rf "$PF"
-    mkdir -p "$PF/deb"
-    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
-    # apt drops privileges to _apt for downloads; give it a directory it may write.
-    chmod 777 "$PF/deb"
-    (cd "$PF/deb" && apt-get download -q postfix >&2)
-    deb=$(ls "$PF"/deb/postfix_*.deb | head -n1)
-    dpkg-deb -x "$deb" "$PF/root"
-    dpkg-deb -f "$deb" Version > "$PF/VERSION"
-fi
-missing=$(LD_LIBRARY_PATH=$PF/root/usr/lib/postfix ldd "$PF/root/usr/lib/postfix/sbin/smtpd" \
-          "$PF/root/usr/sbin/smtp-sink" | awk '/not found/ {print $1}' | sort -u)
-if [ -n "$missing" ]; then
-    say "Postfix needs libraries that are not installed: $missing"
-    exit 1
-fi
-getent passwd nobody >/dev/null || { say "no user 'nobody' for Postfix's mail_owner"; exit 1; }
-getent group mail >/dev/null || { say "no group 'mail' for Postfix's setgid_group"; exit 1; }
+bash scripts/postfix-unpack.sh "$PF"
 
 # --- npm packages: nodemailer and maildev, exactly as locked ----------------------------
 if [ ! -d bench/node/node_modules/nodemailer ] || [ ! -d bench/node/node_modules/maildev ] ||

@@ -6,6 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh chromium clang libclang-rt-14-dev || { echo "tests: 0 passed, 1 failed (dependencies)"; exit 1; }
+# Postfix unpacked, not installed (tests/dkim relays through it)
+bash scripts/postfix-unpack.sh || { echo "tests: 0 passed, 1 failed (dependencies: postfix)"; exit 1; }
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT

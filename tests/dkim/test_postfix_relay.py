@@ -1,6 +1,7 @@
 """Signed mail relayed by a real Postfix (Debian's, with its own configuration and
 queue on 127.0.0.1, relaying to aiosmtpd) still verifies when read back.  Skipped
-(and counted so) where Postfix is neither installed nor unpacked by bench/run.sh."""
+(and counted so) where Postfix is neither installed nor unpacked by
+scripts/postfix-unpack.sh (the test command runs it)."""
 
 import os
 import shutil
@@ -18,8 +19,8 @@ from test_dkim import Keys
 sys.path.insert(0, str(H.REPO / "bench"))
 import postfix  # noqa: E402  (bench/postfix.py: Postfix with a private configuration)
 
-# Debian's postfix installed, or the copy bench/run.sh unpacks (not installed).
-ROOT = next((r for r in (Path("/"), H.REPO / "bench/work/postfix/root")
+# The copy scripts/postfix-unpack.sh unpacks (not installed), or Debian's postfix installed.
+ROOT = next((r for r in (H.REPO / "bench/work/postfix/root", Path("/"))
              if (r / "usr/lib/postfix/sbin/master").exists()), None)
 
 
