@@ -105,7 +105,30 @@ def openssl_speed():
     return speed
 
 
-def run(n=4000):
+def through_proxy(port, delay_ms, fn):
+    """fn(proxy_port) with bench/delayproxy.py (delay_ms each way) in front of port."""
+    px = bm.free_port()
+    log = tempfile.mktemp(prefix="dkim-proxy-", suffix=".jsonl")
+    pr = subprocess.Popen([sys.executable, str(HERE / "delayproxy.py"), str(px), str(port),
+                           str(delay_ms), log, "--quickack"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", px), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return fn(px)
+    finally:
+        pr.terminate()
+        pr.wait()
+        if os.path.exists(log):
+            os.unlink(log)
+
+
+def run(n=4000, n_rtt=300, delays=(1, 5)):
     sink = bm.sink_path()
     if not sink:
         return {"error": "Postfix's smtp-sink is not there (bench/run.sh unpacks it)"}
@@ -124,14 +147,24 @@ def run(n=4000):
             for _ in range(50):
                 f.write(block)
 
+        inp_rtt = Path(work) / "batch-rtt.jsonl"
+        bm.make_input(inp_rtt, n_rtt)
+        rtt = {}
+
         def measure(port):
             rows = []
             for name, extra in kinds.items():
                 best = max(rate(port, inp, n, extra) for _ in range(3))
                 rows.append({"kind": name, "rate": best, "rss_mb": peak(port, big, extra)})
+            # A provider one round trip away: the next message is composed and
+            # signed while the previous one's replies are on their way.
+            for d in delays:
+                rtt[d] = through_proxy(port, d, lambda px: [
+                    {"kind": name, "rate": max(rate(px, inp_rtt, n_rtt, extra) for _ in range(2))}
+                    for name, extra in kinds.items()])
             return rows
         return {"n": n, "rows": with_sink(sink, measure), "speed": openssl_speed(),
-                "load": os.getloadavg()[0]}
+                "n_rtt": n_rtt, "rtt": rtt, "load": os.getloadavg()[0]}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -150,16 +183,42 @@ def section(res):
     for r in res["rows"]:
         cost = "" if r["kind"] == "unsigned" else "%.1f%%" % (100 * (1 - r["rate"] / base))
         out.append("| %s | %.0f | %s | %.1f |" % (r["kind"], r["rate"], cost, r["rss_mb"]))
+    rtt = res.get("rtt") or {}
+    verdicts = []
+    if rtt:
+        out += ["", "The same over one warm connection to a server one round trip away (smtp-sink "
+                "behind `bench/delayproxy.py`, which delays every chunk by the given time each "
+                "way), %d messages, best of 2. `send-batch` composes and signs the next message "
+                "while the server's replies are on their way (the pipeline's idle hook), so "
+                "the signature overlaps the round trip instead of adding to it." % res["n_rtt"], "",
+                "| delay each way | " + " | ".join(r["kind"] for r in next(iter(rtt.values()))) +
+                " |", "|---|" + "---|" * len(next(iter(rtt.values())))]
+        for d, rows in sorted(rtt.items(), key=lambda kv: float(kv[0])):
+            b0 = rows[0]["rate"]
+            cells = ["%.0f msgs/s" % r["rate"] if r["kind"] == "unsigned" else
+                     "%.0f msgs/s (cost %.1f%%)" % (r["rate"], 100 * (1 - r["rate"] / b0)) for r in rows]
+            out.append("| %s ms | %s |" % (d, " | ".join(cells)))
+            rsa = next((r for r in rows if r["kind"] == "RSA-2048"), None)
+            if rsa:
+                verdicts.append((d, 100 * (1 - rsa["rate"] / b0)))
     sp = res.get("speed") or {}
     if sp:
         out += ["", "One signature on one core (`openssl speed`): " + ", ".join(
             "%s %.3f ms" % (k, 1000 / v) for k, v in sp.items() if v) +
-            "; one unsigned message over the warm connection takes %.3f ms, so RSA-2048 adds "
-            "about %.0f%% of a message's time when nothing overlaps it (send-batch composes "
-            "and signs on another thread than the one talking to the server, which hides part "
-            "of it on 2 cores)." % (1000 / base, 100 * (1000 / sp.get("RSA-2048", 1e9)) /
-                                    (1000 / base))]
-    out += ["", "Target missed against this sink: a warm send to smtp-sink on loopback takes a fraction of a millisecond, less than one RSA-2048 signature, so no signer can stay under 5% of it. Against a real provider a warm send waits at least one network round trip (1-50 ms), where the same 0.25 ms is 25% to 0.5% (under 5% from a 5 ms round trip up); Ed25519 (about 0.03 ms) stays under 5% from 1 ms up. Memory: no extra with the 50 MB attachment (the first pass reads the file block by block)."]
+            "; one unsigned message over the warm loopback connection takes %.3f ms." % (1000 / base)]
+    loop_rsa = next((100 * (1 - r["rate"] / base) for r in res["rows"] if r["kind"] == "RSA-2048"), None)
+    v = ["", "Target (RSA-2048 under 5% of the warm send rate): "]
+    if verdicts:
+        v[1] += "; ".join("%s at %s ms each way (%.1f%%)" % ("met" if c < 5 else "missed", d, c)
+                          for d, c in verdicts) + "; "
+    if loop_rsa is not None:
+        v[1] += ("%s on bare loopback (%.1f%%): there a whole warm send to smtp-sink takes less CPU "
+                 "than one RSA-2048 signature, and on 2 cores shared with the sink nothing can hide "
+                 "it; a real provider is at least a millisecond away. Ed25519 costs a tenth of "
+                 "RSA. " % ("met" if loop_rsa < 5 else "missed", loop_rsa))
+    v[1] += ("Memory: no extra with the 50 MB attachment (the first pass reads the file block by "
+             "block).")
+    out += v
     if res.get("load") is not None:
         out += ["", "Load average when measured: %.1f on %d cores (other work was running: "
                 "the rates are noisy, and a negative cost is noise)." % (res["load"],

@@ -128,8 +128,9 @@ static int next_job(batch *b, job *j, int now)
         scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
         if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(b->c, msg, &j->comp) < 0)
             rc = se_fail(&e, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
-        if (rc == SCALR_EMAIL_OK && ((rc = se_client_check_from(b->c, &j->comp, &e)) != SCALR_EMAIL_OK ||
-                                     (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK))
+        if (rc == SCALR_EMAIL_OK &&
+            ((rc = se_client_check_from(b->c, &j->comp, &e)) != SCALR_EMAIL_OK ||
+             (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK))
             se_composed_free(&j->comp);
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);
@@ -148,13 +149,31 @@ typedef struct lane {
     batch *b;
     job cur, nxt;
     int have_nxt;
+    job pre; /* composed and signed during a wait, not yet queued */
+    int have_pre;
 } lane;
+
+/* While the server answers: the next message is composed (and signed)
+ * now, so that it is ready when it may join the next flight. */
+static void lane_idle(void *arg)
+{
+    lane *l = arg;
+    if (!l->have_pre && next_job(l->b, &l->pre, 1))
+        l->have_pre = 1;
+}
 
 static void lane_queue(void *arg, se_smtp *eng)
 {
     lane *l = arg;
-    if (l->have_nxt || !next_job(l->b, &l->nxt, 1))
+    if (l->have_nxt)
         return;
+    if (l->have_pre) {
+        l->nxt = l->pre;
+        memset(&l->pre, 0, sizeof l->pre);
+        l->have_pre = 0;
+    } else if (!next_job(l->b, &l->nxt, 1)) {
+        return;
+    }
     l->have_nxt = 1;
     if (l->nxt.comp.n_parts)
         return; /* streamed attachments: sent on its own afterwards */
@@ -199,13 +218,17 @@ static void *worker(void *arg)
     lane l = {.b = arg};
     batch *b = l.b;
     se_session *ss = NULL;
-    const se_pipeline pl = {.queue = lane_queue, .done = lane_done, .arg = &l};
+    const se_pipeline pl = {.queue = lane_queue, .done = lane_done, .idle = lane_idle, .arg = &l};
     for (;;) {
         if (l.have_nxt) { /* not sent after all: it goes on its own */
             l.cur = l.nxt;
             l.cur.queued = 0;
             memset(&l.nxt, 0, sizeof l.nxt);
             l.have_nxt = 0;
+        } else if (l.have_pre) {
+            l.cur = l.pre;
+            memset(&l.pre, 0, sizeof l.pre);
+            l.have_pre = 0;
         } else if (!next_job(b, &l.cur, 0)) {
             break;
         }

@@ -24,8 +24,8 @@ struct scalr_email_client {
     unsigned char key[SE_POOL_KEY_LEN];
     int has_proxy;
     se_proxy_url proxy;
-    char *return_path; /* addr-spec, "" for the null sender, or NULL */
-    se_oauth *oauth; /* OAuth2 token source, shared by threads; or NULL */
+    char *return_path;    /* addr-spec, "" for the null sender, or NULL */
+    se_oauth *oauth;      /* OAuth2 token source, shared by threads; or NULL */
     se_dkim_signer *dkim; /* NULL: messages are not DKIM-signed */
     char *profile;        /* the sender profile, or NULL; part of the pool key */
     char *allowed;        /* SMTP_ALLOWED_FROM_DOMAINS, comma-separated, or NULL */
@@ -77,6 +77,10 @@ typedef struct se_pipeline {
     int (*before_eod)(void *arg, scalr_email_error *err);
     void (*after_eod)(void *arg);
     unsigned eod_timeout_ms; /* the wait for the reply to the end of data; 0: the timeout */
+    /* Called once per flight, after our write and before the wait for the
+     * server: work done here (composing and signing the next message)
+     * overlaps the round trip instead of adding to it.  May be NULL. */
+    void (*idle)(void *arg);
 } se_pipeline;
 
 /* One transaction on ss (with pl, more may follow it; the outcome then is
