@@ -52,17 +52,33 @@ static void make_key(scalr_email_client *c)
                 c->ca_file, helo_proxy);
     OPENSSL_cleanse(helo_proxy, sizeof helo_proxy);
     /* A profile's connections are its own, even to the same server and
-     * account: one tenant never gets a connection made for another. */
-    if (c->profile) {
+     * account: one tenant never gets a connection made for another.  So are
+     * those signed in with another OAuth2 token source (the account a token
+     * stands for is not in the username alone). */
+    const char *extra[] = {c->profile,
+                           c->s.oauth_token,
+                           c->s.oauth_token_cmd,
+                           c->s.oauth_token_url,
+                           c->s.oauth_client_id,
+                           c->s.oauth_refresh_token,
+                           c->s.oauth_refresh_token_file};
+    int any = 0;
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        any |= extra[i] != NULL;
+    if (any) {
         unsigned char mixed[EVP_MAX_MD_SIZE];
         unsigned len = 0;
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        if (md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-            EVP_DigestUpdate(md, c->key, SE_POOL_KEY_LEN) &&
-            EVP_DigestUpdate(md, "profile:", 8) &&
-            EVP_DigestUpdate(md, c->profile, strlen(c->profile)) &&
-            EVP_DigestFinal_ex(md, mixed, &len))
+        int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+                 EVP_DigestUpdate(md, c->key, SE_POOL_KEY_LEN);
+        for (size_t i = 0; ok && i < sizeof extra / sizeof extra[0]; i++) {
+            unsigned char tag[2] = {(unsigned char)i, extra[i] ? 1 : 0};
+            ok = EVP_DigestUpdate(md, tag, sizeof tag) &&
+                 (!extra[i] || EVP_DigestUpdate(md, extra[i], strlen(extra[i]) + 1));
+        }
+        if (ok && EVP_DigestFinal_ex(md, mixed, &len))
             memcpy(c->key, mixed, len < SE_POOL_KEY_LEN ? len : SE_POOL_KEY_LEN);
+        OPENSSL_cleanse(mixed, sizeof mixed);
         EVP_MD_CTX_free(md);
     }
 }

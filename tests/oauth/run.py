@@ -36,6 +36,7 @@ LIB = os.path.join(os.path.dirname(BIN), "libscalr-email.a")
 TMP = tempfile.mkdtemp(prefix="scalr-oauth-")
 DRIVER = os.path.join(TMP, "driver")
 ROTATE = os.path.join(TMP, "rotate")
+TWOKEYS = os.path.join(TMP, "twokeys")
 USER = "alice@example.com"
 CLIENT_ID = "client-id-123"
 CLIENT_SECRET = "client-secret-XYZ"
@@ -180,6 +181,8 @@ class OAuthHandler:
         return await self._check(server, args, "OAUTHBEARER")
 
     async def handle_DATA(self, server, session, envelope):
+        tok = getattr(session, "auth_data", None)
+        envelope.session_token = tok.encode() if isinstance(tok, str) else tok
         with self.lock:
             self.envelopes.append(envelope)
         return "250 2.0.0 Ok"
@@ -516,7 +519,8 @@ class DevInbox(Base):
 def build_driver():
     san = ["-fsanitize=address,undefined"] if "san" in os.path.basename(os.path.dirname(LIB)) else []
     for src, out in ((os.path.join(ROOT, "tests", "pool", "driver.c"), DRIVER),
-                     (os.path.join(HERE, "rotate.c"), ROTATE)):
+                     (os.path.join(HERE, "rotate.c"), ROTATE),
+                     (os.path.join(HERE, "twokeys.c"), TWOKEYS)):
         subprocess.run([os.environ.get("CC", "cc")] + san +
                        ["-std=c11", "-D_DEFAULT_SOURCE", "-D_POSIX_C_SOURCE=200809L", "-O1",
                         "-I" + os.path.join(ROOT, "include"), src,
@@ -538,6 +542,31 @@ class RotationCallback(Base):
         self.assertIn("calls 2", lines)
         self.assertEqual([f["refresh_token"] for f in ep.forms], ["rt-0", "rt-1"])
         self.assertEqual(len(s.handler.envelopes), 2)
+
+
+class PoolKey(Base):
+    def test_other_token_source_other_connection(self):
+        """Two clients of one process, same server and username, each with its
+        own fixed token: pooled connections are never shared between them (a
+        connection signed in with one token stands for that token's account),
+        and each client reuses its own: two sign-ins for six messages."""
+        s = self.smtp(valid=lambda t: t in ("tok-A", "tok-B"))
+        files = []
+        for who in "AB":
+            path = os.path.join(TMP, "twokeys-%s.env" % who)
+            with open(path, "w") as f:
+                f.write("SMTP_OAUTH_TOKEN=tok-%s\n" % who)
+            files.append(path)
+        p = subprocess.run([TWOKEYS] + files + ["3"], env=env_for(s, SMTP_POOL_SIZE="2"),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        tokens = [raw.split(b"Bearer ")[1][:-2] for _, raw in s.handler.sasl]
+        self.assertEqual(sorted(tokens), [b"tok-A", b"tok-B"])
+        self.assertEqual(len(s.handler.envelopes), 6)
+        # every message went over a connection signed in with its own client's token
+        for env in s.handler.envelopes:
+            subject = env.original_content.split(b"Subject: ")[1][:1]
+            self.assertEqual(env.session_token, b"tok-" + subject)
 
 
 class Threads(Base):
