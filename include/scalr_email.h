@@ -168,6 +168,16 @@ typedef enum scalr_email_tls {
 typedef void (*scalr_email_trace_fn)(void *arg, char dir, const char *line, size_t len);
 
 /* A client's configuration.  Every string is copied by scalr_email_client_new. */
+/* The AUTH mechanism: auto picks OAUTHBEARER, else XOAUTH2 with an OAuth2
+ * token source, PLAIN, else LOGIN with a password (whichever is offered). */
+typedef enum scalr_email_auth {
+    SCALR_EMAIL_AUTH_AUTO = 0,
+    SCALR_EMAIL_AUTH_PLAIN,
+    SCALR_EMAIL_AUTH_LOGIN,
+    SCALR_EMAIL_AUTH_XOAUTH2,
+    SCALR_EMAIL_AUTH_OAUTHBEARER
+} scalr_email_auth;
+
 typedef struct scalr_email_config {
     const char *host;     /* required */
     unsigned port;        /* 0: 587, or 465 with SCALR_EMAIL_TLS_IMPLICIT */
@@ -211,6 +221,24 @@ typedef struct scalr_email_config {
                                  without TLS is refused through a proxy.
                                  A proxy that refuses: ECONNECT with its
                                  answer; its password is never shown */
+    /* OAuth2 sign-in (XOAUTH2, OAUTHBEARER) instead of a password, as the
+     * SMTP_AUTH and SMTP_OAUTH_* variables of scalr_email_client_from_env():
+     * username names the mailbox; the first token source set is used:
+     * oauth_token, oauth_token_cmd (run without a shell, bounded by
+     * timeout_ms), or the refresh-token grant at oauth_token_url (https)
+     * with oauth_client_id and oauth_refresh_token or
+     * oauth_refresh_token_file (rewritten when the endpoint rotates it; see
+     * also scalr_email_client_on_refresh_token()).  Checked like the
+     * variables (ECONFIG); copied, and wiped when the client is freed. */
+    scalr_email_auth auth; /* 0: auto */
+    const char *oauth_token;
+    const char *oauth_token_cmd;
+    const char *oauth_token_url;
+    const char *oauth_client_id;
+    const char *oauth_client_secret; /* optional */
+    const char *oauth_refresh_token;
+    const char *oauth_refresh_token_file;
+    const char *oauth_scope; /* optional */
 } scalr_email_config;
 
 typedef struct scalr_email_client scalr_email_client;

@@ -33,6 +33,12 @@ static int has_ctl(const char *s)
     return 0;
 }
 
+/* Empty counts as unset, as in the environment. */
+static const char *nz(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
 /* Attachment files larger than this are streamed (read while sending). */
 const se_compose_opts se_client_compose_opts = {.defer_over = 64 * 1024};
 
@@ -204,6 +210,26 @@ void scalr_email_client_free(scalr_email_client *c)
     free(c);
 }
 
+/* The OAuth2 token source of c->s (none: c->oauth stays NULL). */
+static scalr_email_code make_oauth(scalr_email_client *c, scalr_email_error *err)
+{
+    se_oauth_cfg oc = {
+        .token = c->s.oauth_token,
+        .token_cmd = c->s.oauth_token_cmd,
+        .token_url = c->s.oauth_token_url,
+        .client_id = c->s.oauth_client_id,
+        .client_secret = c->s.oauth_client_secret,
+        .refresh_token = c->s.oauth_refresh_token,
+        .refresh_token_file = c->s.oauth_refresh_token_file,
+        .scope = c->s.oauth_scope,
+        .ca_file = c->ca_file,
+        .timeout_ms = c->s.timeout_ms,
+    };
+    int oom = 0;
+    c->oauth = se_oauth_new(&oc, &oom);
+    return oom ? se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory") : SCALR_EMAIL_OK;
+}
+
 scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_email_config *cfg,
                                         scalr_email_error *err)
 {
@@ -229,15 +255,32 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
         cfg->tls != SCALR_EMAIL_TLS_NONE)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "unknown TLS mode %d", (int)cfg->tls);
     int has_user = cfg->username && *cfg->username;
-    int has_pass = cfg->password && *cfg->password;
-    if (has_user != has_pass)
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       has_user ? "a username is set but the password is empty"
-                                : "a password is set but the username is empty");
+    static const char *const mechs[] = {NULL, "plain", "login", "xoauth2", "oauthbearer"};
+    if ((unsigned)cfg->auth > SCALR_EMAIL_AUTH_OAUTHBEARER)
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "unknown auth mechanism %d",
+                       (int)cfg->auth);
+    const char *const av[SE_A_COUNT] = {
+        mechs[cfg->auth],           nz(cfg->username),        nz(cfg->password),
+        nz(cfg->oauth_token),       nz(cfg->oauth_token_cmd), nz(cfg->oauth_token_url),
+        nz(cfg->oauth_client_id),   nz(cfg->oauth_client_secret), nz(cfg->oauth_refresh_token),
+        nz(cfg->oauth_refresh_token_file), nz(cfg->oauth_scope)};
+    static const char *const an[SE_A_COUNT] = {
+        "auth",        "username",        "password",          "oauth_token",
+        "oauth_token_cmd", "oauth_token_url", "oauth_client_id", "oauth_client_secret",
+        "oauth_refresh_token", "oauth_refresh_token_file", "oauth_scope"};
+    for (int i = 1; i < SE_A_COUNT; i++)
+        if (has_ctl(av[i]))
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s contains a control character",
+                           an[i]);
 
     scalr_email_client *c = calloc(1, sizeof *c);
     if (!c)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    scalr_email_code arc = se_check_auth(&c->s, av, an, err);
+    if (arc != SCALR_EMAIL_OK) {
+        scalr_email_client_free(c);
+        return arc;
+    }
     c->s.host = strdup(cfg->host);
     c->s.username = dup_or_null(cfg->username);
     c->s.password = dup_or_null(cfg->password);
@@ -256,7 +299,8 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     c->pool_max = cfg->pool_max > 0 ? cfg->pool_max : 0;
     c->probe_ms = cfg->pool_probe_ms ? cfg->pool_probe_ms : DEFAULT_PROBE_MS;
     c->send_timeout_ms = cfg->send_timeout_ms;
-    if (!c->s.host || (has_user && (!c->s.username || !c->s.password)) ||
+    if (!c->s.host || (has_user && !c->s.username) ||
+        (cfg->password && *cfg->password && !c->s.password) ||
         (cfg->from && *cfg->from && !c->s.from) || (cfg->ca_file && *cfg->ca_file && !c->ca_file) ||
         (cfg->helo_name && *cfg->helo_name && !c->s.helo_name) ||
         (cfg->return_path && *cfg->return_path && !c->s.return_path) ||
@@ -264,7 +308,9 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
         scalr_email_client_free(c);
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
     }
-    scalr_email_code frc = finish_client(c, err);
+    scalr_email_code frc = make_oauth(c, err);
+    if (frc == SCALR_EMAIL_OK)
+        frc = finish_client(c, err);
     if (frc != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
         return frc;
@@ -299,23 +345,9 @@ scalr_email_code se_client_from_layers(scalr_email_client **out, const char *pro
     }
     c->trace = trace;
     c->trace_arg = trace_arg;
-    se_oauth_cfg oc = {
-        .token = c->s.oauth_token,
-        .token_cmd = c->s.oauth_token_cmd,
-        .token_url = c->s.oauth_token_url,
-        .client_id = c->s.oauth_client_id,
-        .client_secret = c->s.oauth_client_secret,
-        .refresh_token = c->s.oauth_refresh_token,
-        .refresh_token_file = c->s.oauth_refresh_token_file,
-        .scope = c->s.oauth_scope,
-        .ca_file = c->ca_file,
-        .timeout_ms = c->s.timeout_ms,
-    };
-    int oom = 0;
-    c->oauth = se_oauth_new(&oc, &oom);
-    if (oom) {
+    if ((rc = make_oauth(c, err)) != SCALR_EMAIL_OK) {
         scalr_email_client_free(c);
-        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+        return rc;
     }
     if ((rc = pool_from_env(c, over, env_file, err)) != SCALR_EMAIL_OK ||
         (rc = se_dkim_signer_from_env(&c->dkim, over, env_file, err)) != SCALR_EMAIL_OK ||

@@ -441,6 +441,75 @@ static const char *const var_names[V_COUNT] = {
     "SMTP_OAUTH_SCOPE",
 };
 
+/* The sign-in settings (a password or an OAuth2 token source), checked
+ * and kept in out the same way from the environment and from
+ * scalr_email_config: a[] holds the values (NULL: unset), names[] what the
+ * messages call them. */
+scalr_email_code se_check_auth(se_settings *out, const char *const a[SE_A_COUNT],
+                               const char *const names[SE_A_COUNT], scalr_email_error *err)
+{
+    /* auto (default), plain, login, xoauth2, oauthbearer: se_smtp_mech. */
+    static const char *const mechs[] = {"auto", "plain", "login", "xoauth2", "oauthbearer"};
+    out->auth = 0;
+    if (a[SE_A_MECH]) {
+        int found = -1;
+        for (int i = 0; i < 5; i++)
+            if (strcasecmp(a[SE_A_MECH], mechs[i]) == 0)
+                found = i;
+        if (found < 0)
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "%s must be auto, plain, login, xoauth2 or oauthbearer, got '%s'",
+                           names[SE_A_MECH], a[SE_A_MECH]);
+        out->auth = found;
+    }
+    /* The first token source set wins: token, command, refresh grant. */
+    int oauth = a[SE_A_TOKEN] || a[SE_A_CMD] || a[SE_A_URL];
+    int oauth_mech = out->auth == 3 || out->auth == 4;
+    if (oauth_mech && !oauth)
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "%s=%s needs an access token: set %s, %s or %s", names[SE_A_MECH],
+                       a[SE_A_MECH], names[SE_A_TOKEN], names[SE_A_CMD], names[SE_A_URL]);
+    if (oauth && (out->auth == 1 || out->auth == 2))
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "%s=%s takes a password, but an OAuth2 token source (%s) is set",
+                       names[SE_A_MECH], a[SE_A_MECH],
+                       names[a[SE_A_TOKEN] ? SE_A_TOKEN : a[SE_A_CMD] ? SE_A_CMD : SE_A_URL]);
+    if (oauth && !a[SE_A_USER])
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                       "OAuth2 sign-in needs %s (the mailbox the token is for)", names[SE_A_USER]);
+    if (oauth && !a[SE_A_TOKEN] && !a[SE_A_CMD]) {
+        if (!a[SE_A_ID])
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s is set but %s is empty",
+                           names[SE_A_URL], names[SE_A_ID]);
+        if (!a[SE_A_REFRESH] && !a[SE_A_REFRESH_FILE])
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
+                           "%s is set but neither %s nor %s is", names[SE_A_URL],
+                           names[SE_A_REFRESH], names[SE_A_REFRESH_FILE]);
+        if (strncmp(a[SE_A_URL], "https://", 8) != 0)
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s must be an https:// URL",
+                           names[SE_A_URL]);
+    }
+    /* Say so now rather than let the server answer 535. */
+    if (a[SE_A_USER] && !a[SE_A_PASS] && !oauth)
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s is set but %s is empty",
+                       names[SE_A_USER], names[SE_A_PASS]);
+    if (a[SE_A_PASS] && !a[SE_A_USER])
+        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s is set but %s is empty",
+                       names[SE_A_PASS], names[SE_A_USER]);
+
+    const char *o_tok = a[SE_A_TOKEN], *o_cmd = o_tok ? NULL : a[SE_A_CMD];
+    const char *o_url = o_tok || o_cmd ? NULL : a[SE_A_URL];
+    if (dup_opt(&out->oauth_token, o_tok) || dup_opt(&out->oauth_token_cmd, o_cmd) ||
+        dup_opt(&out->oauth_token_url, o_url) ||
+        (o_url && (dup_opt(&out->oauth_client_id, a[SE_A_ID]) ||
+                   dup_opt(&out->oauth_client_secret, a[SE_A_SECRET]) ||
+                   dup_opt(&out->oauth_refresh_token_file, a[SE_A_REFRESH_FILE]) ||
+                   (!a[SE_A_REFRESH_FILE] && dup_opt(&out->oauth_refresh_token, a[SE_A_REFRESH])) ||
+                   dup_opt(&out->oauth_scope, a[SE_A_SCOPE]))))
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    return SCALR_EMAIL_OK;
+}
+
 static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_email_error *err)
 {
     if (!v[V_HOST])
@@ -487,66 +556,18 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
                        "an address literal such as [192.0.2.1], got '%s'",
                        v[V_HELO]);
 
-    /* SMTP_AUTH: auto (default), plain, login, xoauth2, oauthbearer. */
-    static const char *const mechs[] = {"auto", "plain", "login", "xoauth2", "oauthbearer"};
-    out->auth = 0;
-    if (v[V_AUTH]) {
-        int found = -1;
-        for (int i = 0; i < 5; i++)
-            if (strcasecmp(v[V_AUTH], mechs[i]) == 0)
-                found = i;
-        if (found < 0)
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "SMTP_AUTH must be auto, plain, login, xoauth2 or oauthbearer, got '%s'",
-                           v[V_AUTH]);
-        out->auth = found;
-    }
-    /* The first token source set wins: token, command, refresh grant. */
-    int oauth = v[V_O_TOKEN] || v[V_O_CMD] || v[V_O_URL];
-    int oauth_mech = out->auth == 3 || out->auth == 4;
-    if (oauth_mech && !oauth)
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       "SMTP_AUTH=%s needs an access token: set SMTP_OAUTH_TOKEN, "
-                       "SMTP_OAUTH_TOKEN_CMD or SMTP_OAUTH_TOKEN_URL",
-                       v[V_AUTH]);
-    if (oauth && (out->auth == 1 || out->auth == 2))
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       "SMTP_AUTH=%s takes a password, but an SMTP_OAUTH_* token source is set",
-                       v[V_AUTH]);
-    if (oauth && !v[V_USERNAME])
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       "OAuth2 sign-in needs SMTP_USERNAME (the mailbox the token is for)");
-    if (oauth && !v[V_O_TOKEN] && !v[V_O_CMD]) {
-        if (!v[V_O_ID])
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "SMTP_OAUTH_TOKEN_URL is set but SMTP_OAUTH_CLIENT_ID is empty");
-        if (!v[V_O_REFRESH] && !v[V_O_REFRESH_FILE])
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "SMTP_OAUTH_TOKEN_URL is set but neither SMTP_OAUTH_REFRESH_TOKEN nor "
-                           "SMTP_OAUTH_REFRESH_TOKEN_FILE is");
-        if (strncmp(v[V_O_URL], "https://", 8) != 0)
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "SMTP_OAUTH_TOKEN_URL must be an https:// URL");
-    }
-
-    /* Say so now rather than let the server answer 535. */
-    if (v[V_USERNAME] && !v[V_PASSWORD] && !oauth)
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       "SMTP_USERNAME is set but SMTP_PASSWORD is empty");
-    if (v[V_PASSWORD] && !v[V_USERNAME])
-        return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                       "SMTP_PASSWORD is set but SMTP_USERNAME is empty");
-
-    const char *o_tok = v[V_O_TOKEN], *o_cmd = o_tok ? NULL : v[V_O_CMD];
-    const char *o_url = o_tok || o_cmd ? NULL : v[V_O_URL];
-    if (dup_opt(&out->oauth_token, o_tok) || dup_opt(&out->oauth_token_cmd, o_cmd) ||
-        dup_opt(&out->oauth_token_url, o_url) ||
-        (o_url && (dup_opt(&out->oauth_client_id, v[V_O_ID]) ||
-                   dup_opt(&out->oauth_client_secret, v[V_O_SECRET]) ||
-                   dup_opt(&out->oauth_refresh_token_file, v[V_O_REFRESH_FILE]) ||
-                   (!v[V_O_REFRESH_FILE] && dup_opt(&out->oauth_refresh_token, v[V_O_REFRESH])) ||
-                   dup_opt(&out->oauth_scope, v[V_O_SCOPE]))))
-        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+    const char *const av[SE_A_COUNT] = {v[V_AUTH],    v[V_USERNAME], v[V_PASSWORD],
+                                        v[V_O_TOKEN], v[V_O_CMD],    v[V_O_URL],
+                                        v[V_O_ID],    v[V_O_SECRET], v[V_O_REFRESH],
+                                        v[V_O_REFRESH_FILE], v[V_O_SCOPE]};
+    static const char *const an[SE_A_COUNT] = {
+        "SMTP_AUTH",           "SMTP_USERNAME",           "SMTP_PASSWORD",
+        "SMTP_OAUTH_TOKEN",    "SMTP_OAUTH_TOKEN_CMD",    "SMTP_OAUTH_TOKEN_URL",
+        "SMTP_OAUTH_CLIENT_ID", "SMTP_OAUTH_CLIENT_SECRET", "SMTP_OAUTH_REFRESH_TOKEN",
+        "SMTP_OAUTH_REFRESH_TOKEN_FILE", "SMTP_OAUTH_SCOPE"};
+    scalr_email_code rc = se_check_auth(out, av, an, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
     if (dup_opt(&out->host, v[V_HOST]) || dup_opt(&out->username, v[V_USERNAME]) ||
         dup_opt(&out->password, v[V_PASSWORD]) || dup_opt(&out->from, v[V_FROM]) ||
         dup_opt(&out->helo_name, v[V_HELO]) || dup_opt(&out->return_path, v[V_RETURN_PATH]) ||

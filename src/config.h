@@ -42,6 +42,26 @@ scalr_email_code se_settings_from_layers(se_settings *out, const char *overlay,
 scalr_email_code se_config_get_layered(const char *overlay, const char *env_file,
                                        const char *name, char **value, scalr_email_error *err);
 
+/* The sign-in settings, from the environment or scalr_email_config (see
+ * config.c): the mechanism, username, password and the OAuth2 token
+ * sources, checked and copied into out (auth, oauth_*). */
+enum {
+    SE_A_MECH,
+    SE_A_USER,
+    SE_A_PASS,
+    SE_A_TOKEN,
+    SE_A_CMD,
+    SE_A_URL,
+    SE_A_ID,
+    SE_A_SECRET,
+    SE_A_REFRESH,
+    SE_A_REFRESH_FILE,
+    SE_A_SCOPE,
+    SE_A_COUNT
+};
+scalr_email_code se_check_auth(se_settings *out, const char *const a[SE_A_COUNT],
+                               const char *const names[SE_A_COUNT], scalr_email_error *err);
+
 /* Parse dotenv text: KEY=value lines, optional "export ", single quotes
  * (literal), double quotes (\n \" \\ escapes), unquoted values end at " #",
  * comments, blank lines, CRLF tolerated.  Calls fn for each pair in order.

@@ -37,7 +37,9 @@ TMP = tempfile.mkdtemp(prefix="scalr-oauth-")
 DRIVER = os.path.join(TMP, "driver")
 ROTATE = os.path.join(TMP, "rotate")
 TWOKEYS = os.path.join(TMP, "twokeys")
+STRUCTCFG = os.path.join(TMP, "structcfg")
 USER = "alice@example.com"
+ECONFIG = 2  # SCALR_EMAIL_ECONFIG
 CLIENT_ID = "client-id-123"
 CLIENT_SECRET = "client-secret-XYZ"
 
@@ -520,7 +522,8 @@ def build_driver():
     san = ["-fsanitize=address,undefined"] if "san" in os.path.basename(os.path.dirname(LIB)) else []
     for src, out in ((os.path.join(ROOT, "tests", "pool", "driver.c"), DRIVER),
                      (os.path.join(HERE, "rotate.c"), ROTATE),
-                     (os.path.join(HERE, "twokeys.c"), TWOKEYS)):
+                     (os.path.join(HERE, "twokeys.c"), TWOKEYS),
+                     (os.path.join(HERE, "structcfg.c"), STRUCTCFG)):
         subprocess.run([os.environ.get("CC", "cc")] + san +
                        ["-std=c11", "-D_DEFAULT_SOURCE", "-D_POSIX_C_SOURCE=200809L", "-O1",
                         "-I" + os.path.join(ROOT, "include"), src,
@@ -567,6 +570,55 @@ class PoolKey(Base):
         for env in s.handler.envelopes:
             subject = env.original_content.split(b"Subject: ")[1][:1]
             self.assertEqual(env.session_token, b"tok-" + subject)
+
+
+class StructConfig(Base):
+    """OAuth2 through scalr_email_client_new's config struct, not the environment."""
+
+    def run_cfg(self, port, *args):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMTP_")}
+        return subprocess.run([STRUCTCFG, str(port), os.path.join(TMP, "ca.pem")] + list(args),
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    def test_refresh_grant_from_struct(self):
+        """The grant runs once (the token is cached by the client), the
+        rotated refresh token is written to the file, both messages arrive."""
+        ep = self.endpoint(rotate=True)
+        s = self.smtp(valid=lambda t: t in ep.issued)
+        rt = os.path.join(TMP, "struct-rt")
+        with open(rt, "w") as f:
+            f.write("rt-0\n")
+        p = self.run_cfg(s.port, "grant", ep.url, rt)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(ep.refreshes, 1)
+        self.assertEqual([f["refresh_token"] for f in ep.forms], ["rt-0"])
+        with open(rt) as f:
+            self.assertEqual(f.read().strip(), "rt-1")
+        self.assertEqual(len(s.handler.envelopes), 2)
+        self.assertEqual({e.session_token for e in s.handler.envelopes}, {b"at-1"})
+        self.assertNoSecret(p.stdout + p.stderr)
+
+    def test_fixed_token_forced_xoauth2(self):
+        s = self.smtp(valid=lambda t: t == "struct-token")
+        p = self.run_cfg(s.port, "token", "struct-token")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual([m for m, _ in s.handler.sasl], ["XOAUTH2"])
+        self.assertEqual(len(s.handler.envelopes), 2)
+
+    def test_struct_config_errors(self):
+        """Checked as the variables are, named by their struct fields; nothing
+        is sent."""
+        s = self.smtp()
+        p = self.run_cfg(s.port, "plain-token")
+        self.assertTrue(p.stdout.startswith("new %d " % ECONFIG), p.stdout)
+        self.assertIn("auth=plain takes a password, but an OAuth2 token source (oauth_token) is set",
+                      p.stdout)
+        self.assertEqual(p.returncode, 1)
+        p = self.run_cfg(s.port, "http-url")
+        self.assertTrue(p.stdout.startswith("new %d " % ECONFIG), p.stdout)
+        self.assertIn("oauth_token_url must be an https:// URL", p.stdout)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(s.handler.envelopes, [])
 
 
 class Threads(Base):

@@ -139,7 +139,8 @@ TEST(config_oauth)
     setenv("SMTP_AUTH", "plain", 1);
     CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
     CHECK_STR(err.message,
-              "SMTP_AUTH=plain takes a password, but an SMTP_OAUTH_* token source is set");
+              "SMTP_AUTH=plain takes a password, but an OAuth2 token source "
+              "(SMTP_OAUTH_TOKEN_URL) is set");
     se_settings_free(&s);
     unsetenv("SMTP_AUTH");
     setenv("SMTP_OAUTH_TOKEN_URL", "http://login.example/token", 1);
