@@ -293,10 +293,8 @@ int cli_send_batch(int argc, char **argv)
                                     .on_result = on_result,
                                     .on_result_arg = r,
                                     .env_file = env_file};
-        const scalr_email_source src = {.next = next_message,
-                                        .release = release_message,
-                                        .arg = r,
-                                        .profile = message_profile};
+        const scalr_email_source src = {
+            .next = next_message, .release = release_message, .arg = r, .profile = message_profile};
         scalr_email_client_send_stream(client, &src, &o, &err);
         if (r->progress && r->done)
             fprintf(stderr, "\r%zu done\n", r->done);

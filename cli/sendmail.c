@@ -451,8 +451,9 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
     }
     scalr_email_client *c = NULL;
     scalr_email_trace_fn trace = a->verbose ? cli_trace : NULL;
-    if ((profile ? scalr_email_client_from_profile(&c, profile, env_file, trace, NULL, &err)
-                 : scalr_email_client_from_env(&c, env_file, trace, NULL, &err)) != SCALR_EMAIL_OK) {
+    if ((profile
+             ? scalr_email_client_from_profile(&c, profile, env_file, trace, NULL, &err)
+             : scalr_email_client_from_env(&c, env_file, trace, NULL, &err)) != SCALR_EMAIL_OK) {
         st = cli_report(&err);
         goto out;
     }

@@ -417,9 +417,8 @@ scalr_email_code scalr_email_client_compose(scalr_email_client *client,
  * environment and env_file (NULL: none), under the sender profile's
  * ($SCALR_EMAIL_PROFILES/NAME.env; NULL: none).  ECONFIG for an unknown
  * profile or an unusable key. */
-scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg,
-                                                const char *profile, const char *env_file,
-                                                char **out, size_t *out_len,
+scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg, const char *profile,
+                                                const char *env_file, char **out, size_t *out_len,
                                                 scalr_email_error *err);
 
 /* What scalr_email_client_check() found. */

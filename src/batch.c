@@ -190,8 +190,9 @@ static int next_job(batch *b, job *j, int now)
             c ? se_compose(msg, c->s.from, &se_client_compose_opts, &j->comp, &e) : e.code;
         if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(c, msg, &j->comp) < 0)
             rc = se_fail(&e, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
-        if (rc == SCALR_EMAIL_OK && ((rc = se_client_check_from(c, &j->comp, &e)) != SCALR_EMAIL_OK ||
-                                     (rc = se_client_dkim_sign(c, &j->comp, &e)) != SCALR_EMAIL_OK))
+        if (rc == SCALR_EMAIL_OK &&
+            ((rc = se_client_check_from(c, &j->comp, &e)) != SCALR_EMAIL_OK ||
+             (rc = se_client_dkim_sign(c, &j->comp, &e)) != SCALR_EMAIL_OK))
             se_composed_free(&j->comp);
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);

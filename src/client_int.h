@@ -45,8 +45,8 @@ scalr_email_code se_client_from_layers(scalr_email_client **out, const char *pro
 
 /* The env file of profile: $SCALR_EMAIL_PROFILES/NAME.env (ECONFIG for a
  * bad name, an unset folder or a missing file). */
-scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path,
-                                 size_t len, scalr_email_error *err);
+scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path, size_t len,
+                                 scalr_email_error *err);
 
 /* EINVAL unless the envelope sender and the From and Sender addresses are
  * in c's allowed domains (when it has a list). */

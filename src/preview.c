@@ -88,9 +88,8 @@ static scalr_email_code shaping_client(scalr_email_client **out, const char *pro
     return SCALR_EMAIL_OK;
 }
 
-scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg,
-                                                const char *profile, const char *env_file,
-                                                char **out, size_t *out_len,
+scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg, const char *profile,
+                                                const char *env_file, char **out, size_t *out_len,
                                                 scalr_email_error *err)
 {
     se_error_clear(err);
@@ -99,7 +98,8 @@ scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg,
     *out = NULL;
     char path[4096];
     scalr_email_code rc = SCALR_EMAIL_OK;
-    if (profile && (rc = se_profile_path(profile, env_file, path, sizeof path, err)) != SCALR_EMAIL_OK)
+    if (profile &&
+        (rc = se_profile_path(profile, env_file, path, sizeof path, err)) != SCALR_EMAIL_OK)
         return rc;
     scalr_email_client *c = NULL;
     if ((rc = shaping_client(&c, profile, profile ? path : NULL, env_file, err)) != SCALR_EMAIL_OK)

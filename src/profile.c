@@ -23,8 +23,8 @@ static int valid_name(const char *s)
     return 1;
 }
 
-scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path,
-                                 size_t len, scalr_email_error *err)
+scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path, size_t len,
+                                 scalr_email_error *err)
 {
     /* The name becomes a path: no '/', no "..". */
     if (!valid_name(profile))
@@ -114,8 +114,7 @@ scalr_email_code se_client_check_sender(const scalr_email_client *c, const char 
         return SCALR_EMAIL_OK;
     char dom[256];
     if (mail_from && *mail_from &&
-        (domain_of(mail_from, strlen(mail_from), dom, sizeof dom) < 0 ||
-         !allowed(c->allowed, dom)))
+        (domain_of(mail_from, strlen(mail_from), dom, sizeof dom) < 0 || !allowed(c->allowed, dom)))
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE",
                        "sender %.200s is outside the allowed domains (%.200s)%s%s; nothing was "
                        "sent",

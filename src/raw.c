@@ -306,8 +306,8 @@ scalr_email_code se_raw_body_hash(const scalr_email_raw *r, unsigned char bh[32]
     return rc;
 }
 
-scalr_email_code se_raw_dkim_sign(const se_dkim_signer *s, const unsigned char bh[32],
-                                  se_buf *head, scalr_email_error *err)
+scalr_email_code se_raw_dkim_sign(const se_dkim_signer *s, const unsigned char bh[32], se_buf *head,
+                                  scalr_email_error *err)
 {
     if (!s || !s->n)
         return SCALR_EMAIL_OK;

@@ -414,7 +414,7 @@ static int aligned(const char *from, const char *d)
 }
 
 scalr_email_code se_dkim_check_aligned(se_dkim_key *const *keys, size_t n_keys, int allow_mismatch,
-                                      const char *headers, size_t hlen, scalr_email_error *err)
+                                       const char *headers, size_t hlen, scalr_email_error *err)
 {
     char dom[256];
     if (from_domain(headers, hlen, dom, sizeof dom) < 0)

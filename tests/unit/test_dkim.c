@@ -325,9 +325,9 @@ TEST(dkim_raw_spooled_message)
         unsigned char bh[32];
         CHECK_INT(se_raw_body_hash(&raw, bh, &err), SCALR_EMAIL_OK);
         se_buf msg = {0};
-        CHECK_INT(se_ingest_header(&raw.in, 0, "Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n", &msg,
-                                   &err),
-                  0);
+        CHECK_INT(
+            se_ingest_header(&raw.in, 0, "Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n", &msg, &err),
+            0);
         scalr_email_code rc = se_raw_dkim_sign(&s, bh, &msg, &err);
         if (f == 1) {
             CHECK_INT(rc, SCALR_EMAIL_ECONFIG);
