@@ -71,7 +71,8 @@ static int take(batch *b, size_t *index, const scalr_email_message **msg, const 
  * profile's, so one tenant's connection never carries another's mail. */
 static scalr_email_client *client_for(batch *b, const char *name, scalr_email_error *e)
 {
-    if (!name)
+    /* the batch's own profile: its client, so the lines keep pipelining */
+    if (!name || (b->c->profile && !strcmp(b->c->profile, name)))
         return b->c;
     pthread_mutex_lock(&b->plock);
     prof *p = NULL;

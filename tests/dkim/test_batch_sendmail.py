@@ -127,18 +127,20 @@ class BatchProfiles(Tenants):
         lines = [{"to": ["a@example.net"], "subject": "globex-default", "body": "a"},
                  {"to": ["b@example.net"], "subject": "acme-line", "body": "b", "profile": "acme"},
                  {"to": ["c@example.net"], "subject": "globex-spoof", "body": "c",
-                  "sender": "x@acme.example"}]
+                  "sender": "x@acme.example"},
+                 {"to": ["d@example.net"], "subject": "globex-named", "body": "d",
+                  "profile": "globex"}]
         rc, res, err = self.batch(lines, "--profile", "globex")
         self.assertEqual(rc, 65, err)
-        self.assertEqual([res[n]["ok"] for n in (1, 2, 3)], [True, True, False])
-        self.assertTrue(self.servers["globex"].rec.wait_messages(1))
+        self.assertEqual([res[n]["ok"] for n in (1, 2, 3, 4)], [True, True, False, True])
+        self.assertTrue(self.servers["globex"].rec.wait_messages(2))
         self.assertTrue(self.servers["acme"].rec.wait_messages(1))
-        for who in ("globex", "acme"):
+        for who, n in (("globex", 2), ("acme", 1)):
             self.servers[who].rec.wait_idle()
-            self.assertEqual(len(self.servers[who].messages), 1)
-            m = self.servers[who].messages[0]
-            self.assertEqual(d_tags(m.data), [TENANTS[who]])
-            self.assertVerifies(m.data)
+            self.assertEqual(len(self.servers[who].messages), n)
+            for m in self.servers[who].messages:
+                self.assertEqual(d_tags(m.data), [TENANTS[who]])
+                self.assertVerifies(m.data)
         self.assertEqual(self.platform.messages, [])
 
     def test_profile_field_must_be_a_string_and_is_refused_in_queue_lines(self):
