@@ -206,6 +206,14 @@ static int next_message(void *arg, size_t index, const scalr_email_message **msg
     return 0;
 }
 
+/* A line's "profile": its tenant's client, made once for the batch. */
+static const char *message_profile(void *arg, size_t index, const scalr_email_message *msg)
+{
+    (void)arg;
+    (void)index;
+    return ((const item *)((const char *)msg - offsetof(item, m)))->profile;
+}
+
 static void release_message(void *arg, size_t index, const scalr_email_message *msg)
 {
     (void)arg;
@@ -280,9 +288,13 @@ int cli_send_batch(int argc, char **argv)
     } else {
         r->in = f;
         r->progress = isatty(2);
-        scalr_email_batch_opts o = {
-            .connections = (unsigned)k, .rate = rate, .on_result = on_result, .on_result_arg = r};
-        const scalr_email_source src = {.next = next_message, .release = release_message, .arg = r};
+        scalr_email_batch_opts o = {.connections = (unsigned)k,
+                                    .rate = rate,
+                                    .on_result = on_result,
+                                    .on_result_arg = r,
+                                    .env_file = env_file};
+        const scalr_email_source src = {
+            .next = next_message, .release = release_message, .arg = r, .profile = message_profile};
         scalr_email_client_send_stream(client, &src, &o, &err);
         if (r->progress && r->done)
             fprintf(stderr, "\r%zu done\n", r->done);

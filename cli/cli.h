@@ -33,6 +33,7 @@ typedef struct cli_item {
     scalr_email_attachment *att;
     scalr_email_rendered r;           /* a "template" line's parts */
     const char *unsub, *unsub_mailto; /* "unsubscribe", "unsubscribe_mailto" */
+    const char *profile;              /* "profile": a sender profile, or NULL */
     char unsub_value[1024];
     char why[800]; /* non-empty: malformed, nothing sent */
 } cli_item;

@@ -178,6 +178,8 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
                 }
             }
             free(paths);
+        } else if (!strcmp(key, "profile")) {
+            rc = get_str(v, &it->profile, NULL, why, wl, key);
         } else if (!strcmp(key, "calendar")) {
             rc = get_str(v, &m->calendar, NULL, why, wl, key);
         } else if (!strcmp(key, "envelope_from")) {

@@ -23,7 +23,8 @@ static const char send_usage[] =
     "                        [--templates DIR] [--allow-missing] [other options as above]\n"
     "\n"
     "Send one message.  The body is read from standard input when neither --body nor\n"
-    "--body-file is given.  --print writes the composed message instead of sending it.\n"
+    "--body-file is given.  --print writes the message instead of sending it, exactly\n"
+    "as it would go (DKIM-signed when configured; SMTP_HOST need not be set).\n"
     "--template renders the subject and both bodies from DIR/NAME/ (DIR: --templates,\n"
     "else $SCALR_EMAIL_TEMPLATES, else ./templates) with the JSON object in FILE; a\n"
     "variable missing from the data fails (exit 65) unless --allow-missing.\n"
@@ -44,7 +45,10 @@ static const char batch_usage[] =
     "                              [-v] FILE\n"
     "\n"
     "Send one JSON message per line of FILE ('-': standard input) over K connections,\n"
-    "at most N messages a second; prints one JSON result per message, with its line.\n";
+    "at most N messages a second; prints one JSON result per message, with its line.\n"
+    "A line's \"profile\": NAME sends it as that sender profile ($SCALR_EMAIL_PROFILES/\n"
+    "NAME.env: its server, account, From, allowed domains, DKIM key); other lines go with\n"
+    "--profile, else the SMTP_* configuration.\n";
 
 static const char check_usage[] =
     "usage: scalr-email check [--env-file PATH] [-v]\n"

@@ -280,6 +280,8 @@ static int add_jsonl(add_args *a, const char *env_file)
         int prc = cli_item_parse(&it, line, (size_t)len);
         if (prc < 0 && !it.why[0])
             snprintf(it.why, sizeof it.why, "cannot parse the line");
+        if (!it.why[0] && it.profile) /* send-batch takes it; the queue keeps no profile yet */
+            snprintf(it.why, sizeof it.why, "'profile' is not supported in queue lines yet");
         if (it.why[0]) {
             json_object_set_new(o, "error", json_string(it.why));
             json_object_set_new(o, "code", json_string("EINVAL"));

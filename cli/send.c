@@ -442,7 +442,7 @@ fail:
 int cli_send(int argc, char **argv)
 {
     cli_msg *c = NULL;
-    char *from_env = NULL, *printed = NULL;
+    char *printed = NULL;
     scalr_email_client *client = NULL;
     scalr_email_error err;
     int status = cli_msg_parse(argc, argv, NULL, 0, NULL, NULL, &c);
@@ -450,13 +450,10 @@ int cli_send(int argc, char **argv)
         goto out;
     const scalr_email_message *m = &c->m;
     if (c->a.print) {
-        if (!c->a.from &&
-            scalr_email_config_get(c->a.env_file, "SMTP_FROM", &from_env, &err) != SCALR_EMAIL_OK) {
-            status = cli_report(&err);
-            goto out;
-        }
+        /* As it would be sent: the profile's From, DKIM-signed when configured. */
         size_t n;
-        if (scalr_email_compose(m, from_env, &printed, &n, &err) != SCALR_EMAIL_OK) {
+        if (scalr_email_compose_configured(m, c->a.profile, c->a.env_file, &printed, &n, &err) !=
+            SCALR_EMAIL_OK) {
             status = cli_report(&err);
             goto out;
         }
@@ -482,7 +479,6 @@ int cli_send(int argc, char **argv)
            err.enhanced, err.server_text);
     status = EX_OK;
 out:
-    free(from_env);
     free(printed);
     cli_msg_free(c);
     scalr_email_client_free(client);

@@ -18,13 +18,14 @@
 
 static const char usage[] =
     "usage: scalr-email sendmail [-t] [-i] [-f SENDER] [-F NAME] [--env-file PATH]\n"
-    "                            [--queue URL] [-v] [--] [RECIPIENT ...]\n"
+    "                            [--profile NAME] [--queue URL] [-v] [--] [RECIPIENT ...]\n"
     "       sendmail ...            (the same, through a link named sendmail)\n"
     "       scalr-email sendmail -bp | -q\n"
     "\n"
     "Read a whole message on standard input and send it with the SMTP_* configuration,\n"
     "as /usr/sbin/sendmail does.  The message is kept as it is: line endings become CRLF,\n"
-    "Bcc fields are removed, and Date, Message-ID and From are added when missing.\n"
+    "Bcc fields are removed, and Date, Message-ID and From are added when missing.  With\n"
+    "SMTP_DKIM_* set it is DKIM-signed as it goes on the wire (queued: at enqueue).\n"
     "\n"
     "  -t            recipients also from the To, Cc and Bcc fields\n"
     "  -i, -oi       a line holding only \".\" does not end the message\n"
@@ -32,6 +33,8 @@ static const char usage[] =
     "  -F NAME       full name for an added From field\n"
     "  --env-file P  configuration file (default: $SCALR_EMAIL_ENV_FILE, else\n"
     "                " SYSTEM_ENV_FILE " when it exists)\n"
+    "  --profile N   send as sender profile N ($SCALR_EMAIL_PROFILES/N.env; also\n"
+    "                SCALR_EMAIL_PROFILE): its server, account, From, DKIM key, domains\n"
     "  --queue URL   enqueue instead of sending (also SCALR_EMAIL_QUEUE)\n"
     "  --input-timeout S  give up when standard input is silent this long (300)\n"
     "  -bp           list the queue (as mailq);  -q  send what is queued, then exit\n"
@@ -48,6 +51,7 @@ typedef struct sm_args {
     const char *full_name;
     const char *env_file;
     const char *queue;
+    const char *profile; /* --profile, or NULL */
     const char *input_timeout;
     const char **rcpt;
     size_t n_rcpt;
@@ -100,6 +104,8 @@ static int parse(int argc, char **argv, sm_args *a)
                 slot = &a->env_file;
             else if (len == 5 && !strncmp(name, "queue", 5))
                 slot = &a->queue;
+            else if (len == 7 && !strncmp(name, "profile", 7))
+                slot = &a->profile;
             else if (len == 13 && !strncmp(name, "input-timeout", 13))
                 slot = &a->input_timeout;
             else if (!strcmp(name, "verbose")) {
@@ -366,7 +372,8 @@ static int read_message(scalr_email_raw *raw, int timeout_ms)
     return 0;
 }
 
-static int deliver(const sm_args *a, const char *env_file, const char *queue_url)
+static int deliver(const sm_args *a, const char *env_file, const char *queue_url,
+                   const char *profile)
 {
     int st = 0;
     char sender[512];
@@ -427,6 +434,12 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
             st = cli_report(&err);
             goto out;
         }
+        /* Signed at enqueue, so every retry sends the same bytes. */
+        if (scalr_email_queue_dkim_from_env(q, env_file, &err) != SCALR_EMAIL_OK) {
+            st = cli_report(&err);
+            scalr_email_queue_close(q);
+            goto out;
+        }
         long long id = 0;
         if (scalr_email_queue_add_raw(q, raw, mail_from, (const char *const *)rcpt, from, NULL, &id,
                                       NULL, &err) != SCALR_EMAIL_OK)
@@ -437,11 +450,15 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
         goto out;
     }
     scalr_email_client *c = NULL;
-    if (scalr_email_client_from_env(&c, env_file, a->verbose ? cli_trace : NULL, NULL, &err) !=
-        SCALR_EMAIL_OK) {
+    scalr_email_trace_fn trace = a->verbose ? cli_trace : NULL;
+    if ((profile
+             ? scalr_email_client_from_profile(&c, profile, env_file, trace, NULL, &err)
+             : scalr_email_client_from_env(&c, env_file, trace, NULL, &err)) != SCALR_EMAIL_OK) {
         st = cli_report(&err);
         goto out;
     }
+    if (scalr_email_client_dkim_weak(c)) /* RFC 8301 3.2: 1024 still verifies */
+        fputs("scalr-email: warning: the DKIM key is RSA under 2048 bits\n", stderr);
     if (scalr_email_client_send_raw(c, raw, mail_from, (const char *const *)rcpt, &err) !=
         SCALR_EMAIL_OK)
         st = cli_report(&err);
@@ -477,7 +494,24 @@ int cli_sendmail(int argc, char **argv, int as_mailq)
         free(a.rcpt);
         return st;
     }
-    if ((a.list_queue || a.run_queue) && !queue)
+    /* A profile from the command line, else SCALR_EMAIL_PROFILE (the env file
+     * of a PHP pool or a cron job can name its tenant). */
+    char *profile = NULL;
+    if (a.profile)
+        profile = strdup(a.profile);
+    else if (!st && !(profile = config(env_file, "SCALR_EMAIL_PROFILE", &st)) && st) {
+        free(queue);
+        free(a.rcpt);
+        return st;
+    }
+    if (profile && queue && !a.list_queue)
+        /* The queue does not keep a profile yet: the worker would send the
+         * message with the platform's account. */
+        st = cli_usage_error("sendmail: a sender profile cannot go with a queue yet (%s "
+                             "and %s); send directly",
+                             a.profile ? "--profile" : "SCALR_EMAIL_PROFILE",
+                             a.queue ? "--queue" : "SCALR_EMAIL_QUEUE");
+    else if ((a.list_queue || a.run_queue) && !queue)
         st = cli_usage_error("sendmail: %s needs a queue (SCALR_EMAIL_QUEUE or --queue)",
                              a.list_queue ? "-bp" : "-q");
     else if (a.list_queue && a.run_queue)
@@ -487,7 +521,8 @@ int cli_sendmail(int argc, char **argv, int as_mailq)
     else if (a.run_queue)
         st = run_queue(queue, env_file, a.verbose);
     else
-        st = deliver(&a, env_file, queue);
+        st = deliver(&a, env_file, queue, profile);
+    free(profile);
     free(queue);
     free(a.rcpt);
     return st;

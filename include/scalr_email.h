@@ -368,6 +368,10 @@ typedef struct scalr_email_batch_opts {
     void (*on_result)(void *arg, size_t index, const scalr_email_error *result);
     void *on_result_arg;
     size_t expected; /* messages known to come (caps the connections); 0: unknown */
+    /* Added later; zero keeps the default. */
+    const char *env_file; /* for the sender profiles src->profile names, as
+                             scalr_email_client_from_profile reads them;
+                             NULL: the environment alone */
 } scalr_email_batch_opts;
 
 /* Send n messages over up to opts->connections pooled connections.  On
@@ -397,6 +401,17 @@ typedef struct scalr_email_source {
     int (*next)(void *arg, size_t index, const scalr_email_message **msg);
     void (*release)(void *arg, size_t index, const scalr_email_message *msg);
     void *arg;
+    /* Added later; NULL keeps the default.  The sender profile of the
+     * message next() just gave (called right after it, under the same
+     * one-at-a-time rule; the name stays valid until release), or NULL for
+     * the batch's client.  A profile's client is made once per batch, the
+     * first time a message names it (scalr_email_client_from_profile with
+     * opts->env_file and the batch client's trace), and kept for the rest:
+     * its messages go on its own connections (never one made for another
+     * profile), with its From, allowed domains and DKIM keys.  A profile
+     * that cannot be made (unknown, bad key: ECONFIG) fails only the
+     * messages naming it; at most 1024 profiles per batch. */
+    const char *(*profile)(void *arg, size_t index, const scalr_email_message *msg);
 } scalr_email_source;
 
 /* scalr_email_client_send_batch for messages read one at a time: at most
@@ -414,6 +429,25 @@ scalr_email_code scalr_email_client_send_stream(scalr_email_client *client,
  * msg->sender is NULL.  On success *out is malloc'd and the caller frees it. */
 scalr_email_code scalr_email_compose(const scalr_email_message *msg, const char *default_from,
                                      char **out, size_t *out_len, scalr_email_error *err);
+
+/* The exact bytes client would send for msg, sending nothing: composed
+ * with the client's From and return path, refused outside its allowed
+ * domains and DKIM-signed with its keys, as scalr_email_client_send does
+ * (the same errors).  The signature's t= is now, so a later send of the
+ * same message carries another signature.  *out is malloc'd. */
+scalr_email_code scalr_email_client_compose(scalr_email_client *client,
+                                            const scalr_email_message *msg, char **out,
+                                            size_t *out_len, scalr_email_error *err);
+
+/* The same from the configuration, without a client and without needing
+ * SMTP_HOST (a preview: `send --print`, Python compose()): SMTP_FROM,
+ * SMTP_RETURN_PATH, SMTP_ALLOWED_FROM_DOMAINS and SMTP_DKIM_* from the
+ * environment and env_file (NULL: none), under the sender profile's
+ * ($SCALR_EMAIL_PROFILES/NAME.env; NULL: none).  ECONFIG for an unknown
+ * profile or an unusable key. */
+scalr_email_code scalr_email_compose_configured(const scalr_email_message *msg, const char *profile,
+                                                const char *env_file, char **out, size_t *out_len,
+                                                scalr_email_error *err);
 
 /* What scalr_email_client_check() found. */
 typedef struct scalr_email_report {

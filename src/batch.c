@@ -13,6 +13,16 @@
 #define DEFAULT_TRIES 3
 #define BACKOFF_MS 100
 #define MAX_CONNECTIONS 256
+#define MAX_PROFILES 1024 /* distinct sender profiles in one batch */
+
+/* A sender profile's client, made the first time a message names it and
+ * kept for the batch (or why it could not be made). */
+typedef struct prof {
+    char *name;
+    scalr_email_client *c; /* NULL: rc and err say why */
+    scalr_email_code rc;
+    scalr_email_error err;
+} prof;
 
 typedef struct batch {
     scalr_email_client *c;
@@ -27,6 +37,9 @@ typedef struct batch {
     size_t failed;
     size_t first_failed;
     scalr_email_code first_code;
+    pthread_mutex_t plock; /* profs */
+    prof *profs;
+    size_t n_profs;
 } batch;
 
 static void sleep_ms(long long ms)
@@ -38,8 +51,9 @@ static void sleep_ms(long long ms)
         ;
 }
 
-/* The next message from the source (b->lock held); 0 at its end. */
-static int take(batch *b, size_t *index, const scalr_email_message **msg)
+/* The next message from the source and its profile name (b->lock held); 0
+ * at its end. */
+static int take(batch *b, size_t *index, const scalr_email_message **msg, const char **profile)
 {
     if (b->eof)
         return 0;
@@ -47,17 +61,62 @@ static int take(batch *b, size_t *index, const scalr_email_message **msg)
         b->eof = 1;
         return 0;
     }
+    *profile = b->src->profile ? b->src->profile(b->src->arg, b->next, *msg) : NULL;
     *index = b->next++;
     return 1;
 }
 
+/* The client for a message of profile name (NULL: the batch's), made once
+ * per batch: its pool key, From, allowed domains and DKIM keys are the
+ * profile's, so one tenant's connection never carries another's mail. */
+static scalr_email_client *client_for(batch *b, const char *name, scalr_email_error *e)
+{
+    /* the batch's own profile: its client, so the lines keep pipelining */
+    if (!name || (b->c->profile && !strcmp(b->c->profile, name)))
+        return b->c;
+    pthread_mutex_lock(&b->plock);
+    prof *p = NULL;
+    for (size_t i = 0; i < b->n_profs && !p; i++)
+        if (!strcmp(b->profs[i].name, name))
+            p = &b->profs[i];
+    if (!p && b->n_profs >= MAX_PROFILES) {
+        pthread_mutex_unlock(&b->plock);
+        se_fail(e, SCALR_EMAIL_ECONFIG, "CONFIG",
+                "more than %d sender profiles in one batch; split it", MAX_PROFILES);
+        return NULL;
+    }
+    if (!p) {
+        prof *more = realloc(b->profs, (b->n_profs + 1) * sizeof *more);
+        char *copy = strdup(name);
+        if (!more || !copy) {
+            if (more)
+                b->profs = more;
+            free(copy);
+            pthread_mutex_unlock(&b->plock);
+            se_fail(e, SCALR_EMAIL_ENOMEM, "CONFIG", "out of memory");
+            return NULL;
+        }
+        b->profs = more;
+        p = &b->profs[b->n_profs++];
+        memset(p, 0, sizeof *p);
+        p->name = copy;
+        p->rc = scalr_email_client_from_profile(&p->c, name, b->o ? b->o->env_file : NULL,
+                                                b->c->trace, b->c->trace_arg, &p->err);
+    }
+    scalr_email_client *c = p->c;
+    if (!c)
+        *e = p->err;
+    pthread_mutex_unlock(&b->plock);
+    return c;
+}
+
 /* Claim the next message and its start time: a token bucket of depth one
  * across every connection (at most `rate` starts in any second). */
-static int claim(batch *b, size_t *index, const scalr_email_message **msg)
+static int claim(batch *b, size_t *index, const scalr_email_message **msg, const char **profile)
 {
     long long wait = 0;
     pthread_mutex_lock(&b->lock);
-    int ok = take(b, index, msg);
+    int ok = take(b, index, msg, profile);
     if (ok && b->interval) {
         long long now = se_pool_now_ms();
         long long slot = b->next_slot > now ? b->next_slot : now;
@@ -84,6 +143,7 @@ static void report(batch *b, size_t i, scalr_email_code rc, const scalr_email_er
 /* A message of the batch being sent by one worker. */
 typedef struct job {
     size_t index;
+    scalr_email_client *c; /* the batch's, or its profile's */
     se_composed comp;
     unsigned tries;
     int queued; /* its commands follow the previous message's end of data */
@@ -108,29 +168,32 @@ static int next_job(batch *b, job *j, int now)
     for (;;) {
         size_t i;
         const scalr_email_message *msg = NULL;
+        const char *profile = NULL;
         if (now) {
             pthread_mutex_lock(&b->lock);
             long long t = se_pool_now_ms();
-            int ok = (!b->interval || b->next_slot <= t) && take(b, &i, &msg);
+            int ok = (!b->interval || b->next_slot <= t) && take(b, &i, &msg, &profile);
             if (ok && b->interval)
                 b->next_slot = (b->next_slot > t ? b->next_slot : t) + b->interval;
             pthread_mutex_unlock(&b->lock);
             if (!ok)
                 return 0;
-        } else if (!claim(b, &i, &msg)) {
+        } else if (!claim(b, &i, &msg, &profile)) {
             return 0;
         }
         memset(j, 0, sizeof *j);
         j->index = i;
         scalr_email_error e;
         se_error_clear(&e);
+        scalr_email_client *c = j->c = client_for(b, profile, &e);
         /* Composed (copied) here; then the source may forget the message. */
-        scalr_email_code rc = se_compose(msg, b->c->s.from, &se_client_compose_opts, &j->comp, &e);
-        if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(b->c, msg, &j->comp) < 0)
+        scalr_email_code rc =
+            c ? se_compose(msg, c->s.from, &se_client_compose_opts, &j->comp, &e) : e.code;
+        if (rc == SCALR_EMAIL_OK && se_client_apply_return_path(c, msg, &j->comp) < 0)
             rc = se_fail(&e, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
         if (rc == SCALR_EMAIL_OK &&
-            ((rc = se_client_check_from(b->c, &j->comp, &e)) != SCALR_EMAIL_OK ||
-             (rc = se_client_dkim_sign(b->c, &j->comp, &e)) != SCALR_EMAIL_OK))
+            ((rc = se_client_check_from(c, &j->comp, &e)) != SCALR_EMAIL_OK ||
+             (rc = se_client_dkim_sign(c, &j->comp, &e)) != SCALR_EMAIL_OK))
             se_composed_free(&j->comp);
         if (b->src->release) {
             pthread_mutex_lock(&b->lock);
@@ -177,6 +240,8 @@ static void lane_queue(void *arg, se_smtp *eng)
     l->have_nxt = 1;
     if (l->nxt.comp.n_parts)
         return; /* streamed attachments: sent on its own afterwards */
+    if (l->nxt.c != l->cur.c)
+        return; /* another profile's: never on this one's connection */
     const se_composed *c = &l->nxt.comp;
     const se_smtp_envelope env = {
         .mail_from = c->mail_from,
@@ -218,6 +283,7 @@ static void *worker(void *arg)
     lane l = {.b = arg};
     batch *b = l.b;
     se_session *ss = NULL;
+    scalr_email_client *ss_c = NULL; /* whose session ss is */
     const se_pipeline pl = {.queue = lane_queue, .done = lane_done, .idle = lane_idle, .arg = &l};
     for (;;) {
         if (l.have_nxt) { /* not sent after all: it goes on its own */
@@ -232,18 +298,24 @@ static void *worker(void *arg)
         } else if (!next_job(b, &l.cur, 0)) {
             break;
         }
+        if (ss && ss_c != l.cur.c) { /* back to its own profile's pool */
+            se_client_release(ss_c, ss);
+            ss = NULL;
+        }
         for (;;) {
             scalr_email_error e;
             se_error_clear(&e);
             int handed = 0;
             scalr_email_code rc = SCALR_EMAIL_OK;
             l.cur.tries++;
-            if (!ss)
-                rc = se_client_session(b->c, &ss, &e);
+            if (!ss) {
+                ss_c = l.cur.c;
+                rc = se_client_session(ss_c, &ss, &e);
+            }
             if (ss) {
-                rc = se_client_transact(b->c, ss, &l.cur.comp, &e, &handed, &pl);
+                rc = se_client_transact(ss_c, ss, &l.cur.comp, &e, &handed, &pl);
                 if (!se_smtp_reusable(ss->eng)) {
-                    se_client_release(b->c, ss); /* closes it */
+                    se_client_release(ss_c, ss); /* closes it */
                     ss = NULL;
                 }
             }
@@ -261,7 +333,7 @@ static void *worker(void *arg)
                 break;
             }
             if (ss) { /* a 421 leaves the session closing: take another one */
-                se_client_release(b->c, ss);
+                se_client_release(ss_c, ss);
                 ss = NULL;
             }
             sleep_ms((long long)BACKOFF_MS << (l.cur.tries - 1));
@@ -273,7 +345,8 @@ static void *worker(void *arg)
             l.have_nxt = 0;
         }
     }
-    se_client_release(b->c, ss);
+    if (ss)
+        se_client_release(ss_c, ss);
     return NULL;
 }
 
@@ -301,6 +374,10 @@ scalr_email_code scalr_email_client_send_stream(scalr_email_client *c,
         k = (unsigned)opts->expected;
     if (pthread_mutex_init(&b.lock, NULL) != 0)
         return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "cannot create a mutex");
+    if (pthread_mutex_init(&b.plock, NULL) != 0) {
+        pthread_mutex_destroy(&b.lock);
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "CONNECT", "cannot create a mutex");
+    }
 
     pthread_t *th = calloc(k, sizeof *th);
     unsigned started = 0;
@@ -313,6 +390,12 @@ scalr_email_code scalr_email_client_send_stream(scalr_email_client *c,
         pthread_join(th[i], NULL);
     free(th);
     pthread_mutex_destroy(&b.lock);
+    pthread_mutex_destroy(&b.plock);
+    for (size_t i = 0; i < b.n_profs; i++) {
+        scalr_email_client_free(b.profs[i].c);
+        free(b.profs[i].name);
+    }
+    free(b.profs);
 
     if (!b.failed)
         return SCALR_EMAIL_OK;

@@ -43,10 +43,20 @@ scalr_email_code se_client_from_layers(scalr_email_client **out, const char *pro
                                        scalr_email_trace_fn trace, void *trace_arg,
                                        scalr_email_error *err);
 
+/* The env file of profile: $SCALR_EMAIL_PROFILES/NAME.env (ECONFIG for a
+ * bad name, an unset folder or a missing file). */
+scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path, size_t len,
+                                 scalr_email_error *err);
+
 /* EINVAL unless the envelope sender and the From and Sender addresses are
  * in c's allowed domains (when it has a list). */
 scalr_email_code se_client_check_from(const scalr_email_client *c, const se_composed *comp,
                                       scalr_email_error *err);
+
+/* The same for an envelope sender and a header block d[0..lim) (fields,
+ * then the empty line or the body). */
+scalr_email_code se_client_check_sender(const scalr_email_client *c, const char *mail_from,
+                                        const char *d, size_t lim, scalr_email_error *err);
 
 /* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
 scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,

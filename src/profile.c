@@ -23,14 +23,9 @@ static int valid_name(const char *s)
     return 1;
 }
 
-scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
-                                                 const char *env_file, scalr_email_trace_fn trace,
-                                                 void *trace_arg, scalr_email_error *err)
+scalr_email_code se_profile_path(const char *profile, const char *env_file, char *path, size_t len,
+                                 scalr_email_error *err)
 {
-    se_error_clear(err);
-    if (!out || !profile)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "client_from_profile: NULL argument");
-    *out = NULL;
     /* The name becomes a path: no '/', no "..". */
     if (!valid_name(profile))
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
@@ -45,14 +40,28 @@ scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const
                        "profile '%s' asked for but SCALR_EMAIL_PROFILES (the profiles folder) "
                        "is not set",
                        profile);
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s.env", dir, profile);
+    int n = snprintf(path, len, "%s/%s.env", dir, profile);
     free(dir);
-    if (n < 0 || (size_t)n >= sizeof path)
+    if (n < 0 || (size_t)n >= len)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "SCALR_EMAIL_PROFILES is too long");
     if (access(path, R_OK) != 0)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "no sender profile '%s' (%s)", profile,
                        path);
+    return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
+                                                 const char *env_file, scalr_email_trace_fn trace,
+                                                 void *trace_arg, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!out || !profile)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "client_from_profile: NULL argument");
+    *out = NULL;
+    char path[4096];
+    scalr_email_code rc = se_profile_path(profile, env_file, path, sizeof path, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
     return se_client_from_layers(out, profile, path, env_file, trace, trace_arg, err);
 }
 
@@ -93,20 +102,25 @@ static int allowed(const char *list, const char *dom)
 scalr_email_code se_client_check_from(const scalr_email_client *c, const se_composed *comp,
                                       scalr_email_error *err)
 {
+    /* The header block is always in memory: deferred parts come later. */
+    return se_client_check_sender(c, comp->mail_from, comp->data.data,
+                                  comp->n_parts ? comp->parts[0].at : comp->data.len, err);
+}
+
+scalr_email_code se_client_check_sender(const scalr_email_client *c, const char *mail_from,
+                                        const char *d, size_t lim, scalr_email_error *err)
+{
     if (!c->allowed)
         return SCALR_EMAIL_OK;
     char dom[256];
-    if (comp->mail_from && *comp->mail_from &&
-        (domain_of(comp->mail_from, strlen(comp->mail_from), dom, sizeof dom) < 0 ||
-         !allowed(c->allowed, dom)))
+    if (mail_from && *mail_from &&
+        (domain_of(mail_from, strlen(mail_from), dom, sizeof dom) < 0 || !allowed(c->allowed, dom)))
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE",
                        "sender %.200s is outside the allowed domains (%.200s)%s%s; nothing was "
                        "sent",
-                       comp->mail_from, c->allowed, c->profile ? " of profile " : "",
+                       mail_from, c->allowed, c->profile ? " of profile " : "",
                        c->profile ? c->profile : "");
-    /* From and Sender in the header block (always in memory). */
-    const char *d = comp->data.data;
-    size_t lim = comp->n_parts ? comp->parts[0].at : comp->data.len;
+    /* From and Sender in the header block. */
     for (size_t i = 0; i < lim;) {
         size_t e = i;
         while (e + 1 < lim && !(d[e] == '\r' && d[e + 1] == '\n' &&

@@ -280,6 +280,83 @@ static int has_8bit(const char *s, size_t n)
     return 0;
 }
 
+scalr_email_code se_raw_body_hash(const scalr_email_raw *r, unsigned char bh[32],
+                                  scalr_email_error *err)
+{
+    se_dkim_body body;
+    se_ibody b = {0};
+    if (se_dkim_body_init(&body, 1) < 0)
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    if (se_ingest_rewind(&b, &r->in) < 0)
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    while (rc == SCALR_EMAIL_OK) {
+        const char *p;
+        size_t n;
+        if (se_ingest_body_next(&b, &p, &n, err) < 0)
+            rc = err ? err->code : SCALR_EMAIL_EFILE;
+        else if (!n)
+            break;
+        else
+            se_dkim_body_update(&body, p, n);
+    }
+    se_ibody_free(&b);
+    if (se_dkim_body_final(&body, bh) < 0 && rc == SCALR_EMAIL_OK)
+        rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+    return rc;
+}
+
+scalr_email_code se_raw_dkim_sign(const se_dkim_signer *s, const unsigned char bh[32], se_buf *head,
+                                  scalr_email_error *err)
+{
+    if (!s || !s->n)
+        return SCALR_EMAIL_OK;
+    if (head->len < 2)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "DKIM: the message has no header");
+    size_t hlen = head->len - 2; /* without the empty line */
+    scalr_email_code rc =
+        se_dkim_check_aligned(s->keys, s->n, s->allow_mismatch, head->data, hlen, err);
+    se_buf sig = {0};
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_dkim_sign(s->keys, s->n, head->data, hlen, bh, time(NULL), &sig, err);
+    if (rc == SCALR_EMAIL_OK) {
+        se_buf all = {0};
+        se_buf_reserve(&all, sig.len + head->len);
+        se_buf_append(&all, sig.data, sig.len);
+        se_buf_append(&all, head->data, head->len);
+        if (all.oom) {
+            se_buf_free(&all);
+            rc = se_fail(err, SCALR_EMAIL_ENOMEM, "COMPOSE", "out of memory");
+        } else {
+            se_buf_free(head);
+            *head = all;
+        }
+    }
+    se_buf_free(&sig);
+    return rc;
+}
+
+/* Before connecting: the sender within the allowed domains, and the From
+ * domain aligned with the DKIM keys (the header as the least capable
+ * server would get it; From is never re-encoded differently). */
+static scalr_email_code raw_check(const scalr_email_client *c, const scalr_email_raw *r,
+                                  const se_raw_env *e, scalr_email_error *err)
+{
+    if (!c->allowed && !c->dkim)
+        return SCALR_EMAIL_OK;
+    se_buf head = {0};
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    if (se_ingest_header(&r->in, 0, e->add.data, &head, err) < 0)
+        rc = err ? err->code : SCALR_EMAIL_EINVAL;
+    if (rc == SCALR_EMAIL_OK)
+        rc = se_client_check_sender(c, e->mail_from, head.data, head.len, err);
+    if (rc == SCALR_EMAIL_OK && c->dkim && head.len >= 2)
+        rc = se_dkim_check_aligned(c->dkim->keys, c->dkim->n, c->dkim->allow_mismatch, head.data,
+                                   head.len - 2, err);
+    se_buf_free(&head);
+    return rc;
+}
+
 /* The message for the engine: the header block, then the body pieces. */
 typedef struct raw_source {
     const se_buf *head; /* with the body too when it is in memory */
@@ -319,6 +396,12 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *c, scalr_email_
     if (rc != SCALR_EMAIL_OK)
         return rc;
     se_buf head = {0};
+    unsigned char bh[32];
+    if ((rc = raw_check(c, r, &e, err)) != SCALR_EMAIL_OK ||
+        (c->dkim && (rc = se_raw_body_hash(r, bh, err)) != SCALR_EMAIL_OK)) {
+        se_raw_env_free(&e);
+        return rc;
+    }
     snprintf(err->message_id, sizeof err->message_id, "%s", e.message_id);
     long long limit = c->send_timeout_ms ? se_conn_now_ms() + c->send_timeout_ms : 0;
     for (int attempt = 0;; attempt++) {
@@ -331,6 +414,12 @@ scalr_email_code scalr_email_client_send_raw(scalr_email_client *c, scalr_email_
         se_buf_reset(&head);
         if (se_ingest_header(&r->in, utf8, e.add.data, &head, err) < 0) {
             rc = err->code;
+            se_client_release(c, ss);
+            break;
+        }
+        /* Signed per connection: the header's encoding depends on the
+         * server (SMTPUTF8), and the signature covers it as sent. */
+        if (c->dkim && (rc = se_raw_dkim_sign(c->dkim, bh, &head, err)) != SCALR_EMAIL_OK) {
             se_client_release(c, ss);
             break;
         }

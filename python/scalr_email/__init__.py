@@ -394,16 +394,20 @@ def compose(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             envelope_from: Optional[str] = None,
             dsn_notify: Optional[Union[str, Iterable[str]]] = None,
             dsn_ret: Optional[str] = None, envid: Optional[str] = None,
-            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None) -> bytes:
+            unsubscribe: Optional[str] = None, unsubscribe_mailto: Optional[str] = None,
+            profile: Optional[str] = None) -> bytes:
     """Return the exact bytes send() would transmit (CRLF line endings, not
-    dot-stuffed), without connecting anywhere.  Same arguments as send();
-    the From: is `sender`, else SMTP_FROM (NotConfiguredError when neither
-    is set).  Useful for previews and tests.  Raises InvalidMessageError for
-    bad input."""
+    dot-stuffed), without connecting anywhere (SMTP_HOST need not be set).
+    Same arguments as send(); the From: is `sender`, else SMTP_FROM
+    (NotConfiguredError when neither is set).  DKIM-signed as send() signs
+    when SMTP_DKIM_* is set.  profile: as send()'s, the tenant's SMTP_FROM,
+    allowed domains (InvalidMessageError outside them) and DKIM key.
+    Useful for previews and tests.  Raises InvalidMessageError for bad
+    input, ConfigurationError for an unknown profile or an unusable key."""
     args = _prepare(to, subject, body, body_html, sender, cc, bcc, reply_to, headers,
                     attachments, inline, calendar, envelope_from, dsn_notify, dsn_ret, envid,
                     unsubscribe, unsubscribe_mailto)
-    res, data = _native.compose(*args, default_from=os.environ.get("SMTP_FROM") or None)
+    res, data = _native.compose(*args, profile=_text(profile, "profile"))
     if res[0] != "OK":
         raise error_from_result(res)
     return data

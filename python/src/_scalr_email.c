@@ -440,25 +440,37 @@ static PyObject *native_send(PyObject *self, PyObject *args, PyObject *kw)
 PyDoc_STRVAR(
     compose_doc,
     "compose(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
-    "        *, default_from=None) -> tuple\n\n"
-    "Internal: compose the message bytes without sending.  Returns\n"
-    "(result_tuple, data) where data is bytes, or None on failure.");
+    "        options=None, *, default_from=None, profile=None) -> tuple\n\n"
+    "Internal: compose the message bytes without sending, exactly as send() would send\n"
+    "them: the configuration's (or profile=NAME's) SMTP_FROM, allowed domains and DKIM\n"
+    "signature (SMTP_DKIM_*).  default_from without profile: that From, nothing read\n"
+    "from the configuration, unsigned.  Returns (result_tuple, data) where data is\n"
+    "bytes, or None on failure.");
 
 static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
+    static const char *const extra[] = {"default_from", "profile"};
     PyObject *a[N_ARGS];
-    PyObject *from_obj = Py_None;
-    if (!parse(args, kw, "compose", "default_from", a, &from_obj))
+    PyObject *v[2] = {Py_None, Py_None};
+    if (!parse_extras(args, kw, "compose", extra, 2, a, v))
         return NULL;
     conv c = {0};
     c.check_body_nul = 1;
     scalr_email_error err;
     memset(&err, 0, sizeof err);
-    const char *from = NULL;
+    const char *from = NULL, *profile = NULL;
     int cr = convert(a, &c, &err);
     if (!cr)
-        cr = text(from_obj, "default_from", 0, &from, NULL, &err);
+        cr = text(v[0], "default_from", 0, &from, NULL, &err);
+    if (!cr && v[1] != Py_None) {
+        if (!PyUnicode_Check(v[1])) {
+            PyErr_SetString(PyExc_TypeError, "profile must be str or None");
+            cr = -2;
+        } else if (!(profile = PyUnicode_AsUTF8(v[1]))) {
+            cr = -2;
+        }
+    }
     if (cr == -2) {
         conv_free(&c);
         return NULL;
@@ -470,9 +482,17 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     char *out = NULL;
     size_t out_len = 0;
     scalr_email_code rc;
-    Py_BEGIN_ALLOW_THREADS /* attachments may be read from disk */
-        rc = scalr_email_compose(&c.msg, from, &out, &out_len, &err);
-    Py_END_ALLOW_THREADS conv_free(&c);
+    if (from && !profile) {
+        Py_BEGIN_ALLOW_THREADS /* attachments may be read from disk */
+            rc = scalr_email_compose(&c.msg, from, &out, &out_len, &err);
+        Py_END_ALLOW_THREADS
+    } else {
+        /* As it would be sent.  The configuration is read from the
+         * environment, so the GIL stays held (as native_send makes its
+         * client): no Python thread changes os.environ meanwhile. */
+        rc = scalr_email_compose_configured(&c.msg, profile, NULL, &out, &out_len, &err);
+    }
+    conv_free(&c);
     PyObject *data = Py_None;
     Py_INCREF(data);
     if (rc == SCALR_EMAIL_OK) {

@@ -213,6 +213,70 @@ class Compose(EnvTestCase):
         with self.assertRaises(TypeError):
             scalr_email.compose("u@example.com", "News", "body", unsubscribe_mailto="a@b.c")
 
+    def test_compose_is_signed_like_send(self):
+        """compose() with SMTP_DKIM_*, and compose(profile=) with the tenant's
+        key: the bytes verify under `scalr-email dkim verify` (and dkimpy
+        when this interpreter has it)."""
+        import re
+        import shutil
+        import subprocess
+        import tempfile
+        bin_ = os.environ.get("SCALR_EMAIL_BIN")
+        if not bin_ or not os.access(bin_, os.X_OK):
+            self.skipTest("needs SCALR_EMAIL_BIN (the command makes and checks the keys)")
+        d = tempfile.mkdtemp(prefix="py-compose-dkim-")
+        self.addCleanup(shutil.rmtree, d, True)
+        records = {}
+
+        def keygen(domain, sel):
+            key = os.path.join(d, sel + ".key")
+            out = subprocess.run([bin_, "dkim", "keygen", "--domain", domain, "--selector", sel,
+                                  "--type", "ed25519", "--out", key], check=True,
+                                 capture_output=True, text=True).stdout
+            name, _, rest = out.strip().partition(" TXT ")
+            records[name.rstrip(".")] = "".join(re.findall(r'"([^"]*)"', rest))
+            return key
+
+        def verdicts(data):
+            path = os.path.join(d, "m.eml")
+            with open(path, "wb") as f:
+                f.write(data)
+            rec = os.path.join(d, "records.txt")
+            with open(rec, "w") as f:
+                f.writelines('%s. TXT "%s"\n' % kv for kv in records.items())
+            r = subprocess.run([bin_, "dkim", "verify", path, "--key-file", rec],
+                               capture_output=True, text=True)
+            out = [line.split()[:2] for line in r.stdout.splitlines()]
+            try:
+                import dkim
+            except ImportError:
+                return out
+            dns = lambda name, timeout=5: records.get(name.decode().rstrip(".")).encode()
+            self.assertTrue(dkim.verify(data, dnsfunc=dns))
+            return out
+
+        plat_key = keygen("acme.test", "plat")
+        os.environ.update(SMTP_FROM=FROM, SMTP_DKIM_DOMAIN="acme.test",
+                          SMTP_DKIM_SELECTOR="plat", SMTP_DKIM_KEY_FILE=plat_key)
+        for k in ("SMTP_DKIM_DOMAIN", "SMTP_DKIM_SELECTOR", "SMTP_DKIM_KEY_FILE",
+                  "SCALR_EMAIL_PROFILES"):
+            self.addCleanup(os.environ.pop, k, None)
+        data = scalr_email.compose("u@example.com", "Signed", "body\n")
+        self.assertEqual(verdicts(data), [["pass", "d=acme.test"]])
+        os.mkdir(os.path.join(d, "profiles"))
+        with open(os.path.join(d, "profiles", "globex.env"), "w") as f:
+            f.write("SMTP_FROM=noreply@globex.example\nSMTP_ALLOWED_FROM_DOMAINS=globex.example\n"
+                    "SMTP_DKIM_DOMAIN=globex.example\nSMTP_DKIM_SELECTOR=gx\n"
+                    "SMTP_DKIM_KEY_FILE=%s\n" % keygen("globex.example", "gx"))
+        os.environ["SCALR_EMAIL_PROFILES"] = os.path.join(d, "profiles")
+        data = scalr_email.compose("u@example.com", "Tenant", "body\n", profile="globex")
+        self.assertIn(b"From: noreply@globex.example\r\n", data)
+        self.assertEqual(verdicts(data), [["pass", "d=globex.example"]])
+        with self.assertRaises(scalr_email.InvalidMessageError):
+            scalr_email.compose("u@example.com", "s", "b", sender="x@acme.test", profile="globex")
+        with self.assertRaises(scalr_email.ConfigurationError):
+            scalr_email.compose("u@example.com", "s", "b", profile="nobody")
+
     def test_compose_needs_a_sender(self):
         with self.assertRaises(scalr_email.NotConfiguredError):
             scalr_email.compose("u@example.com", "s", "b")

@@ -55,6 +55,12 @@ scalr_email_code se_dkim_sign(se_dkim_key *const *keys, size_t n_keys, const cha
                               size_t hlen, const unsigned char bh[32], time_t t, se_buf *out,
                               scalr_email_error *err);
 
+/* DMARC relaxed alignment before signing: the From domain of the header
+ * block must be each key's d= (or a subdomain) unless allow_mismatch, else
+ * ECONFIG; no From address: EINVAL. */
+scalr_email_code se_dkim_check_aligned(se_dkim_key *const *keys, size_t n_keys, int allow_mismatch,
+                                       const char *headers, size_t hlen, scalr_email_error *err);
+
 /* Sign a composed message in place: a first pass hashes the body as it will
  * be sent (deferred attachments read and encoded block by block, so memory
  * stays flat), then the signature fields are put in front.  The From

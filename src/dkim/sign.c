@@ -413,6 +413,21 @@ static int aligned(const char *from, const char *d)
     return a > b && from[a - b - 1] == '.' && !strcmp(from + a - b, d);
 }
 
+scalr_email_code se_dkim_check_aligned(se_dkim_key *const *keys, size_t n_keys, int allow_mismatch,
+                                       const char *headers, size_t hlen, scalr_email_error *err)
+{
+    char dom[256];
+    if (from_domain(headers, hlen, dom, sizeof dom) < 0)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "DKIM: the message has no From address");
+    for (size_t i = 0; i < n_keys && !allow_mismatch; i++)
+        if (!aligned(dom, keys[i]->domain))
+            return se_fail(err, SCALR_EMAIL_ECONFIG, STAGE,
+                           "DKIM domain %s does not match the From domain %s (set "
+                           "SMTP_DKIM_ALLOW_DOMAIN_MISMATCH=true to sign anyway); nothing was sent",
+                           keys[i]->domain, dom);
+    return SCALR_EMAIL_OK;
+}
+
 scalr_email_code se_dkim_sign_composed(se_dkim_key *const *keys, size_t n_keys, int allow_mismatch,
                                        se_composed *c, time_t t, scalr_email_error *err)
 {
@@ -428,15 +443,9 @@ scalr_email_code se_dkim_sign_composed(se_dkim_key *const *keys, size_t n_keys, 
         }
     if (!hlen)
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "DKIM: the message has no header end");
-    char dom[256];
-    if (from_domain(d, hlen, dom, sizeof dom) < 0)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "DKIM: the message has no From address");
-    for (size_t i = 0; i < n_keys && !allow_mismatch; i++)
-        if (!aligned(dom, keys[i]->domain))
-            return se_fail(err, SCALR_EMAIL_ECONFIG, STAGE,
-                           "DKIM domain %s does not match the From domain %s (set "
-                           "SMTP_DKIM_ALLOW_DOMAIN_MISMATCH=true to sign anyway); nothing was sent",
-                           keys[i]->domain, dom);
+    scalr_email_code rc = se_dkim_check_aligned(keys, n_keys, allow_mismatch, d, hlen, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
 
     /* First pass: the body as it will go on the wire, hashed. */
     se_dkim_body body;
@@ -466,7 +475,7 @@ scalr_email_code se_dkim_sign_composed(se_dkim_key *const *keys, size_t n_keys, 
         return se_fail(err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
 
     se_buf sig = {0};
-    scalr_email_code rc = se_dkim_sign(keys, n_keys, d, hlen, bh, t, &sig, err);
+    rc = se_dkim_sign(keys, n_keys, d, hlen, bh, t, &sig, err);
     if (rc == SCALR_EMAIL_OK) {
         /* Put the signatures first; deferred parts move along. */
         se_buf all = {0};

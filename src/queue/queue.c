@@ -191,8 +191,12 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
     /* The worker's server is not known now: RFC 2047 is understood by all. */
     se_buf all = {0};
     se_ibody b = {0};
+    unsigned char bh[32];
     if (se_ingest_header(&raw->in, 0, e.add.data, &all, err) < 0) {
         rc = err ? err->code : SCALR_EMAIL_EINVAL;
+    } else if (q->dkim && ((rc = se_raw_body_hash(raw, bh, err)) != SCALR_EMAIL_OK ||
+                           (rc = se_raw_dkim_sign(q->dkim, bh, &all, err)) != SCALR_EMAIL_OK)) {
+        /* signed at enqueue, as queue_add: every retry sends these bytes */
     } else if (se_ingest_rewind(&b, &raw->in) < 0) {
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
     } else {

@@ -9,6 +9,7 @@
 
 #include "dkim/dkim.h"
 #include "harness.h"
+#include "raw_int.h"
 
 static void body_hash(const char *body, size_t chunk, int relaxed, char out[64])
 {
@@ -284,4 +285,77 @@ TEST(dkim_verify_bad_base64_signature)
     const char bad_tag[] = "DKIM-Signature: v=1; a=ed25519-sha256; junk\r\nFrom: a@x.test\r\n\r\n";
     CHECK_INT(se_dkim_verify(bad_tag, strlen(bad_tag), ed_record, NULL, res, 1), 1);
     CHECK(strstr(res[0].why, "malformed") != NULL);
+}
+
+/* The sendmail mode's signing: a caller's message, its body spooled to a
+ * file (hashed in a first pass read back from it), the header signed as
+ * se_ingest_header makes it; the whole verifies, a changed body does not,
+ * and a foreign From domain is ECONFIG. */
+TEST(dkim_raw_spooled_message)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/se-dkim-raw-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    snprintf(keydir, sizeof keydir, "%s", dir);
+    char *path = write_key("ed.pem", ed);
+    se_dkim_signer s = {.n = 1};
+    scalr_email_error err;
+    CHECK_INT(se_dkim_key_load(&s.keys[0], path, "example.com", "ed", NULL, &err), SCALR_EMAIL_OK);
+    se_buf rec = {0};
+    CHECK(se_dkim_key_record(s.keys[0], &rec) == 0 && se_buf_append(&rec, "", 1) == 0);
+    one_record recs[2] = {{rec.data}, {rec.data}};
+
+    static const char *const froms[] = {"From: A <a@example.com>\n", "From: x@other.test\n"};
+    for (int f = 0; f < 2; f++) {
+        struct scalr_email_raw raw = {0};
+        const se_ingest_opts io = {.mem_body = 64, .spool_dir = dir};
+        se_ingest_init(&raw.in, &io);
+        se_ingest_feed(&raw.in, froms[f], strlen(froms[f]));
+        const char rest[] = "To: b@example.net\nBcc: hidden@example.net\nSubject: big\n\n";
+        CHECK_INT(se_ingest_feed(&raw.in, rest, strlen(rest)), 0);
+        for (int i = 0; i < 2000; i++) {
+            char line[64];
+            int n = snprintf(line, sizeof line, "line %d  \t of the report\n%s", i,
+                             i % 100 ? "" : ".\n");
+            CHECK_INT(se_ingest_feed(&raw.in, line, (size_t)n), 0);
+        }
+        CHECK_INT(se_ingest_finish(&raw.in), 0);
+        CHECK(raw.in.fd >= 0); /* spooled */
+        unsigned char bh[32];
+        CHECK_INT(se_raw_body_hash(&raw, bh, &err), SCALR_EMAIL_OK);
+        se_buf msg = {0};
+        CHECK_INT(
+            se_ingest_header(&raw.in, 0, "Date: Fri, 04 Dec 2026 05:00:00 +0000\r\n", &msg, &err),
+            0);
+        scalr_email_code rc = se_raw_dkim_sign(&s, bh, &msg, &err);
+        if (f == 1) {
+            CHECK_INT(rc, SCALR_EMAIL_ECONFIG);
+            CHECK(strstr(err.message, "does not match the From domain") != NULL);
+        } else {
+            CHECK_INT(rc, SCALR_EMAIL_OK);
+            CHECK(!strncmp(msg.data, "DKIM-Signature:", 15));
+            se_ibody b = {0};
+            CHECK_INT(se_ingest_rewind(&b, &raw.in), 0);
+            const char *p;
+            size_t n;
+            while (se_ingest_body_next(&b, &p, &n, &err) == 0 && n)
+                se_buf_append(&msg, p, n);
+            se_ibody_free(&b);
+            CHECK(strstr(msg.data, "hidden@") == NULL);
+            se_dkim_result res[1];
+            CHECK_INT(se_dkim_verify(msg.data, msg.len, lookup, recs, res, 1), 1);
+            CHECK(res[0].ok);
+            msg.data[msg.len - 5] ^= 1; /* one body byte */
+            CHECK_INT(se_dkim_verify(msg.data, msg.len, lookup, recs, res, 1), 1);
+            CHECK(!res[0].ok);
+        }
+        se_buf_free(&msg);
+        se_ingest_free(&raw.in);
+    }
+    se_buf_free(&rec);
+    se_dkim_key_free(s.keys[0]);
+    EVP_PKEY_free(ed);
+    unlink(path);
+    rmdir(dir);
 }
