@@ -12,6 +12,7 @@
 #include <sysexits.h>
 
 #include "chaos.h"
+#include "dkimcheck.h"
 #include "http.h"
 #include "http_queue.h"
 #include "http_templates.h"
@@ -228,7 +229,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->n_allow++;
         } else if (!strcmp(name, "--dkim-record")) {
             char why[256];
-            if (ib_http_dkim_records(v, why, sizeof why) < 0)
+            if (ib_dkim_records(v, why, sizeof why) < 0)
                 return bad("%s", why);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
@@ -294,6 +295,9 @@ int inbox_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
+    /* Every message gets its DKIM verdict as it arrives (the records are
+     * fixed from here on), so the UI's list never verifies. */
+    ib_store_set_dkim_check(st, ib_dkim_check_text, ib_dkim_generation());
     if (!o.db) /* a file keeps everything; memory is capped */
         ib_store_set_cap(st, o.max_memory);
     if (!(chaos = ib_chaos_new())) {
@@ -374,6 +378,7 @@ out:
     ib_http_queue_free();
     ib_http_templates_free();
     ib_release_free();
+    ib_dkim_free();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
