@@ -2,8 +2,9 @@
 // (playwright-core): keys made by `scalr-email dkim keygen`, mail signed by
 // `scalr-email send` (SMTP_DKIM_*), a copy with one body byte changed and one
 // with a changed Subject relayed raw over SMTP, an unsigned message, one
-// signed with a selector the records do not have, one signed by dkimpy
-// (Debian's python3-dkim) over From and To only, and a dual signature.  Each
+// signed with a selector the records do not have, two signed by dkimpy
+// (Debian's python3-dkim: over From and To only; expired), and a dual
+// signature.  Each
 // list row's badge and each signature's line and reason in the message view
 // are asserted.  Then the verdict is shown to be stored when the message
 // arrives (read from the --db file with Debian's sqlite3 before any page or
@@ -122,6 +123,14 @@ async function sigLines(page) {
   ]));
 }
 
+// The DKIM-Signature field Debian's dkimpy makes for msg (lib/dkimpy_sign.py).
+function dkimpy(key, msg, args, selector) {
+  const sig = execFileSync('/usr/bin/python3', [path.join(__dirname, 'lib/dkimpy_sign.py'), key,
+    selector || 'rsa1', DOMAIN].concat(args), { input: msg }).toString();
+  assert.match(sig, /^DKIM-Signature:/);
+  return sig;
+}
+
 async function open(page, id) {
   await page.locator('#msg-' + id).click();
   await page.locator('#m-subject').waitFor({ state: 'visible' });
@@ -165,7 +174,7 @@ module.exports = {
 
   tests: [
     {
-      name: 'dkim: good, tampered, unsigned, unknown-key, partly signed and dual mail; each verdict stored on arrival',
+      name: 'dkim: good, tampered, unsigned, unknown-key, partly signed, expired and dual mail; each verdict stored on arrival',
       timeout: 60000,
       async fn(ctx, env) {
         const base = env.inbox.http;
@@ -189,16 +198,15 @@ module.exports = {
         // dkimpy signs From and To only: it verifies, but the view warns.
         const plain = 'From: app@' + DOMAIN + '\r\nTo: dev@example.org\r\nSubject: Signed by dkimpy\r\n' +
           'Date: Fri, 04 Dec 2026 08:00:00 +0000\r\nMessage-ID: <dkimpy.1@acme.example>\r\n\r\nSigned elsewhere.\r\n';
-        const sig = execFileSync('/usr/bin/python3', ['-c',
-          'import sys, dkim; m = sys.stdin.buffer.read(); k = open(sys.argv[1], "rb").read();' +
-          ' sys.stdout.buffer.write(dkim.sign(m, b"rsa1", b"acme.example", k, canonicalize=(b"relaxed", b"relaxed"),' +
-          ' include_headers=[b"from", b"to"]))', env.keys.rsa1], { input: plain }).toString();
-        assert.match(sig, /^DKIM-Signature:/);
-        await sendMail(Object.assign({ raw: sig.replace(/\r?\n$/, '').replace(/\r?\n/g, '\r\n') + '\r\n' + plain }, smtp));
+        const sig = dkimpy(env.keys.rsa1, plain, ['--headers', 'from,to']);
+        await sendMail(Object.assign({ raw: sig + '\r\n' + plain }, smtp));
+        // dkimpy signs as in 2023 with x= ten minutes later: expired.
+        const old = plain.replace('Signed by dkimpy', 'Expired').replace('dkimpy.1@', 'dkimpy.2@');
+        await sendMail(Object.assign({ raw: dkimpy(env.keys.rsa1, old, ['--expired']) + '\r\n' + old }, smtp));
 
         const want = {
           'Signed RSA': 'pass', 'Body changed': 'fail', 'Subject changed': 'fail', 'Not signed': 'none',
-          'Unknown selector': 'nokey', Dual: 'pass', 'Signed by dkimpy': 'pass',
+          'Unknown selector': 'nokey', Dual: 'pass', 'Signed by dkimpy': 'pass', Expired: 'fail',
         };
         for (const s of Object.keys(want)) env.ids[s] = (await waitFor(base, s)).id;
 
@@ -243,6 +251,9 @@ module.exports = {
         // h=from:to names From once: a second From added above would not break it
         assert.ok(line[3].some((w) => /^⚠ From is not oversigned: a second From could be added above it/.test(w)), String(line[3]));
         assert.equal(await page.locator('#m-dkim .dkim-note').count(), 0); // records were given
+        await open(page, env.ids.Expired);
+        assert.deepEqual(await sigLines(page), [['fail', 'd=acme.example s=rsa1 a=rsa-sha256',
+          'the signature expired at 2023-11-14 22:23:20 UTC (x=)', []]]);
 
         // The JSON API says the same.
         const view = await get(base, '/api/scalr/messages/' + env.ids['Body changed'] + '/dkim');
@@ -265,7 +276,7 @@ module.exports = {
         const base = env.inbox.http;
         // The stored verdicts were made with other records: stale until listed.
         const before = execFileSync('sqlite3', [env.db, 'SELECT count(*) FROM messages WHERE dkim IS NOT NULL']).toString().trim();
-        assert.equal(before, '7');
+        assert.equal(before, '8');
         const page = env.page;
         await page.goto(base);
         await page.locator('#msg-' + env.ids['Unknown selector'] + ' .dkim').waitFor();
