@@ -32,7 +32,7 @@ static json_t *verdict(ib_http *h, int64_t id, const char *stored, const char *r
     json_t *j = ib_dkim_check(raw, len);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     if (text)
-        ib_store_set_dkim(h->st, id, text);
+        ib_store_set_dkim(h->st, &id, (const char *const *)&text, 1);
     free(text);
     return j;
 }
@@ -58,23 +58,34 @@ json_t *ib_http_dkim_status(const char *stored)
 
 void ib_http_dkim_fill(ib_http *h, json_t *items)
 {
+    size_t n = json_array_size(items), k = 0;
+    int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    char **texts = calloc(n ? n : 1, sizeof *texts);
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it)
     {
-        if (!json_is_null(json_object_get(it, "dkim")) ||
+        if (!ids || !texts || !json_is_null(json_object_get(it, "dkim")) ||
             json_integer_value(json_object_get(it, "size")) > (json_int_t)LIST_CHECK_MAX)
             continue;
         ib_http_loaded l;
         if (ib_http_load(h, json_integer_value(json_object_get(it, "id")), &l) != 1)
             continue; /* deleted meanwhile */
-        json_t *j = verdict(h, l.m.id, NULL, l.raw, l.len);
-        ib_http_unload(&l);
+        json_t *j = ib_dkim_check(l.raw, l.len);
         const char *s = json_string_value(json_object_get(j, "status"));
-        if (s)
+        if (s && (texts[k] = json_dumps(j, JSON_COMPACT))) {
+            ids[k++] = l.m.id;
             json_object_set_new(it, "dkim", json_string(s));
+        }
+        ib_http_unload(&l);
         json_decref(j);
     }
+    if (k) /* all kept in one commit */
+        ib_store_set_dkim(h->st, ids, (const char *const *)texts, k);
+    for (size_t m = 0; m < k; m++)
+        free(texts[m]);
+    free(texts);
+    free(ids);
 }
 
 enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t id)

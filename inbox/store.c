@@ -875,21 +875,34 @@ void ib_store_set_dkim_check(ib_store *st, ib_store_check_fn fn, int64_t generat
     st->dkim_gen = generation;
 }
 
-int ib_store_set_dkim(ib_store *st, int64_t id, const char *verdict)
+int ib_store_set_dkim(ib_store *st, const int64_t *ids, const char *const *verdicts, size_t n)
 {
     /* No version bump: nothing a reader sees changed but a cache, and a bump
-     * would make every open UI list again. */
+     * would make every open UI list again.  One transaction (one fsync). */
     sqlite3_stmt *q = NULL;
-    int rc = -1;
+    int rc = -1, changed = 0;
     pthread_mutex_lock(&st->wlock);
+    if (sqlite3_exec(st->w, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
     if (sqlite3_prepare_v2(st->w, "UPDATE messages SET dkim = ?1, dkim_gen = ?2 WHERE id = ?3", -1,
-                           &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, verdict, -1, SQLITE_STATIC);
+                           &q, NULL) != SQLITE_OK)
+        goto rollback;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(q, 1, verdicts[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, st->dkim_gen);
-        sqlite3_bind_int64(q, 3, id);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = sqlite3_changes(st->w) > 0;
+        sqlite3_bind_int64(q, 3, ids[i]);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            goto rollback;
+        changed += sqlite3_changes(st->w);
+        sqlite3_reset(q);
     }
+    if (sqlite3_exec(st->w, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        rc = changed;
+        goto out;
+    }
+rollback:
+    sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL);
+out:
     sqlite3_finalize(q);
     pthread_mutex_unlock(&st->wlock);
     return rc;

@@ -81,10 +81,10 @@ int ib_store_set_tags(ib_store *st, int64_t id, const char *tags);
  * with these settings (others read back as NULL).  Call before adding. */
 typedef char *(*ib_store_check_fn)(const char *raw, size_t len);
 void ib_store_set_dkim_check(ib_store *st, ib_store_check_fn fn, int64_t generation);
-/* Keep a verdict made later (a message spooled to a file, or one stored under
- * another generation).  Does not bump the version.  1 done, 0 no such
- * message, -1 error. */
-int ib_store_set_dkim(ib_store *st, int64_t id, const char *verdict);
+/* Keep verdicts made later (messages spooled to a file, or stored under
+ * another generation), in one transaction.  Does not bump the version.
+ * Returns how many messages were found, -1 on error. */
+int ib_store_set_dkim(ib_store *st, const int64_t *ids, const char *const *verdicts, size_t n);
 
 /* In memory: keep at most max_bytes of raw messages, dropping the oldest
  * (0: no limit).  Memory and disk are given back after every delete. */

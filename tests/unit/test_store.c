@@ -506,9 +506,10 @@ TEST(store_keeps_the_dkim_verdict)
     CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
     CHECK_STR(got, "(null)");
     uint64_t v = ib_store_version(st);
-    CHECK_INT(ib_store_set_dkim(st, a, "{\"status\":\"fail\"}"), 1);
+    int64_t ids[2] = {a, 999};
+    const char *verdicts[2] = {"{\"status\":\"fail\"}", "{}"};
+    CHECK_INT(ib_store_set_dkim(st, ids, verdicts, 2), 1);
     CHECK_INT(ib_store_version(st), v);
-    CHECK_INT(ib_store_set_dkim(st, 999, "{}"), 0);
     CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
     CHECK_STR(got, "{\"status\":\"fail\"}");
     CHECK_INT(ib_store_get(st, b, NULL, NULL, copy_dkim, got), 1);
