@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mimeparse.h"
 #include "scalr_email.h"
 
 #define MAX_RECORDS 256
@@ -284,51 +285,100 @@ static size_t header_len(const char *raw, size_t len)
     return len;
 }
 
+/* Does "dkim-signature" occur anywhere (ASCII case-insensitive)?  When it
+ * does not, the verifier cannot find a signature: unsigned mail (most of it)
+ * skips the verifier's copy of the message. */
+static int mentions_dkim(const char *p, size_t n)
+{
+    static const char word[] = "dkim-signature";
+    const size_t wl = sizeof word - 1;
+    for (size_t i = 0; i + wl <= n; i++)
+        if ((p[i] | 0x20) == 'd' && !strncasecmp(p + i, word, wl))
+            return 1;
+    return 0;
+}
+
+/* A JSON string from bytes the message chose: invalid UTF-8 becomes U+FFFD
+ * (jansson refuses it, and the signature would be lost). */
+static json_t *jstr(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1);
+    if (!out)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = ib_utf8_seq((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(out + m, s + i, k);
+            m += k;
+        } else {
+            memcpy(out + m, "\xef\xbf\xbd", 3);
+            m += 3;
+        }
+    }
+    out[m] = 0;
+    j = json_string(out);
+    free(out);
+    return j;
+}
+
 json_t *ib_dkim_check(const char *raw, size_t len)
 {
-    size_t hlen = header_len(raw, len);
-    hfield *f = calloc(MAX_FIELDS, sizeof *f);
-    if (!f)
-        return NULL;
-    size_t nf = header_fields(raw, hlen, f, MAX_FIELDS);
-    size_t nsig = 0;
-    for (size_t i = 0; i < nf; i++)
-        nsig += name_is(f[i].name, f[i].name_len, "DKIM-Signature");
     json_t *sigs = json_array();
+    if (!sigs)
+        return NULL;
     const char *status = "none";
-    if (nsig && sigs) { /* unsigned mail (most of it) skips the verifier's copy */
+    if (mentions_dkim(raw, len)) {
         scalr_email_dkim_result res[MAX_SIGS];
         int n = scalr_email_dkim_verify(raw, len, lookup, NULL, res, MAX_SIGS);
-        if (n < 0) {
+        hfield *f = calloc(MAX_FIELDS, sizeof *f);
+        if (n < 0 || !f) {
             free(f);
             json_decref(sigs);
             return NULL;
         }
+        /* Our reading of the fields gives each signature its h=; should it
+         * ever count the signatures otherwise than the verifier, no warnings
+         * rather than another signature's. */
+        size_t nf = header_fields(raw, header_len(raw, len), f, MAX_FIELDS), nsig = 0;
+        for (size_t i = 0; i < nf; i++)
+            nsig += name_is(f[i].name, f[i].name_len, "DKIM-Signature");
+        int aligned = nsig == (size_t)n;
         int failed = 0, nokey = 0;
-        size_t k = 0; /* the k-th DKIM-Signature field is res[k] */
-        for (size_t i = 0; i < nf && k < (size_t)n && k < MAX_SIGS; i++) {
-            if (!name_is(f[i].name, f[i].name_len, "DKIM-Signature"))
-                continue;
-            const scalr_email_dkim_result *r = &res[k++];
-            char *h = h_tag(f[i].value, f[i].value_len);
+        size_t i = 0;
+        for (size_t k = 0; k < (size_t)n && k < MAX_SIGS; k++) {
+            const scalr_email_dkim_result *r = &res[k];
+            json_t *warn = NULL;
+            if (aligned) {
+                while (!name_is(f[i].name, f[i].name_len, "DKIM-Signature"))
+                    i++;
+                char *h = h_tag(f[i].value, f[i].value_len);
+                warn = h ? warnings(f, nf, h) : NULL;
+                free(h);
+                i++;
+            }
             int missing = !r->ok && !strncmp(r->why, "no key record", 13);
             failed += !r->ok && !missing;
             nokey += missing;
-            json_array_append_new(
-                sigs, json_pack("{s:s,s:s,s:s,s:b,s:s?,s:o*}", "domain", r->domain, "selector",
-                                r->selector, "algorithm", r->alg, "ok", r->ok, "why",
-                                r->ok ? NULL : r->why, "warnings",
-                                h ? warnings(f, nf, h) : NULL));
-            free(h);
+            json_t *o = json_pack("{s:o*,s:o*,s:o*,s:b,s:o*,s:o*}", "domain", jstr(r->domain),
+                                  "selector", jstr(r->selector), "algorithm", jstr(r->alg), "ok",
+                                  r->ok, "why", r->ok ? json_null() : jstr(r->why), "warnings",
+                                  warn ? warn : json_array());
+            if (!o || json_array_append_new(sigs, o) < 0) {
+                free(f);
+                json_decref(sigs);
+                return NULL;
+            }
         }
-        status = failed ? "fail" : nokey ? "nokey" : "pass";
+        free(f);
+        status = failed ? "fail" : nokey ? "nokey" : n ? "pass" : "none";
     }
-    free(f);
-    if (!sigs)
-        return NULL;
     return json_pack("{s:s,s:o}", "status", status, "signatures", sigs);
 }
-
 char *ib_dkim_check_text(const char *raw, size_t len)
 {
     json_t *j = ib_dkim_check(raw, len);
