@@ -65,8 +65,10 @@ static const char usage[] =
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n"
     "  --templates DIR  preview every template of DIR rendered with its sample.json in the\n"
     "                   UI's Templates view (and /api/scalr/templates), fresh on each look\n"
-    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines) for\n"
-    "                   GET /api/scalr/messages/ID/dkim: does each signature verify, and why not\n";
+    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines, as\n"
+    "                   `scalr-email dkim keygen` prints them; repeatable): the UI's DKIM badge\n"
+    "                   and view, and GET /api/scalr/messages/ID/dkim, say whether each\n"
+    "                   signature verifies and why not\n";
 
 typedef struct opts {
     char smtp_host[256], http_host[256];

@@ -293,6 +293,13 @@
     state.msg = m;
     state.rawFor = null;
     renderMessage(m);
+    // A big message gets its DKIM verdict when first opened: show it in its row too.
+    const item = state.items.find((x) => x.id === id);
+    const badge = document.querySelector('#msg-' + id + ' .dkim');
+    if (item && item.dkim === null && m.dkim && badge) {
+      item.dkim = m.dkim.status;
+      badge.replaceWith(dkimBadge(item.dkim));
+    }
   }
 
   function closeMessage() {

@@ -291,6 +291,35 @@ module.exports = {
       },
     },
     {
+      name: 'dkim: a message over 8 MiB is checked when opened, and its row then shows the verdict',
+      timeout: 60000,
+      async fn(ctx, env) {
+        const base = env.inbox.http;
+        const big = path.join(env.dir, 'big.bin');
+        fs.writeFileSync(big, require('crypto').randomBytes(9 << 20));
+        const e = {
+          SMTP_HOST: env.inbox.smtp.host, SMTP_PORT: String(env.inbox.smtp.port), SMTP_USE_TLS: 'false',
+          SMTP_USE_SSL: 'false', SMTP_USERNAME: '', SMTP_PASSWORD: '', SMTP_FROM: 'app@' + DOMAIN,
+          SMTP_DKIM_DOMAIN: DOMAIN, SMTP_DKIM_SELECTOR: 'ed1', SMTP_DKIM_KEY_FILE: env.keys.ed1,
+        };
+        await run(bin(), ['send', '--to', 'dev@example.org', '--subject', 'Big signed', '--body', 'see attached',
+          '--attach', big], e);
+        const m = await waitFor(base, 'Big signed');
+        assert.equal(m.dkim, null); // spooled on arrival, too big to check while listing
+        const page = env.page;
+        await page.goto(base);
+        const badge = page.locator('#msg-' + m.id + ' .dkim');
+        assert.equal(await badge.getAttribute('data-dkim'), 'unknown');
+        assert.equal(await badge.textContent(), 'DKIM ?');
+        await open(page, m.id);
+        assert.deepEqual(await sigLines(page), [['pass', 'd=acme.example s=ed1 a=ed25519-sha256', '', []]]);
+        await page.locator('#msg-' + m.id + ' .dkim[data-dkim="pass"]').waitFor();
+        // kept: the next list has it without opening
+        assert.equal((await waitFor(base, 'Big signed')).dkim, 'pass');
+        assert.deepEqual(env.errors, []);
+      },
+    },
+    {
       name: 'dkim: without --dkim-record the view says the keys were not checked, and why each fails',
       timeout: 30000,
       async fn(ctx, env) {
