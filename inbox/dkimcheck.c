@@ -206,7 +206,7 @@ static char *h_tag(const char *v, size_t n)
         size_t a = ts;
         while (a < te && strchr(" \t\r\n", v[a]))
             a++;
-        if (te - a >= 1 && (v[a] == 'h' || v[a] == 'H')) {
+        if (te - a >= 1 && v[a] == 'h') { /* tag names are case-sensitive (RFC 6376 3.2) */
             size_t b = a + 1;
             while (b < te && strchr(" \t\r\n", v[b]))
                 b++;
