@@ -229,6 +229,11 @@ module.exports = {
         await open(page, env.ids['Body changed']);
         assert.deepEqual(await sigLines(page), [['fail', 'd=acme.example s=rsa1 a=rsa-sha256',
           'body hash mismatch: the body changed after signing', []]]);
+        if (ctx.screenshots) { // README: docs/inbox-dkim.png
+          await page.mouse.move(900, 790);
+          await page.waitForTimeout(1800); // let the "new mail" highlight fade
+          await page.screenshot({ path: path.join(ctx.screenshots, 'inbox-dkim.png') });
+        }
         await open(page, env.ids['Subject changed']);
         assert.deepEqual(await sigLines(page), [['fail', 'd=acme.example s=rsa1 a=rsa-sha256',
           'signature mismatch: a signed header changed, or the wrong key', []]]);
