@@ -238,10 +238,17 @@ static int count_in_list(const char *list, const char *name)
 /* Fields a relay or an attacker could change or add unnoticed when the
  * signature leaves them out (the signer's list, issue 12). */
 static const char *const WATCH[] = {
-    "From",         "To",           "Cc",
-    "Subject",      "Date",         "Message-ID",
-    "Reply-To",     "MIME-Version", "Content-Type",
-    "Content-Transfer-Encoding",    "List-Unsubscribe",
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "MIME-Version",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "List-Unsubscribe",
     "List-Unsubscribe-Post",
 };
 

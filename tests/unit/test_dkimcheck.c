@@ -31,7 +31,8 @@ static const char SIGNED[] =
     "dkim-signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=acme.example; s=two;\r\n"
     " h=from:to:cc:subject:date:message-id:mime-version:content-type:from;\r\n"
     " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA\r\n"
-    "From: a@acme.example\r\nTo: b@x.example\r\nSubject: hi\r\nDate: Fri, 4 Dec 2026 08:00:00 +0000\r\n"
+    "From: a@acme.example\r\nTo: b@x.example\r\nSubject: hi\r\nDate: Fri, 4 Dec 2026 08:00:00 "
+    "+0000\r\n"
     "Message-ID: <1@acme.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n";
 
 TEST(dkimcheck_reasons_and_warnings)
@@ -45,7 +46,8 @@ TEST(dkimcheck_reasons_and_warnings)
     CHECK_INT(json_array_size(sigs), 2);
     json_t *a = json_array_get(sigs, 0), *b = json_array_get(sigs, 1);
     CHECK_STR(json_string_value(json_object_get(a, "selector")), "one");
-    CHECK_STR(json_string_value(json_object_get(a, "why")), "no key record for one._domainkey.acme.example");
+    CHECK_STR(json_string_value(json_object_get(a, "why")),
+              "no key record for one._domainkey.acme.example");
     CHECK(json_is_false(json_object_get(a, "ok")));
     /* h=From:To:from (folded, spaced, names in any case): From oversigned; the
      * other fields present are not signed */
@@ -89,8 +91,8 @@ TEST(dkimcheck_records_file)
     CHECK(ib_dkim_generation() != g0); /* other records: stored verdicts are stale */
     json_t *v = ib_dkim_check(SIGNED, strlen(SIGNED));
     /* the record is found (its p= is empty: revoked), so this one is a failure */
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(v, "signatures"), 0),
-                                                "why")),
+    CHECK_STR(json_string_value(
+                  json_object_get(json_array_get(json_object_get(v, "signatures"), 0), "why")),
               "the key was revoked (empty p=)");
     CHECK_STR(json_string_value(json_object_get(v, "status")), "fail");
     json_decref(v);
