@@ -29,7 +29,8 @@ endif
 # libmicrohttpd, jansson and libcurl (the link check); INBOX=0 builds the library and command without it.
 INBOX    ?= 1
 INBOX_TESTS := tests/unit/test_smtpd.c tests/unit/test_chaos.c tests/unit/test_store.c \
-               tests/unit/test_mimeparse.c tests/unit/test_release.c
+               tests/unit/test_mimeparse.c tests/unit/test_release.c \
+               tests/unit/test_dkimcheck.c
 # send-batch reads JSON Lines; the library links jansson for templates.
 CLI_LIBS := -ljansson -lmicrohttpd -lresolv
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))

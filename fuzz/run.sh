@@ -69,12 +69,16 @@ spec() {
         ;;
     fuzz_doctor) echo "src/doctor/records.c src/doctor/doctor.c src/doctor/dns.c|-lresolv|4096" ;;
     fuzz_dkim) echo "src/dkim/verify.c src/dkim/canon.c src/util/buf.c||8192" ;;
+    fuzz_dkimcheck)
+        echo "inbox/dkimcheck.c inbox/mimeparse.c src/dkim/verify.c src/dkim/canon.c" \
+            "src/util/buf.c|-ljansson|8192"
+        ;;
     *) return 1 ;;
     esac
 }
 
 ALL="fuzz_reply fuzz_engine fuzz_address fuzz_compose fuzz_dotenv fuzz_smtpd fuzz_mimeparse fuzz_ingest
-    fuzz_template fuzz_doctor fuzz_oauth fuzz_dkim"
+    fuzz_template fuzz_doctor fuzz_oauth fuzz_dkim fuzz_dkimcheck"
 if [ $# -gt 0 ]; then
     TARGETS=""
     for t in "$@"; do

@@ -295,6 +295,7 @@ static void meta_free(ib_http_meta *m)
     free(m->to);
     free(m->subject);
     free(m->tags);
+    free(m->dkim);
 }
 
 static char *dup0(const char *s)
@@ -319,6 +320,7 @@ static int copy_meta(void *arg, const ib_summary *s)
     m->subject = dup0(s->subject);
     m->seen = s->seen;
     m->tags = dup0(s->tags);
+    m->dkim = s->dkim ? strdup(s->dkim) : NULL; /* NULL when out of memory: made again */
     return 0;
 }
 
@@ -625,6 +627,5 @@ void ib_http_stop(ib_http *h)
         return;
     atomic_store(&h->stopping, 1); /* event streams end within SSE_POLL_MS (http_ui.c) */
     MHD_stop_daemon(h->d);
-    ib_http_dkim_free();
     free(h);
 }

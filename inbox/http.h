@@ -18,10 +18,6 @@ unsigned ib_http_port(const ib_http *h);
  * listening host); before ib_http_start.  name must outlive the server.
  * -1: too many or invalid. */
 int ib_http_allow_host(const char *name);
-/* Key records for the DKIM view (/api/scalr/messages/{id}/dkim): a file of
- * "S._domainkey.D TXT \"v=DKIM1; ...\"" lines; before ib_http_start.  -1
- * with why filled when unreadable or malformed. */
-int ib_http_dkim_records(const char *path, char *why, size_t whylen);
 void ib_http_stop(ib_http *h); /* stops, closes event streams, frees */
 
 #endif

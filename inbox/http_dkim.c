@@ -1,114 +1,91 @@
-/* GET /api/scalr/messages/{id}/dkim: does each DKIM signature verify
- * against the key records given with --dkim-record (lines as in DNS), and
- * if not, why.  A developer sees a broken signature before production. */
+/* The DKIM view: GET /api/scalr/messages/{id}/dkim, the "dkim" of a
+ * message's JSON and the badge of each row of the list.  Does each
+ * signature verify against the key records given with --dkim-record (lines
+ * as in DNS), and if not, why.  A developer sees a broken signature before
+ * production does.
+ *
+ * The verdict is made once, when the message arrives (dkimcheck.c through
+ * the store's hook), and read back with the message, so a list of 1000
+ * signed messages verifies nothing.  Messages without a current verdict
+ * (spooled to a file on arrival, or stored by an inbox run with other
+ * records on the same --db) are checked once when first listed or opened,
+ * and the verdict kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "dkimcheck.h"
 #include "http_int.h"
-#include "scalr_email.h"
 
-#define MAX_RECORDS 256
-#define LINE_MAX_LEN 8192
+/* A list checks, at most, messages this big itself; bigger ones are checked
+ * when opened (loading them would hold the list up). */
+#define LIST_CHECK_MAX (8u << 20)
 
-typedef struct record {
-    char *name, *value;
-} record;
-
-static record records[MAX_RECORDS];
-static size_t n_records;
-static int configured;
-
-/* "S._domainkey.D[.] [TTL] [IN] TXT "v=DKIM1; ..." "...",": quoted strings
- * join (RFC 1035 3.3.14); "S._domainkey.D v=DKIM1; ..." is accepted too. */
-static int parse_line(char *line)
+/* The stored verdict (JSON text), or a new one made (and kept) from raw. */
+static json_t *verdict(ib_http *h, int64_t id, const char *stored, const char *raw, size_t len)
 {
-    while (*line == ' ' || *line == '\t')
-        line++;
-    size_t l = strlen(line);
-    while (l && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
-        line[--l] = 0;
-    if (!*line || *line == '#' || *line == ';')
-        return 0;
-    if (n_records == MAX_RECORDS)
-        return -1;
-    size_t nl = strcspn(line, " \t");
-    if (!line[nl])
-        return -1;
-    char *rest = line + nl;
-    char *txt = strstr(rest, " TXT ");
-    if (!txt)
-        txt = strstr(rest, "\tTXT\t");
-    const char *v = txt ? txt + 5 : rest;
-    char *value = malloc(strlen(v) + 1);
-    if (!value)
-        return -1;
-    size_t m = 0;
-    int quoted = strchr(v, '"') != NULL, in = 0;
-    for (; *v; v++) {
-        if (quoted && *v == '"') {
-            in = !in;
+    if (stored) {
+        json_t *j = json_loads(stored, 0, NULL);
+        if (j)
+            return j;
+    }
+    json_t *j = ib_dkim_check(raw, len);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    if (text)
+        ib_store_set_dkim(h->st, &id, (const char *const *)&text, 1);
+    free(text);
+    return j;
+}
+
+json_t *ib_http_dkim_json(ib_http *h, const ib_http_loaded *l)
+{
+    json_t *j = verdict(h, l->m.id, l->m.dkim, l->raw, l->len);
+    if (j)
+        json_object_set_new(j, "records", json_boolean(ib_dkim_configured()));
+    return j;
+}
+
+json_t *ib_http_dkim_status(const char *stored)
+{
+    if (!stored)
+        return json_null();
+    json_t *j = json_loads(stored, 0, NULL);
+    const char *s = json_string_value(json_object_get(j, "status"));
+    json_t *out = s ? json_string(s) : json_null();
+    json_decref(j);
+    return out;
+}
+
+void ib_http_dkim_fill(ib_http *h, json_t *items)
+{
+    size_t n = json_array_size(items), k = 0;
+    int64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    char **texts = calloc(n ? n : 1, sizeof *texts);
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        if (!ids || !texts || !json_is_null(json_object_get(it, "dkim")) ||
+            json_integer_value(json_object_get(it, "size")) > (json_int_t)LIST_CHECK_MAX)
             continue;
+        ib_http_loaded l;
+        if (ib_http_load(h, json_integer_value(json_object_get(it, "id")), &l) != 1)
+            continue; /* deleted meanwhile */
+        json_t *j = ib_dkim_check(l.raw, l.len);
+        const char *s = json_string_value(json_object_get(j, "status"));
+        if (s && (texts[k] = json_dumps(j, JSON_COMPACT))) {
+            ids[k++] = l.m.id;
+            json_object_set_new(it, "dkim", json_string(s));
         }
-        if (quoted && !in)
-            continue;
-        if (!quoted && m == 0 && (*v == ' ' || *v == '\t'))
-            continue;
-        value[m++] = *v;
+        ib_http_unload(&l);
+        json_decref(j);
     }
-    value[m] = 0;
-    if (nl && line[nl - 1] == '.')
-        nl--;
-    records[n_records].name = strndup(line, nl);
-    records[n_records].value = value;
-    if (!records[n_records].name) {
-        free(value);
-        return -1;
-    }
-    n_records++;
-    return 0;
-}
-
-int ib_http_dkim_records(const char *path, char *why, size_t whylen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(why, whylen, "cannot read --dkim-record file %s", path);
-        return -1;
-    }
-    char line[LINE_MAX_LEN];
-    int lineno = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (parse_line(line) < 0) {
-            fclose(f);
-            snprintf(why, whylen, "%s:%d: not 'NAME TXT \"v=DKIM1; ...\"' (or too many records)",
-                     path, lineno);
-            return -1;
-        }
-    }
-    fclose(f);
-    configured = 1;
-    return 0;
-}
-
-void ib_http_dkim_free(void)
-{
-    for (size_t i = 0; i < n_records; i++) {
-        free(records[i].name);
-        free(records[i].value);
-    }
-    n_records = 0;
-}
-
-static char *lookup(void *arg, const char *name)
-{
-    (void)arg;
-    for (size_t i = 0; i < n_records; i++)
-        if (!strcasecmp(records[i].name, name))
-            return strdup(records[i].value);
-    return NULL;
+    if (k) /* all kept in one commit */
+        ib_store_set_dkim(h->st, ids, (const char *const *)texts, k);
+    for (size_t m = 0; m < k; m++)
+        free(texts[m]);
+    free(texts);
+    free(ids);
 }
 
 enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t id)
@@ -117,18 +94,10 @@ enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t
     int rc = ib_http_load(h, id, &l);
     if (rc != 1)
         return ib_http_load_error(c, rc);
-    scalr_email_dkim_result res[8];
-    int n = scalr_email_dkim_verify(l.raw, l.len, lookup, NULL, res, 8);
+    json_t *j = ib_http_dkim_json(h, &l);
     ib_http_unload(&l);
-    if (n < 0)
+    if (!j)
         return ib_http_send_error(c, 500, "out of memory");
-    json_t *sigs = json_array();
-    for (int i = 0; i < n && i < 8; i++)
-        json_array_append_new(sigs, json_pack("{s:s,s:s,s:s,s:b,s:s?}", "domain", res[i].domain,
-                                              "selector", res[i].selector, "algorithm",
-                                              res[i].alg, "ok", res[i].ok, "why",
-                                              res[i].ok ? NULL : res[i].why));
-    return ib_http_send_json(c, 200,
-                             json_pack("{s:I,s:b,s:o}", "id", (json_int_t)id, "records",
-                                       configured, "signatures", sigs));
+    json_object_set_new(j, "id", json_integer((json_int_t)id));
+    return ib_http_send_json(c, 200, j);
 }

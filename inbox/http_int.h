@@ -55,9 +55,6 @@ enum MHD_Result ib_http_respond(struct MHD_Connection *c, unsigned status, const
 enum MHD_Result ib_http_send_json(struct MHD_Connection *c, unsigned status, json_t *j);
 enum MHD_Result ib_http_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
 enum MHD_Result ib_http_not_allowed(struct MHD_Connection *c, const char *allow);
-/* The DKIM view (http_dkim.c). */
-enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t id);
-void ib_http_dkim_free(void); /* the --dkim-record records, once the server stopped */
 
 /* A non-negative integer query argument, dflt when absent or bad, at most max. */
 int64_t ib_http_arg_int(struct MHD_Connection *c, const char *name, int64_t dflt, int64_t max);
@@ -72,6 +69,7 @@ typedef struct ib_http_meta {
     size_t bare_lf, bare_cr;
     int seen;
     char *tags; /* ",a,b," */
+    char *dkim; /* the stored DKIM verdict (JSON), or NULL */
 } ib_http_meta;
 
 typedef struct ib_http_loaded {
@@ -84,6 +82,17 @@ typedef struct ib_http_loaded {
 int ib_http_load(ib_http *h, int64_t id, ib_http_loaded *l);
 void ib_http_unload(ib_http_loaded *l);
 enum MHD_Result ib_http_load_error(struct MHD_Connection *c, int rc); /* 404 or 500 */
+
+/* ---- the DKIM view (http_dkim.c) ---- */
+
+enum MHD_Result ib_http_scalr_dkim(ib_http *h, struct MHD_Connection *c, int64_t id);
+/* The verdict on a loaded message, with "records"; made and kept if the
+ * store had none.  NULL when out of memory. */
+json_t *ib_http_dkim_json(ib_http *h, const ib_http_loaded *l);
+/* A list row's badge from a stored verdict: "pass", ... or null. */
+json_t *ib_http_dkim_status(const char *stored);
+/* Rows of a list whose "dkim" is null get a verdict made (and kept). */
+void ib_http_dkim_fill(ib_http *h, json_t *items);
 
 /* ---- MailHog API (http_mailhog.c) ---- */
 

@@ -83,6 +83,8 @@ static int summary_json(void *arg, const ib_summary *s)
                   ib_http_jstr(s->mail_from), "rcpt", ib_http_jstr(s->rcpt), "has_attachments",
                   s->has_attachments, "warning", warning_json(s->bare_lf, s->bare_cr), "read",
                   s->seen, "tags", ib_http_tags_json(s->tags));
+    if (o)
+        json_object_set_new(o, "dkim", ib_http_dkim_status(s->dkim));
     return !o || json_array_append_new(arg, o) != 0;
 }
 
@@ -112,6 +114,7 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
         json_decref(items);
         return ib_http_send_error(c, 500, "cannot read the message store");
     }
+    ib_http_dkim_fill(h, items); /* outside the store's read: it loads and writes */
     ib_store_use u;
     ib_store_usage(h->st, &u);
     char why[200];
@@ -346,6 +349,8 @@ enum MHD_Result ib_http_scalr_get(ib_http *h, struct MHD_Connection *c, int64_t 
         body_json(&pm, pm.html), "attachments", atts, "warning",
         warning_json(pm.l.m.bare_lf, pm.l.m.bare_cr), "bare_lf", (json_int_t)pm.l.m.bare_lf,
         "bare_cr", (json_int_t)pm.l.m.bare_cr, "calendar", cals);
+    if (o)
+        json_object_set_new(o, "dkim", ib_http_dkim_json(h, &pm.l));
     parsed_free(&pm);
     return ib_http_send_json(c, 200, o);
 }

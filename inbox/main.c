@@ -12,6 +12,7 @@
 #include <sysexits.h>
 
 #include "chaos.h"
+#include "dkimcheck.h"
 #include "http.h"
 #include "http_queue.h"
 #include "http_templates.h"
@@ -64,8 +65,10 @@ static const char usage[] =
     "                   read-only, in the UI's Queue view and under /api/scalr/queue\n"
     "  --templates DIR  preview every template of DIR rendered with its sample.json in the\n"
     "                   UI's Templates view (and /api/scalr/templates), fresh on each look\n"
-    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines) for\n"
-    "                   GET /api/scalr/messages/ID/dkim: does each signature verify, and why not\n";
+    "  --dkim-record FILE  DKIM key records ('S._domainkey.D TXT \"v=DKIM1; ...\"' lines, as\n"
+    "                   `scalr-email dkim keygen` prints them; repeatable): the UI's DKIM badge\n"
+    "                   and view, and GET /api/scalr/messages/ID/dkim, say whether each\n"
+    "                   signature verifies and why not\n";
 
 typedef struct opts {
     char smtp_host[256], http_host[256];
@@ -228,7 +231,7 @@ static int parse_opts(int argc, char **argv, opts *o)
             o->n_allow++;
         } else if (!strcmp(name, "--dkim-record")) {
             char why[256];
-            if (ib_http_dkim_records(v, why, sizeof why) < 0)
+            if (ib_dkim_records(v, why, sizeof why) < 0)
                 return bad("%s", why);
         } else if (!strcmp(name, "--queue")) {
             o->queue = v;
@@ -294,6 +297,9 @@ int inbox_main(int argc, char **argv)
         rc = EX_CANTCREAT;
         goto out;
     }
+    /* Every message gets its DKIM verdict as it arrives (the records are
+     * fixed from here on), so the UI's list never verifies. */
+    ib_store_set_dkim_check(st, ib_dkim_check_text, ib_dkim_generation());
     if (!o.db) /* a file keeps everything; memory is capped */
         ib_store_set_cap(st, o.max_memory);
     if (!(chaos = ib_chaos_new())) {
@@ -374,6 +380,7 @@ out:
     ib_http_queue_free();
     ib_http_templates_free();
     ib_release_free();
+    ib_dkim_free();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -38,6 +38,7 @@ typedef struct pending {
     char *from, *to, *cc, *subject; /* decoded headers, or NULL */
     char *rcpt;                     /* envelope recipients joined by ", " */
     char *tags;                     /* from X-Tags (tags.h), or NULL */
+    char *dkim;                     /* the DKIM verdict (JSON), or NULL: not made yet */
     int has_attachments;
     int done;
     int rc;
@@ -66,6 +67,9 @@ struct ib_store {
     uint64_t bytes, cap;
     uint64_t dropped, dropped_bytes; /* messages dropped to stay under the cap */
     int file;                        /* --db: a file, else in memory */
+    /* Set before the servers start, then read only. */
+    ib_store_check_fn dkim_fn;
+    int64_t dkim_gen;
     int legacy_vacuum;               /* a file without auto-vacuum: VACUUM when empty */
 };
 
@@ -77,9 +81,10 @@ static const char schema[] =
     " hdr_from TEXT NOT NULL, hdr_to TEXT NOT NULL, hdr_cc TEXT NOT NULL,"
     " subject TEXT NOT NULL, has_attachments INTEGER NOT NULL,"
     " bare_lf INTEGER NOT NULL DEFAULT 0, bare_cr INTEGER NOT NULL DEFAULT 0,"
-    " seen INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '');"
+    " seen INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '',"
+    " dkim TEXT, dkim_gen INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "PRAGMA user_version = 3;";
+    "PRAGMA user_version = 4;";
 /* Version 1 had no count of bare line endings. */
 static const char from_v1[] = "BEGIN;"
                               "ALTER TABLE messages ADD COLUMN bare_lf INTEGER NOT NULL DEFAULT 0;"
@@ -90,11 +95,16 @@ static const char from_v2[] = "BEGIN;"
                               "ALTER TABLE messages ADD COLUMN seen INTEGER NOT NULL DEFAULT 0;"
                               "ALTER TABLE messages ADD COLUMN tags TEXT NOT NULL DEFAULT '';"
                               "PRAGMA user_version = 3; COMMIT;";
+/* Version 3 kept no DKIM verdict (made again when listed or opened). */
+static const char from_v3[] = "BEGIN;"
+                              "ALTER TABLE messages ADD COLUMN dkim TEXT;"
+                              "ALTER TABLE messages ADD COLUMN dkim_gen INTEGER NOT NULL DEFAULT 0;"
+                              "PRAGMA user_version = 4; COMMIT;";
 
 #define SUMMARY_COLS                                                                               \
     "m.id, m.created_ms, m.size, m.mail_from, m.rcpt, m.hdr_from, m.hdr_to, m.subject, "           \
-    "m.helo, m.has_attachments, m.bare_lf, m.bare_cr, m.seen, m.tags"
-#define RAW_COL 14 /* r.data after SUMMARY_COLS */
+    "m.helo, m.has_attachments, m.bare_lf, m.bare_cr, m.seen, m.tags, m.dkim, m.dkim_gen"
+#define RAW_COL 16 /* r.data after SUMMARY_COLS */
 
 static void set_why(char *why, size_t whylen, const char *what, sqlite3 *db)
 {
@@ -201,7 +211,7 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     if (open_db(&st->w, path ? path : ":memory:", rw, why, whylen) < 0)
         goto fail;
     int v = pragma_int(st->w, "PRAGMA user_version");
-    if (v < 0 || v > 3) {
+    if (v < 0 || v > 4) {
         if (why && whylen)
             snprintf(why, whylen, "%s: not an inbox database (user_version %d)", path, v);
         goto fail;
@@ -229,7 +239,8 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
             goto fail;
     }
     if ((v == 1 && exec(st->w, from_v1, why, whylen) < 0) ||
-        ((v == 1 || v == 2) && exec(st->w, from_v2, why, whylen) < 0)) {
+        ((v == 1 || v == 2) && exec(st->w, from_v2, why, whylen) < 0) ||
+        ((v >= 1 && v <= 3) && exec(st->w, from_v3, why, whylen) < 0)) {
         sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL); /* all or nothing */
         goto fail;
     }
@@ -250,8 +261,9 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     }
     if (sqlite3_prepare_v3(st->w,
                            "INSERT INTO messages (created_ms, size, mail_from, rcpt, helo, peer,"
-                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr, tags)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr, tags,"
+                           " dkim, dkim_gen)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, SQLITE_PREPARE_PERSISTENT, &st->ins_msg, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(st->w, "INSERT INTO raw (id, data) VALUES (?,?)", -1,
                            SQLITE_PREPARE_PERSISTENT, &st->ins_raw, NULL) != SQLITE_OK) {
@@ -332,6 +344,13 @@ static int insert_one(ib_store *st, pending *p)
     sqlite3_bind_int64(m, 12, (sqlite3_int64)p->env->bare_lf);
     sqlite3_bind_int64(m, 13, (sqlite3_int64)p->env->bare_cr);
     bind_text(m, 14, p->tags ? p->tags : "");
+    if (p->dkim) {
+        sqlite3_bind_text(m, 15, p->dkim, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(m, 16, st->dkim_gen);
+    } else {
+        sqlite3_bind_null(m, 15);
+        sqlite3_bind_int64(m, 16, 0);
+    }
     int rc = sqlite3_step(m);
     sqlite3_reset(m);
     sqlite3_clear_bindings(m);
@@ -436,8 +455,12 @@ static void run_batch(ib_store *st, pending **items, size_t n)
     pthread_mutex_unlock(&st->wlock);
 }
 
-static int fill_summary(pending *p)
+static int fill_summary(ib_store *st, pending *p, int whole)
 {
+    /* The DKIM verdict needs the whole message: one spooled to a file is
+     * checked later, when it is first listed or opened. */
+    if (whole && st->dkim_fn)
+        p->dkim = st->dkim_fn(p->raw, p->len);
     p->from = ib_header_get(p->raw, p->len, "From");
     p->to = ib_header_get(p->raw, p->len, "To");
     p->cc = ib_header_get(p->raw, p->len, "Cc");
@@ -477,6 +500,7 @@ static void free_summary(pending *p)
     free(p->subject);
     free(p->rcpt);
     free(p->tags);
+    free(p->dkim);
 }
 
 static int add(ib_store *st, pending *pme, int64_t *id_out, char *why, size_t whylen);
@@ -491,7 +515,7 @@ int ib_store_add(ib_store *st, const ib_envelope *env, const char *raw, size_t l
     me.len = len;
     me.fd = -1;
     /* Parsing runs here, in the caller's thread, outside every lock. */
-    if (fill_summary(&me) < 0) {
+    if (fill_summary(st, &me, 1) < 0) {
         free_summary(&me);
         if (why && whylen)
             snprintf(why, whylen, "store: out of memory");
@@ -522,7 +546,7 @@ int ib_store_add_file(ib_store *st, const ib_envelope *env, int fd, uint64_t len
     buf[head] = 0;
     me.raw = buf;
     me.len = head;
-    int rc = fill_summary(&me);
+    int rc = fill_summary(st, &me, 0);
     me.len = (size_t)len;
     if (rc < 0) {
         free_summary(&me);
@@ -634,7 +658,7 @@ static const char *col_text(sqlite3_stmt *q, int i)
     return s ? (const char *)s : "";
 }
 
-static void read_summary(sqlite3_stmt *q, ib_summary *s)
+static void read_summary(const ib_store *st, sqlite3_stmt *q, ib_summary *s)
 {
     s->id = sqlite3_column_int64(q, 0);
     s->created_ms = sqlite3_column_int64(q, 1);
@@ -650,6 +674,10 @@ static void read_summary(sqlite3_stmt *q, ib_summary *s)
     s->bare_cr = (size_t)sqlite3_column_int64(q, 11);
     s->seen = sqlite3_column_int(q, 12);
     s->tags = col_text(q, 13);
+    /* A verdict made under other records (or rules) is stale. */
+    s->dkim = sqlite3_column_type(q, 14) == SQLITE_TEXT && sqlite3_column_int64(q, 15) == st->dkim_gen
+                  ? col_text(q, 14)
+                  : NULL;
 }
 
 int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,
@@ -694,7 +722,7 @@ int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t sta
     int s;
     while ((s = sqlite3_step(q)) == SQLITE_ROW) {
         ib_summary sum;
-        read_summary(q, &sum);
+        read_summary(st, q, &sum);
         if (fn && fn(arg, &sum))
             break;
     }
@@ -744,7 +772,7 @@ int ib_store_get(ib_store *st, int64_t id, char **raw, size_t *len, ib_summary_f
     }
     if (fn) {
         ib_summary sum;
-        read_summary(q, &sum);
+        read_summary(st, q, &sum);
         fn(arg, &sum);
     }
     rc = 1;
@@ -839,6 +867,45 @@ int ib_store_set_seen(ib_store *st, int64_t id, int seen)
 int ib_store_set_tags(ib_store *st, int64_t id, const char *tags)
 {
     return update_one(st, "UPDATE messages SET tags = ?1 WHERE id = ?2", id, 0, tags ? tags : "");
+}
+
+void ib_store_set_dkim_check(ib_store *st, ib_store_check_fn fn, int64_t generation)
+{
+    st->dkim_fn = fn;
+    st->dkim_gen = generation;
+}
+
+int ib_store_set_dkim(ib_store *st, const int64_t *ids, const char *const *verdicts, size_t n)
+{
+    /* No version bump: nothing a reader sees changed but a cache, and a bump
+     * would make every open UI list again.  One transaction (one fsync). */
+    sqlite3_stmt *q = NULL;
+    int rc = -1, changed = 0;
+    pthread_mutex_lock(&st->wlock);
+    if (sqlite3_exec(st->w, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_prepare_v2(st->w, "UPDATE messages SET dkim = ?1, dkim_gen = ?2 WHERE id = ?3", -1,
+                           &q, NULL) != SQLITE_OK)
+        goto rollback;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_text(q, 1, verdicts[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, st->dkim_gen);
+        sqlite3_bind_int64(q, 3, ids[i]);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            goto rollback;
+        changed += sqlite3_changes(st->w);
+        sqlite3_reset(q);
+    }
+    if (sqlite3_exec(st->w, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        rc = changed;
+        goto out;
+    }
+rollback:
+    sqlite3_exec(st->w, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&st->wlock);
+    return rc;
 }
 
 int64_t ib_store_unseen(ib_store *st)

@@ -35,6 +35,7 @@ typedef struct ib_summary {
     size_t bare_lf, bare_cr; /* as in ib_envelope */
     int seen;                /* opened in the UI (or marked read) */
     const char *tags;        /* ",a,b," or "" (tags.h) */
+    const char *dkim;        /* the DKIM verdict (dkimcheck.h, JSON), NULL: not made yet */
 } ib_summary;
 
 typedef int (*ib_summary_fn)(void *arg, const ib_summary *s); /* nonzero stops */
@@ -73,6 +74,17 @@ int64_t ib_store_unseen(ib_store *st); /* unread messages, -1 error */
  * version.  1 changed, 0 no such message, -1 error. */
 int ib_store_set_seen(ib_store *st, int64_t id, int seen);
 int ib_store_set_tags(ib_store *st, int64_t id, const char *tags);
+
+/* The DKIM verdict: fn is called when a message is added (in the adding
+ * thread, outside every lock) on the whole message held in memory, and its
+ * malloc'd result is stored with the message; generation marks verdicts made
+ * with these settings (others read back as NULL).  Call before adding. */
+typedef char *(*ib_store_check_fn)(const char *raw, size_t len);
+void ib_store_set_dkim_check(ib_store *st, ib_store_check_fn fn, int64_t generation);
+/* Keep verdicts made later (messages spooled to a file, or stored under
+ * another generation), in one transaction.  Does not bump the version.
+ * Returns how many messages were found, -1 on error. */
+int ib_store_set_dkim(ib_store *st, const int64_t *ids, const char *const *verdicts, size_t n);
 
 /* In memory: keep at most max_bytes of raw messages, dropping the oldest
  * (0: no limit).  Memory and disk are given back after every delete. */

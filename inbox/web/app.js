@@ -94,6 +94,54 @@
     return v;
   }
 
+  // ---- DKIM: the verdict the inbox made when the message arrived ----
+
+  // A row's badge for "pass", "fail", "nokey", "none", or null (a big
+  // message, checked when it is opened).
+  const DKIM = {
+    pass: ['DKIM pass', 'every DKIM signature verifies'],
+    fail: ['DKIM fail', 'a DKIM signature does not verify: open the message to see why'],
+    nokey: ['DKIM no key', 'signed, but no key record for its selector was given (--dkim-record)'],
+    none: ['no DKIM', 'not DKIM-signed'],
+  };
+  function dkimBadge(status) {
+    const [text, why] = DKIM[status] || ['DKIM ?', 'checked when the message is opened'];
+    const b = el('span', 'dkim dkim-' + (DKIM[status] ? status : 'unknown'), text);
+    b.dataset.dkim = status || 'unknown';
+    b.title = why;
+    return b;
+  }
+
+  // The message view: one line per signature, d= s= a=, the verdict and why.
+  function renderDkim(v) {
+    const box = $('m-dkim');
+    if (!v) {
+      box.replaceChildren(el('span', 'muted', 'not checked'));
+      return;
+    }
+    if (!v.signatures.length) {
+      box.replaceChildren(dkimBadge('none'), el('span', 'muted', ' not signed'));
+      return;
+    }
+    const rows = v.signatures.map((s) => {
+      const missing = !s.ok && /^no key record/.test(s.why || '');
+      const li = el('li', 'dkim-sig');
+      li.dataset.ok = String(s.ok);
+      li.append(dkimBadge(s.ok ? 'pass' : missing ? 'nokey' : 'fail'));
+      li.append(el('code', 'dkim-tags', 'd=' + s.domain + ' s=' + s.selector + ' a=' + s.algorithm));
+      if (!s.ok) li.append(el('span', 'dkim-why', s.why));
+      for (const w of s.warnings || []) li.append(el('span', 'dkim-warn', '⚠ ' + w));
+      return li;
+    });
+    const ul = el('ul', 'dkim-sigs');
+    ul.append(...rows);
+    const parts = [ul];
+    if (!v.records)
+      parts.push(el('p', 'dkim-note muted',
+        'No key records given: start the inbox with --dkim-record FILE to check the keys.'));
+    box.replaceChildren(...parts);
+  }
+
   // ---- the list ----
 
   let loadSeq = 0;
@@ -192,6 +240,7 @@
       warn.setAttribute('aria-label', m.warning);
       sub.append(warn);
     }
+    if (m.dkim !== undefined) sub.append(dkimBadge(m.dkim));
     for (const t of m.tags || []) {
       const chip = el('span', 'tag', t);
       chip.title = 'Show messages tagged “' + t + '”';
@@ -244,6 +293,13 @@
     state.msg = m;
     state.rawFor = null;
     renderMessage(m);
+    // A big message gets its DKIM verdict when first opened: show it in its row too.
+    const item = state.items.find((x) => x.id === id);
+    const badge = document.querySelector('#msg-' + id + ' .dkim');
+    if (item && item.dkim === null && m.dkim && badge) {
+      item.dkim = m.dkim.status;
+      badge.replaceWith(dkimBadge(item.dkim));
+    }
   }
 
   function closeMessage() {
@@ -283,6 +339,7 @@
     $('m-env').textContent = 'MAIL FROM <' + m.mail_from + '> → RCPT TO ' +
       m.rcpt.map((r) => '<' + r + '>').join(', ') + ' · ' + humanSize(m.size) +
       (m.helo ? ' · EHLO ' + m.helo : '');
+    renderDkim(m.dkim);
     $('m-deliv-note').textContent = '';
     $('m-deliv-check').hidden = false;
     renderCalendar(m.calendar || []);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "dkim/dkim.h"
 
@@ -207,6 +208,27 @@ static void verify_one(const char *hdr, size_t hlen, const char *body, size_t bl
     if (get(t, nt, "l")) {
         why(r, "l= (a body length limit) is refused: content could be appended");
         goto done;
+    }
+    /* RFC 6376 3.5: past x= the signature may be treated as invalid; we do,
+     * so a developer sees an expiry set too short before a receiver does. */
+    const char *x = get(t, nt, "x");
+    if (x) {
+        char *end;
+        unsigned long long xv = strtoull(x, &end, 10);
+        const char *ts = get(t, nt, "t");
+        if (!*x || *end || strlen(x) > 12 || (ts && strtoull(ts, NULL, 10) > xv)) {
+            why(r, "bad x= (not a time after t=)");
+            goto done;
+        }
+        if ((unsigned long long)time(NULL) > xv) {
+            time_t xt = (time_t)xv;
+            struct tm tm;
+            char when[40];
+            gmtime_r(&xt, &tm);
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+            snprintf(r->why, sizeof r->why, "the signature expired at %s (x=)", when);
+            goto done;
+        }
     }
     int hrelaxed = 0, brelaxed = 0;
     if (c) {

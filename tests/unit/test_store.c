@@ -407,7 +407,7 @@ TEST(store_upgrades_a_version_1_file)
     CHECK_INT(add(st, "a@a.test", "b@b.test", NULL, msg1), 2);
     CHECK_INT(ib_store_delete_all(st), 0);
     ib_store_close(st);
-    CHECK_INT(sql_int(path, "PRAGMA user_version"), 3);
+    CHECK_INT(sql_int(path, "PRAGMA user_version"), 4);
     CHECK_INT(sql_int(path, "PRAGMA auto_vacuum"), 2); /* incremental from now on */
     CHECK(sql_int(path, "PRAGMA page_count") < 20);
     remove_db(path);
@@ -462,4 +462,58 @@ TEST(store_read_state_and_tags)
     CHECK_INT(ib_store_list(st, "tag", "urgent", 0, 10, NULL, NULL, &total), 0);
     CHECK_INT(total, 1);
     ib_store_close(st);
+}
+
+/* The DKIM verdict: made by the hook when a message is added, read back with
+ * its summary, stale under another generation (other --dkim-record records on
+ * the same --db), kept when made later without waking the UI (no version
+ * bump), and the list never calls the hook. */
+static int hook_calls;
+static char *fake_verdict(const char *raw, size_t len)
+{
+    hook_calls++;
+    char *s = malloc(64);
+    snprintf(s, 64, "{\"status\":\"%s\",\"len\":%zu}", strstr(raw, "DKIM") ? "pass" : "none", len);
+    return s;
+}
+
+static int copy_dkim(void *arg, const ib_summary *s)
+{
+    snprintf(arg, 200, "%s", s->dkim ? s->dkim : "(null)");
+    return 0;
+}
+
+TEST(store_keeps_the_dkim_verdict)
+{
+    char path[200], why[256] = "", got[200];
+    temp_path(path, sizeof path);
+    ib_store *st;
+    CHECK_INT(ib_store_open(&st, path, why, sizeof why), 0);
+    ib_store_set_dkim_check(st, fake_verdict, 42);
+    hook_calls = 0;
+    int64_t a = add(st, "a@a.test", "b@b.test", NULL, "DKIM-Signature: x\r\nFrom: a@a.test\r\n\r\nhi\r\n");
+    int64_t b = add(st, "a@a.test", "b@b.test", NULL, msg1);
+    CHECK_INT(hook_calls, 2);
+    CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
+    CHECK_STR(got, "{\"status\":\"pass\",\"len\":41}");
+    CHECK_INT(ib_store_list(st, NULL, NULL, 0, 1, copy_dkim, got, NULL), 0);
+    CHECK_STR(got, "{\"status\":\"none\",\"len\":80}");
+    CHECK_INT(hook_calls, 2); /* listing never verifies */
+    ib_store_close(st);
+
+    CHECK_INT(ib_store_open(&st, path, why, sizeof why), 0);
+    ib_store_set_dkim_check(st, fake_verdict, 43); /* other records */
+    CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
+    CHECK_STR(got, "(null)");
+    uint64_t v = ib_store_version(st);
+    int64_t ids[2] = {a, 999};
+    const char *verdicts[2] = {"{\"status\":\"fail\"}", "{}"};
+    CHECK_INT(ib_store_set_dkim(st, ids, verdicts, 2), 1);
+    CHECK_INT(ib_store_version(st), v);
+    CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
+    CHECK_STR(got, "{\"status\":\"fail\"}");
+    CHECK_INT(ib_store_get(st, b, NULL, NULL, copy_dkim, got), 1);
+    CHECK_STR(got, "(null)");
+    ib_store_close(st);
+    remove_db(path);
 }

@@ -5,6 +5,7 @@
 //   templates.test.js the Templates view of a second inbox started with --templates
 //   tools.test.js release from the UI (a second inbox relaying into this one),
 //                 device widths and dark mode in the HTML preview
+//   dkim.test.js  the DKIM badges and reasons of inboxes started with --dkim-record
 // Ends with the line "inbox-web: N passed, N failed".
 //
 // Which inbox:
@@ -13,7 +14,7 @@
 //   INBOX_BIN=path        a program taking the inbox's options directly
 //   INBOX_TESTSERVER=path a harness without SMTP that reads "ADD from rcpts file" on stdin
 // Options: --screenshots DIR (write inbox-list.png and inbox-message.png there),
-//          --only api|ui|queue|templates|tools, a test-name filter as the last argument.
+//          --only api|ui|queue|templates|tools|dkim, a test-name filter as the last argument.
 'use strict';
 
 const { spawn } = require('child_process');
@@ -163,6 +164,7 @@ async function main() {
     if ((!opts.only || opts.only === 'queue') && !inbox.stub) suites.push(require('./queue.test'));
     if ((!opts.only || opts.only === 'templates') && !inbox.stub) suites.push(require('./templates.test'));
     if (!opts.only || opts.only === 'tools') suites.push(require('./tools.test'));
+    if ((!opts.only || opts.only === 'dkim') && !inbox.stub) suites.push(require('./dkim.test'));
     for (const suite of suites) {
       const env = suite.setup ? await suite.setup(ctx) : {};
       try {

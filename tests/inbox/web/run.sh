@@ -4,7 +4,7 @@
 # a built build/scalr-email (or SCALR_EMAIL=...).  Ends with the line
 # "inbox-web: N passed, N failed".  Options are passed to run.js:
 #   --screenshots docs   refresh docs/inbox-list.png and docs/inbox-message.png
-#   --only api|ui|queue|templates  one suite;  a last argument filters tests by name
+#   --only api|ui|queue|templates|tools|dkim  one suite;  a last argument filters tests by name
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/mailhog ]; then
