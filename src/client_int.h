@@ -48,6 +48,11 @@ scalr_email_code se_client_from_layers(scalr_email_client **out, const char *pro
 scalr_email_code se_client_check_from(const scalr_email_client *c, const se_composed *comp,
                                       scalr_email_error *err);
 
+/* A variable as a profile's client sees it: the profile's file, then the
+ * environment, then env_file (ECONFIG for an unknown profile). */
+scalr_email_code se_profile_get(const char *profile, const char *env_file, const char *name,
+                                char **value, scalr_email_error *err);
+
 /* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
 scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,
                                      scalr_email_error *err);

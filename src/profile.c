@@ -23,14 +23,10 @@ static int valid_name(const char *s)
     return 1;
 }
 
-scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
-                                                 const char *env_file, scalr_email_trace_fn trace,
-                                                 void *trace_arg, scalr_email_error *err)
+/* path gets $SCALR_EMAIL_PROFILES/NAME.env, which must be readable. */
+static scalr_email_code profile_path(const char *profile, const char *env_file, char *path,
+                                     size_t len, scalr_email_error *err)
 {
-    se_error_clear(err);
-    if (!out || !profile)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "client_from_profile: NULL argument");
-    *out = NULL;
     /* The name becomes a path: no '/', no "..". */
     if (!valid_name(profile))
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
@@ -45,15 +41,40 @@ scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const
                        "profile '%s' asked for but SCALR_EMAIL_PROFILES (the profiles folder) "
                        "is not set",
                        profile);
-    char path[4096];
-    int n = snprintf(path, sizeof path, "%s/%s.env", dir, profile);
+    int n = snprintf(path, len, "%s/%s.env", dir, profile);
     free(dir);
-    if (n < 0 || (size_t)n >= sizeof path)
+    if (n < 0 || (size_t)n >= len)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "SCALR_EMAIL_PROFILES is too long");
     if (access(path, R_OK) != 0)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "no sender profile '%s' (%s)", profile,
                        path);
+    return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const char *profile,
+                                                 const char *env_file, scalr_email_trace_fn trace,
+                                                 void *trace_arg, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!out || !profile)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "client_from_profile: NULL argument");
+    *out = NULL;
+    char path[4096];
+    scalr_email_code rc = profile_path(profile, env_file, path, sizeof path, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
     return se_client_from_layers(out, profile, path, env_file, trace, trace_arg, err);
+}
+
+scalr_email_code se_profile_get(const char *profile, const char *env_file, const char *name,
+                                char **value, scalr_email_error *err)
+{
+    *value = NULL;
+    char path[4096];
+    scalr_email_code rc = profile_path(profile, env_file, path, sizeof path, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    return se_config_get_layered(path, env_file, name, value, err);
 }
 
 /* The domain of an address as the composer writes it ("a@b" or "N <a@b>"). */

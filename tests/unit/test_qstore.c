@@ -147,7 +147,7 @@ TEST(qstore_add_stores_composed_bytes_and_envelope)
     /* What a worker gets is the composed message: CRLF, not dot-stuffed, Bcc absent. */
     se_qrow *rows = NULL;
     size_t n = 0;
-    CHECK_INT(se_qstore_claim(q->st, "w1", NULL, 10, 60000, &rows, &n, &e), 0);
+    CHECK_INT(se_qstore_claim(q->st, "w1", NULL, 10, 60000, NULL, 0, &rows, &n, &e), 0);
     CHECK_INT(n, 1);
     if (n == 1) {
         CHECK_INT(rows[0].id, id);
@@ -222,7 +222,7 @@ static void claim_ids(scalr_email_queue *q, const char *w, size_t max, long long
 {
     se_qrow *rows = NULL;
     scalr_email_error e;
-    CHECK_INT(se_qstore_claim(q->st, w, "", max, 60000, &rows, n, &e), 0);
+    CHECK_INT(se_qstore_claim(q->st, w, "", max, 60000, NULL, 0, &rows, n, &e), 0);
     for (size_t i = 0; i < *n; i++) {
         ids[i] = rows[i].id;
         if (tenants)
@@ -297,7 +297,7 @@ static void *race(void *arg)
     for (;;) {
         se_qrow *rows = NULL;
         size_t n = 0;
-        if (se_qstore_claim(q->st, w, "", 3, 60000, &rows, &n, &e) != SCALR_EMAIL_OK) {
+        if (se_qstore_claim(q->st, w, "", 3, 60000, NULL, 0, &rows, &n, &e) != SCALR_EMAIL_OK) {
             r->err = 1;
             break;
         }
@@ -485,7 +485,7 @@ TEST(qstore_heartbeat_extends_leases)
     add(q, "a", NULL, 0, NULL);
     se_qrow *rows = NULL;
     size_t n = 0;
-    CHECK_INT(se_qstore_claim(q->st, "w1", "", 1, 1, &rows, &n, &e), 0); /* 1 ms lease */
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 1, 1, NULL, 0, &rows, &n, &e), 0); /* 1 ms lease */
     se_qrow_free(rows, n);
     CHECK_INT(se_qstore_heartbeat(q->st, "w1", 600000, &e), 0);
     usleep(20000);
