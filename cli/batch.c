@@ -186,6 +186,10 @@ static int next_message(void *arg, size_t index, const scalr_email_message **msg
         }
         it->line = r->lineno;
         cli_item_parse(it, r->buf, n);
+        /* Never sent with the platform's account in its stead. */
+        if (!it->why[0] && it->profile)
+            snprintf(it->why, sizeof it->why,
+                     "'profile' per line is not supported by send-batch (use --profile)");
         if (it->why[0]) {
             print_result(r, it->line, NULL, it->why);
             cli_item_free(it);

@@ -34,6 +34,7 @@ typedef struct cli_item {
     scalr_email_rendered r;           /* a "template" line's parts */
     const char *unsub, *unsub_mailto; /* "unsubscribe", "unsubscribe_mailto" */
     char unsub_value[1024];
+    const char *profile; /* "profile": a sender profile (queue add lines) */
     char why[800]; /* non-empty: malformed, nothing sent */
 } cli_item;
 

@@ -503,19 +503,20 @@ static void process(lane *l, const se_qrow *row)
                      "; no reply to the end of data: outcome unknown");
             outcome = w->o.on_ambiguous_hold ? "unknown" : "retry";
             delay = backoff(w, row->attempts);
-        } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED ||
-                   rc == SCALR_EMAIL_ETOOBIG || rc == SCALR_EMAIL_EUNSUPPORTED ||
-                   rc == SCALR_EMAIL_EINVAL) {
-            outcome = "failed";
         } else if (is_provider_fault(&e)) {
-            /* Every message would fail the same way: hold the provider (a
-             * profile's own server: that profile only), do not burn this
-             * message's attempts. */
+            /* Every message would fail the same way (a 535 to AUTH too, so
+             * before the 5xx rule): hold the provider (a profile's own
+             * server: that profile only), do not burn this message's
+             * attempts. */
             if (DB(l->w, pf ? se_qstore_profile_hold(l->st, row->profile, e.message, &ferr)
                             : se_qstore_provider_hold(l->st, w->provider, e.message, &ferr)) !=
                 SCALR_EMAIL_OK)
                 fatal(w, &ferr);
             outcome = "released";
+        } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED ||
+                   rc == SCALR_EMAIL_ETOOBIG || rc == SCALR_EMAIL_EUNSUPPORTED ||
+                   rc == SCALR_EMAIL_EINVAL) {
+            outcome = "failed";
         } else if (is_throttle(&e)) {
             int64_t pause = w->o.backoff_base_ms * 2;
             if (DB(l->w, pf ? se_qstore_profile_pause(l->st, row->profile, pause, e.message, &ferr)
