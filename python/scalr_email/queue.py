@@ -100,6 +100,12 @@ def _check_version(value) -> None:
         raise ConfigurationError(f"the queue's schema version {version} is newer than this "
                                  f"scalr_email knows ({SCHEMA_VERSION}): upgrade it",
                                  code="ECONFIG", stage="QUEUE")
+    if version < SCHEMA_VERSION:
+        # The outbox INSERT names version 2's columns: migrate first.
+        raise QueueError(f"the queue's schema is version {version}, this scalr_email writes "
+                         f"version {SCHEMA_VERSION}: upgrade it once with "
+                         "scalr_email.init_queue(URL) or `scalr-email queue status`",
+                         code="ESTORE", stage="QUEUE")
 
 
 def _insert_sqlite(conn, row) -> int:

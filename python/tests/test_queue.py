@@ -276,6 +276,26 @@ class SqliteOutbox(QueueCase):
             enqueue("user@example.com", "s", "b", conn=other)
         self.assertIn("init_queue", str(cm.exception))
 
+    def test_version_1_queue_asks_for_the_upgrade(self):
+        scalr_email.init_queue(self.url)
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        for stmt in ("ALTER TABLE scalr_email_queue DROP COLUMN profile",
+                     "ALTER TABLE scalr_email_queue DROP COLUMN has_unsubscribe",
+                     "DROP TABLE scalr_email_profiles",
+                     "UPDATE scalr_email_meta SET value = '1' WHERE key = 'schema_version'"):
+            db.execute(stmt)
+        db.commit()
+        with self.assertRaises(QueueError) as cm:
+            enqueue("user@example.com", "s", "b", conn=db)
+        self.assertIn("init_queue", str(cm.exception))
+        db.rollback()
+        scalr_email.init_queue(self.url)      # upgraded in place
+        enqueue("user@example.com", "s", "b", priority="bulk", conn=db)
+        db.commit()
+        [row] = self.rows()
+        self.assertEqual((row["profile"], row["has_unsubscribe"]), ("", 0))
+
     def test_c_and_outbox_rows_have_the_same_shape(self):
         a = enqueue("user@example.com", "Same", "x", queue=self.url)
         b = enqueue("user@example.com", "Same", "x", conn=self.db)
