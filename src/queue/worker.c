@@ -68,6 +68,11 @@ typedef struct worker {
     pthread_mutex_t pmu; /* the profiles below */
     wprofile **profiles;
     size_t n_profiles;
+    /* Clients of held profiles, replaced (the fix is usually in the
+     * profile's file) but perhaps still in another lane's hands: freed at
+     * the end. */
+    scalr_email_client **retired;
+    size_t n_retired;
 } worker;
 
 struct lane {
@@ -265,7 +270,7 @@ static void rate_wait(worker *w)
  * pmu: two lanes never make two).  A failure is not kept: the profile is
  * held, and tried again once released. */
 static scalr_email_code get_profile(worker *w, const char *name, wprofile **out,
-                                    scalr_email_error *e)
+                                    scalr_email_client **client, scalr_email_error *e)
 {
     pthread_mutex_lock(&w->pmu);
     wprofile *p = NULL;
@@ -308,9 +313,26 @@ static scalr_email_code get_profile(worker *w, const char *name, wprofile **out,
         if (rc == SCALR_EMAIL_OK)
             p->rate = rate;
     }
+    *client = p->c; /* read here: a hold may replace p->c meanwhile */
     pthread_mutex_unlock(&w->pmu);
     *out = p;
     return rc;
+}
+
+/* p was held: its next message, once released, gets a client made from the
+ * profile's file again. */
+static void retire_client(worker *w, wprofile *p)
+{
+    pthread_mutex_lock(&w->pmu);
+    scalr_email_client **g = realloc(w->retired, (w->n_retired + 1) * sizeof *g);
+    if (g) {
+        w->retired = g;
+        if (p->c)
+            w->retired[w->n_retired++] = p->c;
+        p->c = NULL;
+        p->next_send = 0;
+    } /* out of memory: it stays in use, which is only stale */
+    pthread_mutex_unlock(&w->pmu);
 }
 
 /* Seconds until p may send again (0: now, and the slot is taken). */
@@ -463,10 +485,11 @@ static void process(lane *l, const se_qrow *row)
     int64_t delay = 0;
     int quiet = 0; /* no event: a deferral is not a try */
     wprofile *pf = NULL;
+    scalr_email_client *pc = NULL;
     scalr_email_code prc = SCALR_EMAIL_OK;
     double wait = 0;
     if (now >= 0 && now < expire_at && row->profile[0]) {
-        prc = get_profile(w, row->profile, &pf, &e);
+        prc = get_profile(w, row->profile, &pf, &pc, &e);
         if (prc == SCALR_EMAIL_OK)
             wait = profile_slot(w, pf);
     }
@@ -490,7 +513,7 @@ static void process(lane *l, const se_qrow *row)
         outcome = "expired";
     } else {
         rate_wait(w);
-        scalr_email_code rc = try_send(l, pf ? pf->c : w->c, row, &e);
+        scalr_email_code rc = try_send(l, pf ? pc : w->c, row, &e);
         if (rc == SCALR_EMAIL_OK) {
             crash_point(w, "after_250");
             outcome = "sent";
@@ -512,6 +535,8 @@ static void process(lane *l, const se_qrow *row)
                             : se_qstore_provider_hold(l->st, w->provider, e.message, &ferr)) !=
                 SCALR_EMAIL_OK)
                 fatal(w, &ferr);
+            if (pf)
+                retire_client(w, pf);
             outcome = "released";
         } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED ||
                    rc == SCALR_EMAIL_ETOOBIG || rc == SCALR_EMAIL_EUNSUPPORTED ||
@@ -810,6 +835,9 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
         free(w->profiles[i]);
     }
     free(w->profiles);
+    for (size_t i = 0; i < w->n_retired; i++)
+        scalr_email_client_free(w->retired[i]);
+    free(w->retired);
     pthread_mutex_destroy(&w->pmu);
     free(w);
     return rc;

@@ -314,6 +314,40 @@ def case_auth_refused_holds_only_that_tenant(w, url):
     assert status(e)["profiles"] == []
 
 
+def wait_for(what, fn, tries=600):
+    """Poll fn() until it returns something true (a state, not a time limit on
+    the work: the cap only keeps a broken build from hanging the suite)."""
+    for _ in range(tries):
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("never happened: " + what)
+
+
+def case_release_reaches_a_running_worker(w, url):
+    """A running worker holds a tenant whose password is wrong; once its file is
+    fixed and it is released, the same worker sends its mail with the new
+    password (the held profile's client is made again)."""
+    w.write_profile("globex", SMTP_PASSWORD="wrong-secret")
+    e = w.env(url)
+    for i in range(3):
+        add(e, "--profile", "globex", subject="globex-%d" % i)
+    wk = subprocess.Popen([BIN, "queue", "work", "--connections", "2", "--lease", "5s"], env=e,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for("globex held", lambda: [p for p in status(e)["profiles"] if p["held"]])
+        w.write_profile("globex")
+        q(e, "release", "--profile", "globex")
+        assert w.servers["globex"].rec.wait_messages(3, timeout=60), "sent after the release"
+    finally:
+        wk.send_signal(signal.SIGTERM)
+        out, err = wk.communicate(timeout=60)
+    assert wk.returncode == 0, err
+    assert all(m.login == b"user-globex" for m in w.servers["globex"].messages)
+    assert status(e)["counts"]["sent"] == 3
+
+
 def case_throttling_pauses_only_that_tenant(w, url):
     w.servers["globex"].handler.mail_reply = "421 4.7.0 slow down"
     try:
