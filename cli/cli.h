@@ -58,7 +58,6 @@ int cli_msg_parse(int argc, char **argv, const void *extra_opts, size_t n_extra,
 const scalr_email_message *cli_msg_message(const cli_msg *m);
 const char *cli_msg_env_file(const cli_msg *m);
 const char *cli_msg_profile(const cli_msg *m); /* --profile, or NULL */
-const char *cli_msg_profile(const cli_msg *m); /* --profile, or NULL */
 int cli_msg_verbose(const cli_msg *m);
 void cli_msg_free(cli_msg *m);
 #endif

@@ -148,6 +148,8 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
                 snprintf(why, wl, "'data' must be an object");
         } else if (!strcmp(key, "unsubscribe")) {
             rc = get_str(v, &it->unsub, NULL, why, wl, key);
+        } else if (!strcmp(key, "profile")) {
+            rc = get_str(v, &it->profile, NULL, why, wl, key);
         } else if (!strcmp(key, "unsubscribe_mailto")) {
             rc = get_str(v, &it->unsub_mailto, NULL, why, wl, key);
         } else if (!strcmp(key, "attachments") || !strcmp(key, "inline")) {
@@ -178,8 +180,6 @@ int cli_item_parse(cli_item *it, const char *text, size_t len)
                 }
             }
             free(paths);
-        } else if (!strcmp(key, "profile")) {
-            rc = get_str(v, &it->profile, NULL, why, wl, key);
         } else if (!strcmp(key, "calendar")) {
             rc = get_str(v, &m->calendar, NULL, why, wl, key);
         } else if (!strcmp(key, "envelope_from")) {

@@ -22,7 +22,7 @@
 static const char usage[] =
     "usage: scalr-email queue add [send options] [--at TIME] [--priority transactional|bulk]\n"
     "                             [--tenant T] [--key K] [--expire DURATION] [--max-attempts N]\n"
-    "                             [--json] [--queue URL]\n"
+    "                             [--profile NAME] [--json] [--queue URL]\n"
     "       scalr-email queue add --jsonl FILE [the options above as defaults] [--queue URL]\n"
     "       scalr-email queue work [--connections K] [--rate N] [--drain] [--backoff-base D]\n"
     "                              [--backoff-cap D] [--on-ambiguous resend|hold] [--lease D]\n"
@@ -35,13 +35,16 @@ static const char usage[] =
     "       scalr-email queue retry ID | --state S\n"
     "       scalr-email queue cancel ID\n"
     "       scalr-email queue hold ID | --all\n"
-    "       scalr-email queue release ID | --all\n"
+    "       scalr-email queue release ID | --all | --profile NAME\n"
     "       scalr-email queue purge --state S --older-than DURATION\n"
     "\n"
     "The queue is SCALR_EMAIL_QUEUE or --queue URL: sqlite:PATH (default\n"
     "sqlite:scalr-email-queue.db) or postgresql://... .  Durations: 100ms 30s 5m 24h 7d.\n"
     "TIME: seconds since the epoch, +DURATION from now, or YYYY-MM-DDTHH:MM:SSZ.\n"
-    "States: queued leased sent failed expired cancelled held unknown.\n";
+    "States: queued leased sent failed expired cancelled held unknown.\n"
+    "--profile NAME: a sender profile ($SCALR_EMAIL_PROFILES/NAME.env), also \"profile\" in\n"
+    "a --jsonl line: composed, checked and DKIM-signed with it now, sent with its account; the\n"
+    "tenant is the profile.  Its SCALR_EMAIL_QUEUE_RATE caps its messages per second.\n";
 
 static int help(void)
 {
@@ -280,8 +283,6 @@ static int add_jsonl(add_args *a, const char *env_file)
         int prc = cli_item_parse(&it, line, (size_t)len);
         if (prc < 0 && !it.why[0])
             snprintf(it.why, sizeof it.why, "cannot parse the line");
-        if (!it.why[0] && it.profile) /* send-batch takes it; the queue keeps no profile yet */
-            snprintf(it.why, sizeof it.why, "'profile' is not supported in queue lines yet");
         if (it.why[0]) {
             json_object_set_new(o, "error", json_string(it.why));
             json_object_set_new(o, "code", json_string("EINVAL"));
@@ -292,10 +293,14 @@ static int add_jsonl(add_args *a, const char *env_file)
             long long id = 0;
             int existed = 0;
             scalr_email_code rc = SCALR_EMAIL_OK;
+            scalr_email_enqueue_opts lo = a->o;
+            if (it.profile)
+                lo.profile = it.profile;
+            lo.env_file = env_file;
             if (!in_tx && (rc = scalr_email_queue_begin(q, &err)) == SCALR_EMAIL_OK)
                 in_tx = 1;
             if (rc == SCALR_EMAIL_OK)
-                rc = scalr_email_queue_add(q, &it.m, from, &a->o, &id, &existed, &err);
+                rc = scalr_email_queue_add(q, &it.m, from, &lo, &id, &existed, &err);
             if (rc == SCALR_EMAIL_OK) {
                 if (lacks_unsubscribe(&it.m, a->o.lane))
                     json_object_set_new(o, "warning",
@@ -388,11 +393,13 @@ static int q_add(int argc, char **argv)
     }
     if (jsonl) {
         /* Only the queue options (and --env-file) apply; each line is a message. */
-        static const struct option more[] = {{"env-file", required_argument, NULL, 'e'}};
-        struct option all[N_ADD_OPTS + 2];
+        static const struct option more[] = {{"env-file", required_argument, NULL, 'e'},
+                                             {"profile", required_argument, NULL, 'p'}};
+        struct option all[N_ADD_OPTS + 3];
         memcpy(all, add_opts, sizeof add_opts);
         all[N_ADD_OPTS] = more[0];
-        memset(&all[N_ADD_OPTS + 1], 0, sizeof all[0]);
+        all[N_ADD_OPTS + 1] = more[1];
+        memset(&all[N_ADD_OPTS + 2], 0, sizeof all[0]);
         const char *env_file = NULL;
         optind = 1;
         opterr = 0;
@@ -400,6 +407,10 @@ static int q_add(int argc, char **argv)
         while ((c = getopt_long(argc, argv, ":", all, NULL)) != -1) {
             if (c == 'e') {
                 env_file = optarg;
+                continue;
+            }
+            if (c == 'p') { /* the lines' default profile */
+                a.o.profile = optarg;
                 continue;
             }
             if (c == ':')
@@ -413,15 +424,27 @@ static int q_add(int argc, char **argv)
         }
         if (optind < argc)
             return cli_usage_error("unexpected argument '%s'", argv[optind]);
+        if (a.o.profile && a.o.tenant && strcmp(a.o.profile, a.o.tenant))
+            return cli_usage_error("--tenant %s with --profile %s: in the queue the tenant is the "
+                                   "profile (leave --tenant out)",
+                                   a.o.tenant, a.o.profile);
         return add_jsonl(&a, env_file);
     }
     cli_msg *m = NULL;
     int status = cli_msg_parse(argc, argv, add_opts, N_ADD_OPTS, on_add_opt, &a, &m);
     if (status)
         return status;
-    if (cli_msg_profile(m)) {
-        cli_msg_free(m);
-        return cli_usage_error("queue add: --profile is not supported yet (use --tenant)");
+    const char *profile = cli_msg_profile(m);
+    if (profile) {
+        if (a.o.tenant && strcmp(a.o.tenant, profile)) {
+            status = cli_usage_error("--tenant %s with --profile %s: in the queue the tenant is "
+                                     "the profile (leave --tenant out)",
+                                     a.o.tenant, profile);
+            cli_msg_free(m);
+            return status;
+        }
+        a.o.profile = profile;
+        a.o.env_file = cli_msg_env_file(m);
     }
     scalr_email_queue *q = NULL;
     char *from = NULL;
@@ -804,6 +827,8 @@ static int q_work(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     wo.on_event = on_event;
     wo.arg = &s;
+    wo.env_file = env_file; /* under the profiles, as for the worker's own client */
+    wo.trace = verbose ? cli_trace : NULL;
     scalr_email_code rc = scalr_email_queue_work(work_q, client, &wo, &err);
     if (md)
         MHD_stop_daemon(md);
@@ -842,6 +867,59 @@ static void on_provider(void *arg, const char *provider, int held, long long pau
     }
 }
 
+static void on_profile(void *arg, const char *profile, int held, long long paused_until,
+                       const char *reason)
+{
+    prov_list *p = arg;
+    if (p->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "profile", json_string(profile));
+        json_object_set_new(o, "held", json_boolean(held));
+        json_object_set_new(o, "paused_until", json_integer(paused_until));
+        json_object_set_new(o, "reason", json_string(reason));
+        json_array_append_new(p->arr, o);
+    } else if (held) {
+        printf("HELD profile %s: %s (other profiles keep sending; fix it, then: scalr-email "
+               "queue release --profile %s)\n",
+               profile, reason, profile);
+    } else {
+        printf("paused profile %s until %lld: %s\n", profile, paused_until, reason);
+    }
+}
+
+static void on_no_unsub(void *arg, const char *tenant, long long count)
+{
+    prov_list *p = arg;
+    if (p->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "tenant", json_string(tenant));
+        json_object_set_new(o, "count", json_integer(count));
+        json_array_append_new(p->arr, o);
+    } else {
+        printf("warning: tenant %s: %lld bulk message%s without List-Unsubscribe (Gmail and "
+               "Yahoo want one-click unsubscribe for bulk mail)\n",
+               tenant[0] ? tenant : "(none)", count, count == 1 ? "" : "s");
+    }
+}
+
+/* Held or paused profiles, then bulk mail without unsubscribe: into o
+ * (JSON) or printed. */
+static scalr_email_code status_tenants(scalr_email_queue *q, json_t *o, scalr_email_error *err)
+{
+    prov_list pr = {.arr = json_array(), .json = o != NULL};
+    prov_list un = {.arr = json_array(), .json = o != NULL};
+    scalr_email_code rc = scalr_email_queue_profiles(q, on_profile, &pr, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = scalr_email_queue_unsubscribe_missing(q, on_no_unsub, &un, err);
+    if (rc == SCALR_EMAIL_OK && o) {
+        json_object_set(o, "profiles", pr.arr);
+        json_object_set(o, "bulk_without_unsubscribe", un.arr);
+    }
+    json_decref(pr.arr);
+    json_decref(un.arr);
+    return rc;
+}
+
 static int print_status(scalr_email_queue *q, int json)
 {
     scalr_email_queue_status st;
@@ -870,6 +948,11 @@ static int print_status(scalr_email_queue *q, int json)
             return cli_report(&err);
         }
         json_object_set(o, "providers", p.arr);
+        if (status_tenants(q, o, &err) != SCALR_EMAIL_OK) {
+            json_decref(o);
+            json_decref(p.arr);
+            return cli_report(&err);
+        }
         char *t = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
         if (t)
             puts(t);
@@ -884,7 +967,8 @@ static int print_status(scalr_email_queue *q, int json)
             printf("next try: in %.1f s\n", (double)(st.next_run_at - st.now) / 1000.0);
         printf("sent in the last minute: %lld (%.1f/s)\n", st.sent_last_minute,
                (double)st.sent_last_minute / 60.0);
-        if (scalr_email_queue_providers(q, on_provider, &p, &err) != SCALR_EMAIL_OK) {
+        if (scalr_email_queue_providers(q, on_provider, &p, &err) != SCALR_EMAIL_OK ||
+            status_tenants(q, NULL, &err) != SCALR_EMAIL_OK) {
             json_decref(p.arr);
             return cli_report(&err);
         }
@@ -895,7 +979,7 @@ static int print_status(scalr_email_queue *q, int json)
 
 static int simple_opts(int argc, char **argv, const char *extra_name, const char **extra_val,
                        int *json, int *watch, int *all, const char **url, const char **state,
-                       const char **older)
+                       const char **older, const char **profile)
 {
     static const struct option o[] = {
         {"json", no_argument, NULL, 'j'},
@@ -905,6 +989,7 @@ static int simple_opts(int argc, char **argv, const char *extra_name, const char
         {"state", required_argument, NULL, 's'},
         {"older-than", required_argument, NULL, 'o'},
         {"limit", required_argument, NULL, 'l'},
+        {"profile", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -945,6 +1030,11 @@ static int simple_opts(int argc, char **argv, const char *extra_name, const char
                 goto bad;
             *extra_val = optarg;
             break;
+        case 'p':
+            if (!profile)
+                goto bad;
+            *profile = optarg;
+            break;
         case ':': return cli_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
         bad:
@@ -958,7 +1048,7 @@ static int q_status(int argc, char **argv)
 {
     int json = 0, watch = 0;
     const char *url = NULL;
-    int st = simple_opts(argc, argv, NULL, NULL, &json, &watch, NULL, &url, NULL, NULL);
+    int st = simple_opts(argc, argv, NULL, NULL, &json, &watch, NULL, &url, NULL, NULL, NULL);
     if (st)
         return st < 0 ? help() : st;
     if (optind < argc)
@@ -985,6 +1075,7 @@ static json_t *item_json(const scalr_email_queue_item *it)
     json_object_set_new(o, "lane", json_string(it->lane));
     json_object_set_new(o, "tenant", json_string(it->tenant));
     json_object_set_new(o, "provider", json_string(it->provider));
+    json_object_set_new(o, "profile", json_string(it->profile ? it->profile : ""));
     json_object_set_new(o, "idempotency_key",
                         it->idempotency_key ? json_string(it->idempotency_key) : json_null());
     json_object_set_new(o, "mail_from", json_string(it->mail_from));
@@ -1043,7 +1134,7 @@ static int q_list(int argc, char **argv)
 {
     int json = 0;
     const char *url = NULL, *state = NULL, *limit = NULL;
-    int st = simple_opts(argc, argv, "limit", &limit, &json, NULL, NULL, &url, &state, NULL);
+    int st = simple_opts(argc, argv, "limit", &limit, &json, NULL, NULL, &url, &state, NULL, NULL);
     if (st)
         return st < 0 ? help() : st;
     if (optind < argc)
@@ -1080,6 +1171,8 @@ static void show_item(void *arg, const scalr_email_queue_item *it)
     for (const char *p = it->rcpt_to; *p; p++)
         fputs(*p == '\n' ? ", " : (char[]){*p, 0}, stdout);
     printf("\n");
+    if (it->profile && it->profile[0])
+        printf("profile:      %s\n", it->profile);
     if (it->idempotency_key)
         printf("key:          %s\n", it->idempotency_key);
     if (it->last_error)
@@ -1113,7 +1206,7 @@ static int q_show(int argc, char **argv)
 {
     int json = 0;
     const char *url = NULL;
-    int st = simple_opts(argc, argv, NULL, NULL, &json, NULL, NULL, &url, NULL, NULL);
+    int st = simple_opts(argc, argv, NULL, NULL, &json, NULL, NULL, &url, NULL, NULL, NULL);
     if (st)
         return st < 0 ? help() : st;
     if (optind != argc - 1)
@@ -1147,13 +1240,28 @@ static int q_show(int argc, char **argv)
 static int q_act(const char *verb, int argc, char **argv)
 {
     int all = 0;
-    const char *url = NULL, *state = NULL, *older = NULL;
+    const char *url = NULL, *state = NULL, *older = NULL, *profile = NULL;
     int want_all = !strcmp(verb, "hold") || !strcmp(verb, "release");
     int want_state = !strcmp(verb, "retry") || !strcmp(verb, "purge");
     int st = simple_opts(argc, argv, NULL, NULL, NULL, NULL, want_all ? &all : NULL, &url,
-                         want_state ? &state : NULL, !strcmp(verb, "purge") ? &older : NULL);
+                         want_state ? &state : NULL, !strcmp(verb, "purge") ? &older : NULL,
+                         !strcmp(verb, "release") ? &profile : NULL);
     if (st)
         return st < 0 ? help() : st;
+    if (profile) { /* a held or paused sender profile sends again */
+        if (optind < argc || all)
+            return cli_usage_error("queue release --profile NAME takes nothing else");
+        scalr_email_queue *pq = NULL;
+        if ((st = open_queue(url, &pq)))
+            return st;
+        scalr_email_error perr;
+        if (scalr_email_queue_release_profile(pq, profile, &perr) != SCALR_EMAIL_OK)
+            st = cli_report(&perr);
+        else
+            printf("release: profile %s\n", profile);
+        scalr_email_queue_close(pq);
+        return st;
+    }
     long long id = 0;
     if (optind < argc) {
         if (optind != argc - 1 || (id = parse_id(argv[optind])) < 0)

@@ -441,7 +441,9 @@ static int deliver(const sm_args *a, const char *env_file, const char *queue_url
             goto out;
         }
         long long id = 0;
-        if (scalr_email_queue_add_raw(q, raw, mail_from, (const char *const *)rcpt, from, NULL, &id,
+        /* With a profile: its From, domains and key, and its tenant in the queue. */
+        const scalr_email_enqueue_opts qo = {.profile = profile, .env_file = env_file};
+        if (scalr_email_queue_add_raw(q, raw, mail_from, (const char *const *)rcpt, from, &qo, &id,
                                       NULL, &err) != SCALR_EMAIL_OK)
             st = cli_report(&err);
         else if (a->verbose)
@@ -504,14 +506,7 @@ int cli_sendmail(int argc, char **argv, int as_mailq)
         free(a.rcpt);
         return st;
     }
-    if (profile && queue && !a.list_queue)
-        /* The queue does not keep a profile yet: the worker would send the
-         * message with the platform's account. */
-        st = cli_usage_error("sendmail: a sender profile cannot go with a queue yet (%s "
-                             "and %s); send directly",
-                             a.profile ? "--profile" : "SCALR_EMAIL_PROFILE",
-                             a.queue ? "--queue" : "SCALR_EMAIL_QUEUE");
-    else if ((a.list_queue || a.run_queue) && !queue)
+    if ((a.list_queue || a.run_queue) && !queue)
         st = cli_usage_error("sendmail: %s needs a queue (SCALR_EMAIL_QUEUE or --queue)",
                              a.list_queue ? "-bp" : "-q");
     else if (a.list_queue && a.run_queue)

@@ -608,10 +608,21 @@ typedef struct scalr_email_enqueue_opts {
     long long expire_in_ms;      /* give up after this long; 0: 24 h */
     unsigned max_attempts;       /* 0: the worker's default (20) */
     const char *provider;        /* NULL: the worker's own configuration */
+    /* A sender profile (scalr_email_client_from_profile): the message is
+     * composed with the profile's SMTP_FROM as default sender, checked
+     * against its SMTP_ALLOWED_FROM_DOMAINS (EINVAL) and signed with its
+     * DKIM key now; a worker sends it with that profile's client.  The
+     * tenant is the profile: tenant NULL means the profile, another tenant
+     * is EINVAL.  An unknown profile, a bad key: ECONFIG.  Nothing is
+     * stored on any error.  NULL: none (the worker's own client). */
+    const char *profile;
+    const char *env_file; /* the platform configuration under the profile; NULL: the environment */
 } scalr_email_enqueue_opts;
 
 /* Validate and compose msg exactly as scalr_email_client_send would
  * (EINVAL, EFILE, ENOTCONFIGURED: nothing stored), then store it durably.
+ * Whether it carries List-Unsubscribe is stored with it (for
+ * scalr_email_queue_unsubscribe_missing).
  * The envelope sender (envelope_from) is kept; DSN fields are not, so a
  * message with any of them is refused (EINVAL).
  * default_from is used when msg->sender is NULL.  *id gets the queue id;
@@ -622,7 +633,8 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
                                        int *existed, scalr_email_error *err);
 
 /* Store raw in the queue instead (sendmail mode, see scalr_email_raw_new): as scalr_email_queue_add,
- * default_from standing for the configured sender.  The server is not
+ * default_from standing for the configured sender (with opts->profile: the
+ * profile's SMTP_FROM, allowed domains and DKIM key).  The server is not
  * known yet, so non-ASCII header fields are always RFC 2047-encoded, and
  * the message is read into memory to be stored. */
 scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw *raw,
@@ -653,6 +665,7 @@ typedef struct scalr_email_queue_item {
     const char *lease_owner; /* or NULL */
     long long lease_until;
     const char *last_error; /* or NULL */
+    const char *profile;    /* the sender profile, "" when none */
 } scalr_email_queue_item;
 
 typedef struct scalr_email_queue_attempt {
@@ -679,6 +692,27 @@ scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
                                                         int held, long long paused_until,
                                                         const char *reason),
                                              void *arg, scalr_email_error *err);
+/* Sender profiles that wait: held (a fault of the profile's own server or
+ * configuration: auth, TLS, a bad key; until released) or paused until
+ * paused_until (it throttled), each with its reason.  Other profiles keep
+ * sending. */
+scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
+                                            void (*fn)(void *arg, const char *profile, int held,
+                                                       long long paused_until,
+                                                       const char *reason),
+                                            void *arg, scalr_email_error *err);
+/* Per tenant, bulk-lane messages waiting to be sent (queued, leased, held)
+ * without List-Unsubscribe (what Gmail and Yahoo penalise); tenants with
+ * none are not reported.  Messages enqueued before the queue recorded it
+ * are not counted. */
+scalr_email_code scalr_email_queue_unsubscribe_missing(scalr_email_queue *q,
+                                                       void (*fn)(void *arg, const char *tenant,
+                                                                  long long count),
+                                                       void *arg, scalr_email_error *err);
+/* Let a held or paused profile send again (ENOTFOUND when it is neither).
+ * scalr_email_queue_release(q, 0, ...) releases every profile too. */
+scalr_email_code scalr_email_queue_release_profile(scalr_email_queue *q, const char *profile,
+                                                   scalr_email_error *err);
 /* How many rows per state, lane and tenant (for metrics). */
 scalr_email_code scalr_email_queue_depth(scalr_email_queue *q,
                                          void (*fn)(void *arg, const char *state, const char *lane,
@@ -734,6 +768,19 @@ typedef struct scalr_email_work_opts {
     void (*on_event)(void *arg, long long id, const char *outcome, long long age_ms,
                      const scalr_email_error *e);
     void *arg;
+    /* Rows with a sender profile are sent with a client from
+     * scalr_email_client_from_profile(profile, env_file, trace, trace_arg),
+     * made once per profile for the worker's life (its own pooled
+     * connections).  The profile's SCALR_EMAIL_QUEUE_RATE (messages per
+     * second, over the platform's; none: no limit) caps it on top of
+     * rate: a row over its rate goes back to the queue uncounted
+     * ("deferred", no event) and the profile is passed over in claims
+     * until its next slot, so other tenants never wait behind it.
+     * Throttling replies and faults (auth, TLS, configuration) of a
+     * profile pause or hold that profile only. */
+    const char *env_file;
+    scalr_email_trace_fn trace;
+    void *trace_arg;
 } scalr_email_work_opts;
 
 /* Send queued messages through client until scalr_email_queue_stop (or,

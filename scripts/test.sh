@@ -60,6 +60,7 @@ if build; then
     SCALR_EMAIL_BIN=build/scalr-email run inbox-container /usr/bin/python3 tests/inbox/test_container.py
     SCALR_EMAIL="$PWD/build/scalr-email" run inbox-web bash tests/inbox/web/run.sh
     SCALR_EMAIL_BIN=build/scalr-email run queue /usr/bin/python3 tests/queue/run.py
+    SCALR_EMAIL_BIN=build/scalr-email run queue-profiles /usr/bin/python3 tests/queue/profiles.py
     SCALR_EMAIL_BIN=build/scalr-email run sendmail /usr/bin/python3 tests/sendmail/run.py
     SCALR_EMAIL_BIN=build/scalr-email run template /usr/bin/python3 tests/template/run.py
     SCALR_EMAIL_BIN=build/scalr-email run doctor /usr/bin/python3 tests/doctor/run.py
@@ -81,6 +82,7 @@ if build SAN=1 BUILD=build-san; then
     SCALR_EMAIL_BIN=build-san/scalr-email run message-san /usr/bin/python3 tests/message/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email run oauth-san /usr/bin/python3 tests/oauth/run.py
     SCALR_EMAIL_BIN=build-san/scalr-email QUEUE_SOAK_N=200 run queue-san /usr/bin/python3 tests/queue/run.py
+    SCALR_EMAIL_BIN=build-san/scalr-email run queue-profiles-san /usr/bin/python3 tests/queue/profiles.py
     # not Memory: under ASan the peak RSS measures the sanitizer
     SCALR_EMAIL_BIN=build-san/scalr-email run sendmail-san /usr/bin/python3 tests/sendmail/run.py RealCallers Flags Encoding Queue
     SCALR_EMAIL_BIN=build-san/scalr-email run doctor-san /usr/bin/python3 tests/doctor/run.py

@@ -57,6 +57,10 @@ scalr_email_code se_client_check_from(const scalr_email_client *c, const se_comp
  * then the empty line or the body). */
 scalr_email_code se_client_check_sender(const scalr_email_client *c, const char *mail_from,
                                         const char *d, size_t lim, scalr_email_error *err);
+/* A variable as a profile's client sees it: the profile's file, then the
+ * environment, then env_file (ECONFIG for an unknown profile). */
+scalr_email_code se_profile_get(const char *profile, const char *env_file, const char *name,
+                                char **value, scalr_email_error *err);
 
 /* Sign a freshly composed message with c's DKIM keys (none: nothing to do). */
 scalr_email_code se_client_dkim_sign(const scalr_email_client *c, se_composed *comp,

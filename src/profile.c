@@ -65,6 +65,17 @@ scalr_email_code scalr_email_client_from_profile(scalr_email_client **out, const
     return se_client_from_layers(out, profile, path, env_file, trace, trace_arg, err);
 }
 
+scalr_email_code se_profile_get(const char *profile, const char *env_file, const char *name,
+                                char **value, scalr_email_error *err)
+{
+    *value = NULL;
+    char path[4096];
+    scalr_email_code rc = se_profile_path(profile, env_file, path, sizeof path, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    return se_config_get_layered(path, env_file, name, value, err);
+}
+
 /* The domain of an address as the composer writes it ("a@b" or "N <a@b>"). */
 static int domain_of(const char *s, size_t n, char *out, size_t outlen)
 {

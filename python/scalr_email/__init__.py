@@ -429,7 +429,7 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
             idempotency_key: Optional[str] = None,
             expire_in: Optional[Union[datetime.timedelta, int, float]] = None,
             max_attempts: Optional[int] = None, queue: Optional[str] = None,
-            conn=None) -> int:
+            conn=None, profile: Optional[str] = None) -> int:
     """Put one email in the durable queue and return its queue id (int).
 
     Same message arguments as send().  The message is composed now (its
@@ -441,6 +441,13 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
                     seconds; None: now.
     priority        "transactional" (always sent first) or "bulk".
     tenant          fairness key inside the lane (round-robin).
+    profile         a sender profile (tenant): $SCALR_EMAIL_PROFILES/NAME.env.
+                    The message is composed with its SMTP_FROM, checked
+                    against its SMTP_ALLOWED_FROM_DOMAINS (InvalidMessageError)
+                    and DKIM-signed with its key now; the worker sends it with
+                    the profile's account.  The tenant is the profile (another
+                    tenant: ValueError).  Unknown profile or bad key:
+                    ConfigurationError.  Not with conn.
     idempotency_key the same key again returns the existing id and stores
                     nothing new.
     expire_in       give up after this long: seconds or a timedelta
@@ -473,17 +480,25 @@ def enqueue(to: Addresses, subject: str, body: str, body_html: Optional[str] = N
         raise TypeError("max_attempts must be int or None")
     if max_attempts is not None and max_attempts <= 0:
         raise ValueError("max_attempts must be positive")
+    profile = _text(profile, "profile")
+    if profile is not None and tenant is not None and tenant != profile:
+        raise ValueError(f"tenant {tenant!r} is not profile {profile!r}: in the queue the "
+                         "tenant is the profile (leave tenant out)")
     default_from = os.environ.get("SMTP_FROM") or None
     if conn is not None:
         if queue is not None:
             raise TypeError("give queue= or conn=, not both")
+        if profile is not None:
+            raise TypeError("profile= is not supported with conn= (the transactional outbox); "
+                            "enqueue without conn")
         return _queue.outbox_insert(conn, args, default_from, lane, tenant, key, run_at,
                                     expire_ms, max_attempts)
     if queue is not None and not isinstance(queue, str):
         raise TypeError(f"queue must be a URL str, not {type(queue).__name__}")
     res, qid, _existed = _native.enqueue(*args, default_from=default_from, queue=queue,
                                          send_at_ms=run_at, lane=lane, tenant=tenant, key=key,
-                                         expire_in_ms=expire_ms, max_attempts=max_attempts)
+                                         expire_in_ms=expire_ms, max_attempts=max_attempts,
+                                         profile=profile)
     if res[0] != "OK":
         raise error_from_result(res)
     return qid

@@ -20,7 +20,7 @@ from typing import Any, Optional, Tuple, Union
 from . import _native
 from .errors import ConfigurationError, QueueError, error_from_result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_QUEUE = "sqlite:scalr-email-queue.db"
 LANES = {"transactional": 0, "bulk": 1}
 
@@ -33,7 +33,8 @@ _PG_NOW = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 _DAY_MS = 24 * 3600 * 1000
 
 _COLUMNS = ("state, lane, tenant, provider, idempotency_key, mail_from, rcpt_to, message_id, "
-            "body, size, created_at, run_at, expire_at, max_attempts, updated_at, attempts")
+            "body, size, created_at, run_at, expire_at, max_attempts, updated_at, attempts, "
+            "has_unsubscribe")
 
 
 def send_at_ms(value: Optional[SendAt]) -> Optional[int]:
@@ -99,6 +100,12 @@ def _check_version(value) -> None:
         raise ConfigurationError(f"the queue's schema version {version} is newer than this "
                                  f"scalr_email knows ({SCHEMA_VERSION}): upgrade it",
                                  code="ECONFIG", stage="QUEUE")
+    if version < SCHEMA_VERSION:
+        # The outbox INSERT names version 2's columns: migrate first.
+        raise QueueError(f"the queue's schema is version {version}, this scalr_email writes "
+                         f"version {SCHEMA_VERSION}: upgrade it once with "
+                         "scalr_email.init_queue(URL) or `scalr-email queue status`",
+                         code="ESTORE", stage="QUEUE")
 
 
 def _insert_sqlite(conn, row) -> int:
@@ -124,11 +131,11 @@ def _insert_sqlite(conn, row) -> int:
         # One statement: 'now' is the same value everywhere in it.
         cur.execute(
             f"INSERT INTO scalr_email_queue ({_COLUMNS}) VALUES ('queued', ?, ?, '', ?, ?, ?, ?, "
-            f"?, ?, {now}, COALESCE(?, {now}), {now} + ?, ?, {now}, 0) "
+            f"?, ?, {now}, COALESCE(?, {now}), {now} + ?, ?, {now}, 0, ?) "
             "ON CONFLICT (idempotency_key) DO NOTHING",
             (row["lane"], row["tenant"], key, row["mail_from"], row["rcpt_to"],
              row["message_id"], row["body"], row["size"], row["run_at"], row["expire_in"],
-             row["max_attempts"]))
+             row["max_attempts"], row["has_unsubscribe"]))
         if cur.rowcount == 1:
             return int(cur.lastrowid)
         # Another connection committed the same key since the SELECT.
@@ -162,11 +169,11 @@ def _insert_pg(conn, row) -> int:
             f"WITH t(now) AS (SELECT {_PG_NOW}) "
             f"INSERT INTO scalr_email_queue ({_COLUMNS}) "
             "SELECT 'queued', %s, %s, '', %s, %s, %s, %s, %s, %s, now, COALESCE(%s, now), "
-            "now + %s, %s, now, 0 FROM t "
+            "now + %s, %s, now, 0, %s FROM t "
             "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             (row["lane"], row["tenant"], key, row["mail_from"], row["rcpt_to"],
              row["message_id"], row["body"], row["size"], row["run_at"], row["expire_in"],
-             row["max_attempts"]))
+             row["max_attempts"], row["has_unsubscribe"]))
         got = cur.fetchone()
         if got is None:
             # The key exists (perhaps committed by another transaction that
@@ -194,6 +201,13 @@ def _db_errors(kind: str) -> Tuple[type, ...]:
     return tuple(errs)
 
 
+def _has_unsubscribe(data: bytes) -> int:
+    """1 when the header block carries List-Unsubscribe (queue status warns
+    about bulk messages without it)."""
+    head = data.split(b"\r\n\r\n", 1)[0]
+    return int(any(line[:17].lower() == b"list-unsubscribe:" for line in head.split(b"\r\n")))
+
+
 def outbox_insert(conn: Any, args: tuple, default_from: Optional[str], lane_n: int,
                   tenant: Optional[str], key: Optional[str], run_at: Optional[int],
                   expire_in: Optional[int], max_attempts: Optional[int]) -> int:
@@ -214,6 +228,7 @@ def outbox_insert(conn: Any, args: tuple, default_from: Optional[str], lane_n: i
         "run_at": run_at,
         "expire_in": expire_in if expire_in else _DAY_MS,
         "max_attempts": max_attempts,
+        "has_unsubscribe": _has_unsubscribe(data),
     }
     try:
         return _insert_sqlite(conn, row) if kind == "sqlite" else _insert_pg(conn, row)

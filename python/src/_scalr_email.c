@@ -541,7 +541,7 @@ static PyObject *native_render(PyObject *self, PyObject *args)
 static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char *const *extra,
                         int n, PyObject **a, PyObject **vals)
 {
-    enum { MAX_EXTRA = 8 };
+    enum { MAX_EXTRA = 9 };
     if (n > MAX_EXTRA) {
         PyErr_SetString(PyExc_SystemError, "too many keyword arguments");
         return 0;
@@ -553,7 +553,7 @@ static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char
         names[N_ARGS + i] = (char *)extra[i];
     names[N_ARGS + n] = NULL;
     char fmt[64];
-    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|O$%.*s:%s", n, "OOOOOOOO", fn);
+    snprintf(fmt, sizeof fmt, "OOOOOOOOOO|O$%.*s:%s", n, "OOOOOOOOO", fn);
     a[10] = Py_None;
     PyObject **p[N_ARGS + MAX_EXTRA];
     for (int i = 0; i < N_ARGS; i++)
@@ -564,7 +564,7 @@ static int parse_extras(PyObject *args, PyObject *kw, const char *fn, const char
         p[N_ARGS + i] = NULL;
     return PyArg_ParseTupleAndKeywords(args, kw, fmt, names, p[0], p[1], p[2], p[3], p[4], p[5],
                                        p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14],
-                                       p[15], p[16], p[17], p[18]);
+                                       p[15], p[16], p[17], p[18], p[19]);
 }
 
 PyDoc_STRVAR(
@@ -649,7 +649,7 @@ PyDoc_STRVAR(
     enqueue_doc,
     "enqueue(to, subject, body, body_html, sender, cc, bcc, reply_to, headers, attachments,\n"
     "        *, default_from=None, queue=None, send_at_ms=None, lane=0, tenant=None,\n"
-    "        key=None, expire_in_ms=None, max_attempts=None) -> tuple\n\n"
+    "        key=None, expire_in_ms=None, max_attempts=None, profile=None) -> tuple\n\n"
     "Internal: scalr_email_queue_add on the queue named by the URL queue (None:\n"
     "$SCALR_EMAIL_QUEUE, else sqlite:scalr-email-queue.db).  Returns\n"
     "(result_tuple, id, existed); id is None on failure.  The GIL is released\n"
@@ -658,11 +658,13 @@ PyDoc_STRVAR(
 static PyObject *native_enqueue(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static const char *const extra[] = {"default_from", "queue", "send_at_ms",   "lane",
-                                        "tenant",       "key",   "expire_in_ms", "max_attempts"};
+    static const char *const extra[] = {"default_from", "queue",        "send_at_ms",
+                                        "lane",         "tenant",       "key",
+                                        "expire_in_ms", "max_attempts", "profile"};
     PyObject *a[N_ARGS];
-    PyObject *v[8] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None, Py_None};
-    if (!parse_extras(args, kw, "enqueue", extra, 8, a, v))
+    PyObject *v[9] = {Py_None, Py_None, Py_None, Py_None, Py_None,
+                      Py_None, Py_None, Py_None, Py_None};
+    if (!parse_extras(args, kw, "enqueue", extra, 9, a, v))
         return NULL;
     conv c = {0};
     c.check_body_nul = 1;
@@ -689,6 +691,8 @@ static PyObject *native_enqueue(PyObject *self, PyObject *args, PyObject *kw)
         cr = ll_arg(v[6], "expire_in_ms", &o.expire_in_ms);
     if (!cr)
         cr = ll_arg(v[7], "max_attempts", &max_att);
+    if (!cr)
+        cr = text(v[8], "profile", 0, &o.profile, NULL, &err);
     if (cr == -2) {
         conv_free(&c);
         return NULL;

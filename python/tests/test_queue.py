@@ -18,6 +18,7 @@ import scalr_email
 from scalr_email import InvalidMessageError, NotConfiguredError, QueueError, enqueue
 
 from base import FROM, EnvTestCase
+from servers import SmtpServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -275,6 +276,26 @@ class SqliteOutbox(QueueCase):
             enqueue("user@example.com", "s", "b", conn=other)
         self.assertIn("init_queue", str(cm.exception))
 
+    def test_version_1_queue_asks_for_the_upgrade(self):
+        scalr_email.init_queue(self.url)
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        for stmt in ("ALTER TABLE scalr_email_queue DROP COLUMN profile",
+                     "ALTER TABLE scalr_email_queue DROP COLUMN has_unsubscribe",
+                     "DROP TABLE scalr_email_profiles",
+                     "UPDATE scalr_email_meta SET value = '1' WHERE key = 'schema_version'"):
+            db.execute(stmt)
+        db.commit()
+        with self.assertRaises(QueueError) as cm:
+            enqueue("user@example.com", "s", "b", conn=db)
+        self.assertIn("init_queue", str(cm.exception))
+        db.rollback()
+        scalr_email.init_queue(self.url)      # upgraded in place
+        enqueue("user@example.com", "s", "b", priority="bulk", conn=db)
+        db.commit()
+        [row] = self.rows()
+        self.assertEqual((row["profile"], row["has_unsubscribe"]), ("", 0))
+
     def test_c_and_outbox_rows_have_the_same_shape(self):
         a = enqueue("user@example.com", "Same", "x", queue=self.url)
         b = enqueue("user@example.com", "Same", "x", conn=self.db)
@@ -327,6 +348,59 @@ class Delivery(QueueCase):
         self.assertEqual([a["outcome"] for a in shown["attempts"]], ["sent"])
         self.assertEqual(scalr_email.queue_status(self.url)["counts"]["sent"], 3)
         self.assertTrue(all(r["body"] is None for r in self.rows()))
+
+    def test_enqueue_with_a_profile(self):
+        """profile=: composed with the tenant's From, checked against its
+        domains and signed with its key at enqueue; the worker sends it with
+        the tenant's account, not the platform's."""
+        platform = self.smtp_server()
+        tenant = self.start(SmtpServer())
+        d = tempfile.mkdtemp(prefix="py-qprofiles-")
+        self.addCleanup(shutil.rmtree, d, True)
+        lines = ["SMTP_PORT=%d" % tenant.port, "SMTP_FROM=noreply@acme.example",
+                 "SMTP_ALLOWED_FROM_DOMAINS=acme.example"]
+        binary = scalr_email_bin()
+        if binary:  # a DKIM key of the tenant's own
+            key = os.path.join(d, "acme.key")
+            subprocess.run([binary, "dkim", "keygen", "--domain", "acme.example", "--selector",
+                            "s1", "--type", "ed25519", "--out", key], check=True,
+                           capture_output=True)
+            lines += ["SMTP_DKIM_DOMAIN=acme.example", "SMTP_DKIM_SELECTOR=s1",
+                      "SMTP_DKIM_KEY_FILE=" + key]
+        with open(os.path.join(d, "acme.env"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.environ["SCALR_EMAIL_PROFILES"] = d
+        self.addCleanup(os.environ.pop, "SCALR_EMAIL_PROFILES", None)
+        qid = enqueue("u@example.com", "tenant", "b", profile="acme", priority="bulk",
+                      queue=self.url)
+        [row] = self.rows()
+        self.assertEqual((row["id"], row["profile"], row["tenant"], row["mail_from"]),
+                         (qid, "acme", "acme", "noreply@acme.example"))
+        self.assertEqual(row["has_unsubscribe"], 0)
+        if binary:
+            self.assertIn(b"d=acme.example;", row["body"].replace(b"\r\n\t", b"")
+                          .replace(b" ", b""))
+        with self.assertRaises(InvalidMessageError):
+            enqueue("u@example.com", "spoof", "b", sender="ceo@globex.example",
+                    profile="acme", queue=self.url)
+        with self.assertRaises(scalr_email.ConfigurationError):
+            enqueue("u@example.com", "x", "b", profile="nobody", queue=self.url)
+        with self.assertRaises(ValueError):
+            enqueue("u@example.com", "x", "b", profile="acme", tenant="globex", queue=self.url)
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        with self.assertRaises(TypeError):
+            enqueue("u@example.com", "x", "b", profile="acme", conn=db)
+        self.assertEqual(len(self.rows()), 1, "nothing else stored")
+        if not binary:
+            self.skipTest("build/scalr-email not built (set SCALR_EMAIL_BIN): not sent")
+        env = dict(os.environ, SCALR_EMAIL_QUEUE=self.url)
+        proc = subprocess.run([binary, "queue", "work", "--drain"], env=env,
+                              capture_output=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode(errors="replace"))
+        [got] = tenant.wait_messages(1)
+        self.assertEqual(got.mail_from, "noreply@acme.example")
+        self.assertEqual(platform.messages, [])
 
 
 if __name__ == "__main__":

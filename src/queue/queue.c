@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "client_int.h"
@@ -60,7 +61,70 @@ void scalr_email_queue_close(scalr_email_queue *q)
     }
     free(q->url);
     se_dkim_signer_free(q->dkim);
+    for (size_t i = 0; i < q->n_profiles; i++) {
+        free(q->profiles[i].name);
+        free(q->profiles[i].env_file);
+        scalr_email_client_free(q->profiles[i].c);
+    }
     free(q);
+}
+
+static int same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The client of a sender profile, made on first use (ECONFIG for an
+ * unknown profile or a bad key, nothing stored). */
+static scalr_email_code profile_client(scalr_email_queue *q, const char *name, const char *env_file,
+                                       scalr_email_client **out, scalr_email_error *err)
+{
+    for (size_t i = 0; i < q->n_profiles; i++)
+        if (!strcmp(q->profiles[i].name, name) && same(q->profiles[i].env_file, env_file)) {
+            *out = q->profiles[i].c;
+            return SCALR_EMAIL_OK;
+        }
+    scalr_email_client *c = NULL;
+    scalr_email_code rc = scalr_email_client_from_profile(&c, name, env_file, NULL, NULL, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    if (q->n_profiles == SE_QUEUE_MAX_PROFILES) {
+        free(q->profiles[0].name);
+        free(q->profiles[0].env_file);
+        scalr_email_client_free(q->profiles[0].c);
+        memmove(q->profiles, q->profiles + 1, (SE_QUEUE_MAX_PROFILES - 1) * sizeof q->profiles[0]);
+        q->n_profiles--;
+    }
+    struct se_qprofile *p = &q->profiles[q->n_profiles];
+    p->name = strdup(name);
+    p->env_file = env_file ? strdup(env_file) : NULL;
+    p->c = c;
+    if (!p->name || (env_file && !p->env_file)) {
+        free(p->name);
+        free(p->env_file);
+        scalr_email_client_free(c);
+        return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+    }
+    q->n_profiles++;
+    *out = c;
+    return SCALR_EMAIL_OK;
+}
+
+/* 1 when the header block of data[0..len) has a List-Unsubscribe field. */
+static int has_unsubscribe(const char *d, size_t len)
+{
+    static const char name[] = "List-Unsubscribe:";
+    for (size_t i = 0; i < len;) {
+        if (d[i] == '\r' || d[i] == '\n')
+            return 0; /* the blank line: the header block ended */
+        if (len - i >= sizeof name - 1 && !strncasecmp(d + i, name, sizeof name - 1))
+            return 1;
+        const char *nl = memchr(d + i, '\n', len - i);
+        if (!nl)
+            return 0;
+        i = (size_t)(nl - d) + 1;
+    }
+    return 0;
 }
 
 static scalr_email_code check_opts(const scalr_email_enqueue_opts *opts, scalr_email_error *err)
@@ -78,6 +142,14 @@ static scalr_email_code check_opts(const scalr_email_enqueue_opts *opts, scalr_e
                            "idempotency key contains a control character");
     if (opts->tenant && strlen(opts->tenant) > 255)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "tenant longer than 255 bytes");
+    /* In the queue the tenant is the profile: fairness and rate limits
+     * apply per profile, so the two cannot disagree. */
+    if (opts->profile && *opts->profile && opts->tenant && *opts->tenant &&
+        strcmp(opts->tenant, opts->profile))
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE",
+                       "tenant '%.64s' is not profile '%.64s': in the queue the tenant is the "
+                       "profile (leave the tenant out)",
+                       opts->tenant, opts->profile);
     return SCALR_EMAIL_OK;
 }
 
@@ -89,6 +161,7 @@ static scalr_email_code store(scalr_email_queue *q, const char *mail_from, char 
 {
     if (err)
         snprintf(err->message_id, sizeof err->message_id, "%s", message_id);
+    const char *profile = opts->profile && *opts->profile ? opts->profile : NULL;
     const se_qnew m = {
         .mail_from = mail_from,
         .rcpt = (const char *const *)rcpt,
@@ -97,8 +170,10 @@ static scalr_email_code store(scalr_email_queue *q, const char *mail_from, char 
         .body = data,
         .size = size,
         .lane = opts->lane,
-        .tenant = opts->tenant,
+        .tenant = opts->tenant && *opts->tenant ? opts->tenant : profile,
         .provider = opts->provider,
+        .profile = profile,
+        .has_unsubscribe = has_unsubscribe(data, size),
         .idem_key = opts->idempotency_key && *opts->idempotency_key ? opts->idempotency_key : NULL,
         .run_at_ms = opts->send_at_ms,
         .expire_in_ms = opts->expire_in_ms,
@@ -150,15 +225,33 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE",
                        "the queue does not keep DSN parameters (notify, ret, envid); send the "
                        "message directly to use them");
+    /* A profile's message is composed, checked and signed with the
+     * profile's configuration, as its send would be. */
+    scalr_email_client *pc = NULL;
+    if (opts->profile && *opts->profile) {
+        rc = profile_client(q, opts->profile, opts->env_file, &pc, err);
+        if (rc != SCALR_EMAIL_OK)
+            return rc;
+        if (pc->s.from)
+            default_from = pc->s.from;
+    }
     /* Composed once, here: every retry sends these exact bytes. */
     se_composed comp;
     memset(&comp, 0, sizeof comp);
     rc = se_compose(msg, default_from, NULL, &comp, err);
     if (rc == SCALR_EMAIL_OK)
         rc = se_composed_flatten(&comp, err);
-    if (rc == SCALR_EMAIL_OK && q->dkim)
+    if (rc == SCALR_EMAIL_OK && pc) {
+        if (se_client_apply_return_path(pc, msg, &comp) < 0)
+            rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+        if (rc == SCALR_EMAIL_OK)
+            rc = se_client_check_from(pc, &comp, err);
+        if (rc == SCALR_EMAIL_OK)
+            rc = se_client_dkim_sign(pc, &comp, err);
+    } else if (rc == SCALR_EMAIL_OK && q->dkim) {
         rc = se_dkim_sign_composed(q->dkim->keys, q->dkim->n, q->dkim->allow_mismatch, &comp,
                                    time(NULL), err);
+    }
     if (rc == SCALR_EMAIL_OK)
         rc = store(q, comp.mail_from, comp.rcpt, comp.n_rcpt, comp.message_id, comp.data.data,
                    comp.data.len, opts, id, existed, err);
@@ -185,6 +278,17 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
     scalr_email_code rc = check_opts(opts, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
+    /* A profile's message: its From, allowed domains and DKIM key, as its
+     * direct send would have. */
+    scalr_email_client *pc = NULL;
+    if (opts->profile && *opts->profile) {
+        rc = profile_client(q, opts->profile, opts->env_file, &pc, err);
+        if (rc != SCALR_EMAIL_OK)
+            return rc;
+        if (pc->s.from)
+            default_from = pc->s.from;
+    }
+    const se_dkim_signer *signer = pc ? pc->dkim : q->dkim;
     se_raw_env e;
     if ((rc = se_raw_prepare(raw, mail_from, rcpt, default_from, &e, err)) != SCALR_EMAIL_OK)
         return rc;
@@ -194,8 +298,11 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
     unsigned char bh[32];
     if (se_ingest_header(&raw->in, 0, e.add.data, &all, err) < 0) {
         rc = err ? err->code : SCALR_EMAIL_EINVAL;
-    } else if (q->dkim && ((rc = se_raw_body_hash(raw, bh, err)) != SCALR_EMAIL_OK ||
-                           (rc = se_raw_dkim_sign(q->dkim, bh, &all, err)) != SCALR_EMAIL_OK)) {
+    } else if (pc && (rc = se_client_check_sender(pc, e.mail_from, all.data, all.len, err)) !=
+                         SCALR_EMAIL_OK) {
+        /* outside the profile's allowed domains: nothing stored */
+    } else if (signer && ((rc = se_raw_body_hash(raw, bh, err)) != SCALR_EMAIL_OK ||
+                          (rc = se_raw_dkim_sign(signer, bh, &all, err)) != SCALR_EMAIL_OK)) {
         /* signed at enqueue, as queue_add: every retry sends these bytes */
     } else if (se_ingest_rewind(&b, &raw->in) < 0) {
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
@@ -226,7 +333,8 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
 #define ITEM_COLS                                                                                  \
     "id, state, lane, tenant, provider, idempotency_key, mail_from, rcpt_to, message_id, size, "  \
     "attempts, COALESCE(max_attempts, 0), created_at, run_at, COALESCE(expire_at, 0), "           \
-    "updated_at, COALESCE(finished_at, 0), lease_owner, COALESCE(lease_until, 0), last_error"
+    "updated_at, COALESCE(finished_at, 0), lease_owner, COALESCE(lease_until, 0), last_error, "   \
+    "profile"
 
 static void fill_item(const se_qres *r, size_t i, scalr_email_queue_item *it)
 {
@@ -251,6 +359,9 @@ static void fill_item(const se_qres *r, size_t i, scalr_email_queue_item *it)
     it->lease_owner = se_qres_text(r, i, 17);
     it->lease_until = se_qres_int(r, i, 18);
     it->last_error = se_qres_text(r, i, 19);
+    it->profile = se_qres_text(r, i, 20);
+    if (!it->profile)
+        it->profile = "";
 }
 
 static const char *const states[] = {"queued", "leased", "sent",  "failed",
@@ -306,6 +417,74 @@ scalr_email_code scalr_email_queue_get_status(scalr_email_queue *q, scalr_email_
     }
     se_qres_free(&r);
     return SCALR_EMAIL_OK;
+}
+
+static scalr_email_code act_all(scalr_email_queue *q, const char *sql, const se_qval *p, int np,
+                                long long *changed, scalr_email_error *err);
+
+scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
+                                            void (*fn)(void *arg, const char *profile, int held,
+                                                       long long paused_until,
+                                                       const char *reason),
+                                            void *arg, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q || !fn)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_profiles: NULL argument");
+    se_qres r = {0};
+    scalr_email_code rc =
+        se_qstore_exec(q->st,
+                       "SELECT profile, held, COALESCE(paused_until, 0), COALESCE(reason, '') "
+                       "FROM scalr_email_profiles WHERE held = 1 OR paused_until > NOW_MS "
+                       "ORDER BY profile",
+                       NULL, 0, &r, NULL, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    for (size_t i = 0; i < r.rows; i++)
+        fn(arg, se_qres_text(&r, i, 0), (int)se_qres_int(&r, i, 1), se_qres_int(&r, i, 2),
+           se_qres_text(&r, i, 3));
+    se_qres_free(&r);
+    return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_queue_unsubscribe_missing(scalr_email_queue *q,
+                                                       void (*fn)(void *arg, const char *tenant,
+                                                                  long long count),
+                                                       void *arg, scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q || !fn)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_unsubscribe_missing: NULL argument");
+    se_qres r = {0};
+    scalr_email_code rc = se_qstore_exec(
+        q->st,
+        "SELECT tenant, COUNT(*) FROM scalr_email_queue WHERE lane = 'bulk' AND has_unsubscribe = 0 "
+        "AND state IN ('queued', 'leased', 'held') GROUP BY tenant ORDER BY tenant",
+        NULL, 0, &r, NULL, err);
+    if (rc != SCALR_EMAIL_OK)
+        return rc;
+    for (size_t i = 0; i < r.rows; i++)
+        fn(arg, se_qres_text(&r, i, 0) ? se_qres_text(&r, i, 0) : "", se_qres_int(&r, i, 1));
+    se_qres_free(&r);
+    return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_queue_release_profile(scalr_email_queue *q, const char *profile,
+                                                   scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q || !profile)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_release_profile: NULL argument");
+    const se_qval p[] = {QT(profile)};
+    long long n = 0;
+    scalr_email_code rc = act_all(q,
+                                  "DELETE FROM scalr_email_profiles WHERE profile = ? AND (held = "
+                                  "1 OR paused_until IS NOT NULL)",
+                                  p, 1, &n, err);
+    if (rc == SCALR_EMAIL_OK && n == 0)
+        return se_fail(err, SCALR_EMAIL_ENOTFOUND, "QUEUE",
+                       "profile '%.64s' is neither held nor paused", profile);
+    return rc;
 }
 
 scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
@@ -558,6 +737,8 @@ scalr_email_code scalr_email_queue_release(scalr_email_queue *q, long long id, l
                      "UPDATE scalr_email_providers SET held = 0, paused_until = NULL, reason = "
                      "NULL WHERE held = 1 OR paused_until IS NOT NULL",
                      NULL, 0, NULL, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = act_all(q, "DELETE FROM scalr_email_profiles", NULL, 0, NULL, err);
     return rc;
 }
 

@@ -104,8 +104,18 @@ static scalr_email_code migrate(se_qstore *st, scalr_email_error *err)
                    NULL, 0, NULL, NULL, err);
         if (rc != SCALR_EMAIL_OK)
             return abort_tx(st, rc);
+        version = 1;
     }
     /* Later versions migrate here, one step at a time, in this transaction. */
+    if (version < 2) {
+        for (const char *const *s = st->drv->schema2; *s && rc == SCALR_EMAIL_OK; s++)
+            rc = X(st, *s, NULL, 0, NULL, NULL, err);
+        if (rc == SCALR_EMAIL_OK)
+            rc = X(st, "UPDATE scalr_email_meta SET value = '2' WHERE key = 'schema_version'",
+                   NULL, 0, NULL, NULL, err);
+        if (rc != SCALR_EMAIL_OK)
+            return abort_tx(st, rc);
+    }
     return commit(st, err);
 }
 
@@ -208,6 +218,8 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
         m->run_at_ms > 0 ? QI(m->run_at_ms) : QN,
         QI(m->expire_in_ms > 0 ? m->expire_in_ms : DAY_MS),
         m->max_attempts ? QI(m->max_attempts) : QN,
+        QT(m->profile ? m->profile : ""),
+        m->has_unsubscribe >= 0 ? QI(m->has_unsubscribe) : QN,
     };
     se_qres r = {0};
     /* Inside a caller's transaction (a batch), nothing to open or commit;
@@ -217,8 +229,9 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
     if (rc == SCALR_EMAIL_OK)
         rc = X(st,
                "INSERT INTO scalr_email_queue (lane, tenant, provider, idempotency_key, mail_from, "
-               "rcpt_to, message_id, body, size, run_at, expire_at, max_attempts) VALUES "
-               "(?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, NOW_MS), NOW_MS + ?, ?) "
+               "rcpt_to, message_id, body, size, run_at, expire_at, max_attempts, profile, "
+               "has_unsubscribe) VALUES "
+               "(?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, NOW_MS), NOW_MS + ?, ?, ?, ?) "
                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                p, NP(p), &r, NULL, err);
     free(rcpt);
@@ -291,6 +304,7 @@ void se_qrow_free(se_qrow *rows, size_t n)
         free(rows[i].body);
         free(rows[i].tenant);
         free(rows[i].provider);
+        free(rows[i].profile);
     }
     free(rows);
 }
@@ -329,7 +343,8 @@ static int split_rcpt(se_qrow *row, const char *s)
 
 #define DUE_FILTER                                                                                 \
     "state = 'queued' AND run_at <= NOW_MS AND provider = ? AND provider NOT IN (SELECT provider FROM "            \
-    "scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS)"
+    "scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS) AND profile NOT IN (SELECT "   \
+    "profile FROM scalr_email_profiles WHERE held = 1 OR paused_until > NOW_MS)"
 
 /* The next tenant with due rows in lane after `after` (wrapping once). */
 static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char *after,
@@ -354,7 +369,7 @@ static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char 
 
 #define CLAIM_COLS                                                                                 \
     "id, mail_from, rcpt_to, message_id, body, size, lane, tenant, provider, attempts, "           \
-    "COALESCE(max_attempts, 0), created_at, COALESCE(expire_at, 0)"
+    "COALESCE(max_attempts, 0), created_at, COALESCE(expire_at, 0), profile"
 
 static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const char *provider,
                                      const char *lane, const char *tenant, size_t k,
@@ -407,7 +422,9 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
         row->max_attempts = (int)se_qres_int(&r, i, 10);
         row->created_at = se_qres_int(&r, i, 11);
         row->expire_at = se_qres_int(&r, i, 12);
+        row->profile = dup_cell(&r, i, 13);
         if (!row->mail_from || !row->message_id || !row->body || !row->tenant || !row->provider ||
+            !row->profile ||
             split_rcpt(row, se_qres_text(&r, i, 2)) < 0) {
             se_qres_free(&r);
             return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
@@ -419,8 +436,17 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
 
 #define MAX_TENANTS 64
 
+static int skipped(const char *tenant, const char *const *skip, size_t n_skip)
+{
+    for (size_t i = 0; i < n_skip; i++)
+        if (!strcmp(tenant, skip[i]))
+            return 1;
+    return 0;
+}
+
 scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
-                                 size_t max, int64_t lease_ms, se_qrow **rows, size_t *n,
+                                 size_t max, int64_t lease_ms, const char *const *skip,
+                                 size_t n_skip, se_qrow **rows, size_t *n,
                                  scalr_email_error *err)
 {
     if (!provider)
@@ -440,6 +466,10 @@ scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *
         char cur[256];
         snprintf(cur, sizeof cur, "%s", st->last_tenant[li]);
         int wrapped = 0, strictly = 1;
+        /* Passed-over tenants still move the cursor; the first one seen
+         * again ends the walk as a served one would. */
+        char first_skip[256] = "";
+        int any_skip = 0;
         while (nt < MAX_TENANTS && nt < max - *n) {
             int found = 0;
             rc = next_tenant(st, lanes[li], cur, provider, strictly, tenants[nt],
@@ -457,10 +487,16 @@ scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *
             int seen = 0;
             for (size_t j = 0; j < nt; j++)
                 seen |= !strcmp(tenants[j], tenants[nt]);
-            if (seen)
+            if (seen || (any_skip && !strcmp(first_skip, tenants[nt])))
                 break;
             snprintf(cur, sizeof cur, "%s", tenants[nt]);
             strictly = 1;
+            if (skipped(tenants[nt], skip, n_skip)) {
+                if (!any_skip)
+                    memcpy(first_skip, tenants[nt], sizeof first_skip);
+                any_skip = 1;
+                continue;
+            }
             nt++;
         }
         /* Passes until max is reached or every tenant ran dry. */
@@ -531,7 +567,34 @@ static const char *state_of(const char *outcome, int *terminal, int *counted)
         return *counted = 0, "queued";
     if (!strcmp(outcome, "retry"))
         return "queued";
+    if (!strcmp(outcome, "deferred"))
+        return *counted = 0, "queued";
     return NULL;
+}
+
+/* Back to the queue for later, as if never claimed: no attempt counted or
+ * recorded, last_error kept. */
+static scalr_email_code defer(se_qstore *st, const char *worker, int64_t id, int64_t delay_ms,
+                              scalr_email_error *err)
+{
+    const se_qval p[] = {QI(delay_ms), QI(id), QT(worker)};
+    int64_t changed = 0;
+    int own = !st->in_tx;
+    scalr_email_code rc = own ? begin(st, err) : SCALR_EMAIL_OK;
+    if (rc == SCALR_EMAIL_OK)
+        rc = X(st,
+               "UPDATE scalr_email_queue SET state = 'queued', run_at = NOW_MS + ?, lease_owner = "
+               "NULL, lease_until = NULL, updated_at = NOW_MS WHERE id = ? AND state = 'leased' "
+               "AND lease_owner = ?",
+               p, NP(p), NULL, &changed, err);
+    if (rc == SCALR_EMAIL_OK && changed == 0)
+        rc = se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE",
+                     "message %lld is no longer leased by this worker (lease lost); outcome "
+                     "\"deferred\" not recorded",
+                     (long long)id);
+    if (!own)
+        return rc;
+    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
 }
 
 static scalr_email_code add_attempt(se_qstore *st, int64_t id, const char *worker,
@@ -558,6 +621,8 @@ scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
     if (!state)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "unknown outcome \"%s\"", a->outcome);
     int sent = !strcmp(state, "sent"), retry = !strcmp(a->outcome, "retry");
+    if (!strcmp(a->outcome, "deferred"))
+        return defer(st, worker, id, delay_ms, err);
     const se_qval p[] = {
         QT(state), QI(counted), QI(retry), QI(delay_ms), QI(terminal),
         sent ? QN : QT(a->message ? a->message : ""), QI(sent), QI(id), QT(worker),
@@ -715,6 +780,33 @@ scalr_email_code se_qstore_provider_clear(se_qstore *st, const char *provider,
     scalr_email_code rc = begin(st, err);
     if (rc == SCALR_EMAIL_OK)
         rc = X(st, "DELETE FROM scalr_email_providers WHERE provider = ?", p, 1, NULL, NULL, err);
+    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+}
+
+scalr_email_code se_qstore_profile_pause(se_qstore *st, const char *profile, int64_t ms,
+                                         const char *reason, scalr_email_error *err)
+{
+    const se_qval p[] = {QT(profile ? profile : ""), QI(ms), QT(reason ? reason : "")};
+    scalr_email_code rc = begin(st, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = X(st,
+               "INSERT INTO scalr_email_profiles (profile, paused_until, held, reason) VALUES "
+               "(?, NOW_MS + ?, 0, ?) ON CONFLICT (profile) DO UPDATE SET paused_until = "
+               "excluded.paused_until, reason = excluded.reason",
+               p, NP(p), NULL, NULL, err);
+    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+}
+
+scalr_email_code se_qstore_profile_hold(se_qstore *st, const char *profile, const char *reason,
+                                        scalr_email_error *err)
+{
+    const se_qval p[] = {QT(profile ? profile : ""), QT(reason ? reason : "")};
+    scalr_email_code rc = begin(st, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = X(st,
+               "INSERT INTO scalr_email_profiles (profile, held, reason) VALUES (?, 1, ?) "
+               "ON CONFLICT (profile) DO UPDATE SET held = 1, reason = excluded.reason",
+               p, NP(p), NULL, NULL, err);
     return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
 }
 

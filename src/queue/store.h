@@ -32,6 +32,8 @@ typedef struct se_qnew {
     int64_t run_at_ms;     /* 0: now */
     int64_t expire_in_ms;  /* 0: 24 h */
     unsigned max_attempts; /* 0: NULL (worker default) */
+    const char *profile;   /* the sender profile; NULL: '' (the worker's own client) */
+    int has_unsubscribe;   /* 1/0: the message has List-Unsubscribe; -1: unknown */
 } se_qnew;
 
 /* A claimed message, as a worker needs it.  Freed with se_qrow_free. */
@@ -50,11 +52,12 @@ typedef struct se_qrow {
     int max_attempts;  /* 0: worker default */
     int64_t created_at;
     int64_t expire_at; /* 0: worker default from created_at */
+    char *profile;     /* "" when none */
 } se_qrow;
 
 /* The outcome of one try, recorded in scalr_email_attempts. */
 typedef struct se_qattempt {
-    const char *outcome; /* sent retry failed expired held unknown released */
+    const char *outcome; /* sent retry failed expired held unknown released deferred */
     const char *stage;
     int smtp_code;
     const char *enhanced;
@@ -82,11 +85,14 @@ scalr_email_code se_qstore_register(se_qstore *st, const char *worker, scalr_ema
 scalr_email_code se_qstore_heartbeat(se_qstore *st, const char *worker, int64_t lease_ms,
                                      scalr_email_error *err);
 /* Claim up to max due rows of provider (state queued, run_at <= now, the
- * provider neither paused nor held): transactional lane first, round-robin across tenants
- * inside a lane, oldest run_at first within a tenant.  They become leased
- * by worker until now + lease_ms.  *rows is malloc'd (n may be 0). */
+ * provider neither paused nor held, nor the row's profile): transactional
+ * lane first, round-robin across tenants inside a lane, oldest run_at first
+ * within a tenant; the n_skip tenants in skip (may be NULL) are passed over
+ * (profiles over their rate).  They become leased by worker until now +
+ * lease_ms.  *rows is malloc'd (n may be 0). */
 scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
-                                 size_t max, int64_t lease_ms, se_qrow **rows, size_t *n,
+                                 size_t max, int64_t lease_ms, const char *const *skip,
+                                 size_t n_skip, se_qrow **rows, size_t *n,
                                  scalr_email_error *err);
 void se_qrow_free(se_qrow *rows, size_t n);
 
@@ -101,6 +107,8 @@ scalr_email_code se_qstore_inflight(se_qstore *st, const char *worker, int64_t i
  *   "failed" "expired" -> terminal, finished_at set
  *   "held" "unknown"   -> waits for a person
  *   "released"  -> queued, run_at unchanged, attempts not counted
+ *   "deferred"  -> queued with run_at = now + delay_ms, attempts not
+ *                  counted, no attempt row (a profile over its rate)
  * Only when the row is still leased by worker (else SCALR_EMAIL_ESTORE:
  * the lease was lost and the outcome is not recorded twice). */
 scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
@@ -128,6 +136,13 @@ scalr_email_code se_qstore_provider_hold(se_qstore *st, const char *provider, co
                                          scalr_email_error *err);
 scalr_email_code se_qstore_provider_clear(se_qstore *st, const char *provider,
                                           scalr_email_error *err);
+
+/* The same per sender profile: a profile's own server throttled or
+ * refused it; only that profile's rows wait. */
+scalr_email_code se_qstore_profile_pause(se_qstore *st, const char *profile, int64_t ms,
+                                         const char *reason, scalr_email_error *err);
+scalr_email_code se_qstore_profile_hold(se_qstore *st, const char *profile, const char *reason,
+                                        scalr_email_error *err);
 
 /* Block until something may be due: PostgreSQL LISTEN/NOTIFY (with a
  * polling fallback), SQLite polling; returns after at most timeout_ms.

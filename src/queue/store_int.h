@@ -53,7 +53,8 @@ typedef struct se_qdriver {
     void (*rollback)(se_qstore *st);
     /* Sleep until woken (NOTIFY) or timeout_ms. */
     scalr_email_code (*wait)(se_qstore *st, int64_t timeout_ms, scalr_email_error *err);
-    const char *const *schema; /* statements creating schema version 1 */
+    const char *const *schema;  /* statements creating schema version 1 */
+    const char *const *schema2; /* version 1 -> 2: profiles, the unsubscribe flag */
     const char *migrate_lock;  /* run first in the migration transaction, or NULL */
 } se_qdriver;
 
@@ -68,7 +69,7 @@ struct se_qstore {
 extern const se_qdriver se_qdriver_sqlite;
 extern const se_qdriver se_qdriver_pg;
 
-#define SE_QUEUE_SCHEMA_VERSION 1
+#define SE_QUEUE_SCHEMA_VERSION 2
 
 /* For queue.c (the admin API): statements and transactions. */
 scalr_email_code se_qstore_exec(se_qstore *st, const char *sql, const se_qval *p, int np,

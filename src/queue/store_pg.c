@@ -341,6 +341,15 @@ static const char *const schema[] = {
     NULL,
 };
 
+/* Version 2: as in store_sqlite.c. */
+static const char *const schema2[] = {
+    "ALTER TABLE scalr_email_queue ADD COLUMN IF NOT EXISTS profile TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE scalr_email_queue ADD COLUMN IF NOT EXISTS has_unsubscribe INTEGER",
+    "CREATE TABLE IF NOT EXISTS scalr_email_profiles (profile TEXT PRIMARY KEY,"
+    " paused_until BIGINT, held INTEGER NOT NULL DEFAULT 0, reason TEXT)",
+    NULL,
+};
+
 const se_qdriver se_qdriver_pg = {
     .name = "postgresql",
     .skip_locked = 1,
@@ -353,6 +362,7 @@ const se_qdriver se_qdriver_pg = {
     .rollback = pg_rollback,
     .wait = pg_wait,
     .schema = schema,
+    .schema2 = schema2,
     /* Two programs creating the schema at once: one waits for the other. */
     .migrate_lock = "SELECT pg_advisory_xact_lock(7294019123)",
 };

@@ -292,6 +292,17 @@ static const char *const schema[] = {
     NULL,
 };
 
+/* Version 2: the sender profile of a row (its tenant), whether it carries
+ * List-Unsubscribe (NULL: enqueued before the flag existed), and the
+ * profiles paused or held by a worker. */
+static const char *const schema2[] = {
+    "ALTER TABLE scalr_email_queue ADD COLUMN profile TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE scalr_email_queue ADD COLUMN has_unsubscribe INTEGER",
+    "CREATE TABLE IF NOT EXISTS scalr_email_profiles (profile TEXT PRIMARY KEY,"
+    " paused_until INTEGER, held INTEGER NOT NULL DEFAULT 0, reason TEXT)",
+    NULL,
+};
+
 const se_qdriver se_qdriver_sqlite = {
     .name = "sqlite",
     .skip_locked = 0, /* BEGIN IMMEDIATE already serialises writers */
@@ -303,4 +314,5 @@ const se_qdriver se_qdriver_sqlite = {
     .rollback = sq_rollback,
     .wait = sq_wait,
     .schema = schema,
+    .schema2 = schema2,
 };

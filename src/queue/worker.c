@@ -25,6 +25,17 @@
 
 typedef struct lane lane;
 
+/* A sender profile the worker has met: its client (its own pooled
+ * connections, made once for the worker's life) and its rate. */
+typedef struct wprofile {
+    char *name;
+    scalr_email_client *c;
+    double rate;      /* SCALR_EMAIL_QUEUE_RATE, lowered after throttling; 0: none */
+    double next_send; /* monotonic seconds: its next free slot */
+} wprofile;
+
+#define MAX_SKIP 64 /* profiles over their rate passed over in one claim */
+
 typedef struct worker {
     scalr_email_queue *q;
     scalr_email_client *c;
@@ -54,6 +65,14 @@ typedef struct worker {
     const char *crash_at; /* SCALR_EMAIL_TEST_CRASH_AT: test-only */
     lane *lanes;
     unsigned n_lanes;
+    pthread_mutex_t pmu; /* the profiles below */
+    wprofile **profiles;
+    size_t n_profiles;
+    /* Clients of held profiles, replaced (the fix is usually in the
+     * profile's file) but perhaps still in another lane's hands: freed at
+     * the end. */
+    scalr_email_client **retired;
+    size_t n_retired;
 } worker;
 
 struct lane {
@@ -247,6 +266,103 @@ static void rate_wait(worker *w)
     sleep_ms((at - now) * 1000);
 }
 
+/* The worker's entry for profile, its client made on first use (under
+ * pmu: two lanes never make two).  A failure is not kept: the profile is
+ * held, and tried again once released. */
+static scalr_email_code get_profile(worker *w, const char *name, wprofile **out,
+                                    scalr_email_client **client, scalr_email_error *e)
+{
+    pthread_mutex_lock(&w->pmu);
+    wprofile *p = NULL;
+    for (size_t i = 0; i < w->n_profiles && !p; i++)
+        if (!strcmp(w->profiles[i]->name, name))
+            p = w->profiles[i];
+    scalr_email_code rc = SCALR_EMAIL_OK;
+    if (!p) {
+        wprofile **g = realloc(w->profiles, (w->n_profiles + 1) * sizeof *g);
+        if (g)
+            w->profiles = g;
+        p = g ? calloc(1, sizeof *p) : NULL;
+        if (p && !(p->name = strdup(name))) {
+            free(p);
+            p = NULL;
+        }
+        if (!p) {
+            pthread_mutex_unlock(&w->pmu);
+            return se_fail(e, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
+        }
+        w->profiles[w->n_profiles++] = p;
+    }
+    if (!p->c) {
+        char *v = NULL;
+        rc = se_profile_get(name, w->o.env_file, "SCALR_EMAIL_QUEUE_RATE", &v, e);
+        double rate = 0;
+        if (rc == SCALR_EMAIL_OK && v) {
+            char *end;
+            rate = strtod(v, &end);
+            if (end == v || *end || !(rate > 0 && rate < 1e6))
+                rc = se_fail(e, SCALR_EMAIL_ECONFIG, "CONFIG",
+                             "SCALR_EMAIL_QUEUE_RATE of profile '%s' must be messages per "
+                             "second (above 0), got '%.40s'",
+                             name, v);
+        }
+        free(v);
+        if (rc == SCALR_EMAIL_OK)
+            rc = scalr_email_client_from_profile(&p->c, name, w->o.env_file, w->o.trace,
+                                                 w->o.trace_arg, e);
+        if (rc == SCALR_EMAIL_OK)
+            p->rate = rate;
+    }
+    *client = p->c; /* read here: a hold may replace p->c meanwhile */
+    pthread_mutex_unlock(&w->pmu);
+    *out = p;
+    return rc;
+}
+
+/* p was held: its next message, once released, gets a client made from the
+ * profile's file again. */
+static void retire_client(worker *w, wprofile *p)
+{
+    pthread_mutex_lock(&w->pmu);
+    scalr_email_client **g = realloc(w->retired, (w->n_retired + 1) * sizeof *g);
+    if (g) {
+        w->retired = g;
+        if (p->c)
+            w->retired[w->n_retired++] = p->c;
+        p->c = NULL;
+        p->next_send = 0;
+    } /* out of memory: it stays in use, which is only stale */
+    pthread_mutex_unlock(&w->pmu);
+}
+
+/* Seconds until p may send again (0: now, and the slot is taken). */
+static double profile_slot(worker *w, wprofile *p)
+{
+    pthread_mutex_lock(&w->pmu);
+    double wait = 0, now = mono();
+    if (p->rate > 0) {
+        if (p->next_send > now + 0.002)
+            wait = p->next_send - now;
+        else
+            p->next_send = (p->next_send > now ? p->next_send : now) + 1.0 / p->rate;
+    }
+    pthread_mutex_unlock(&w->pmu);
+    return wait;
+}
+
+/* The profiles over their rate now, for the claim to pass over. */
+static size_t profiles_to_skip(worker *w, const char **skip)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&w->pmu);
+    double now = mono();
+    for (size_t i = 0; i < w->n_profiles && n < MAX_SKIP; i++)
+        if (w->profiles[i]->rate > 0 && w->profiles[i]->next_send > now + 0.002)
+            skip[n++] = w->profiles[i]->name;
+    pthread_mutex_unlock(&w->pmu);
+    return n;
+}
+
 static int64_t backoff(const worker *w, int attempts)
 {
     double d = (double)w->o.backoff_base_ms;
@@ -298,8 +414,9 @@ static int has_8bit(const unsigned char *p, size_t n)
     return 0;
 }
 
-/* One try of one row: returns the outcome and fills e. */
-static scalr_email_code try_send(lane *l, const se_qrow *row, scalr_email_error *e)
+/* One try of one row with client c: returns the outcome and fills e. */
+static scalr_email_code try_send(lane *l, scalr_email_client *c, const se_qrow *row,
+                                 scalr_email_error *e)
 {
     worker *w = l->w;
     se_composed comp;
@@ -327,7 +444,7 @@ static scalr_email_code try_send(lane *l, const se_qrow *row, scalr_email_error 
     for (int attempt = 0;; attempt++) {
         se_session *ss = NULL;
         se_error_clear(e);
-        scalr_email_code rc = se_client_session(w->c, &ss, e);
+        scalr_email_code rc = se_client_session(c, &ss, e);
         crash_point(w, "connect");
         if (rc != SCALR_EMAIL_OK)
             return rc;
@@ -339,15 +456,15 @@ static scalr_email_code try_send(lane *l, const se_qrow *row, scalr_email_error 
             pthread_mutex_lock(&w->mu);
             l->active = NULL;
             pthread_mutex_unlock(&w->mu);
-            se_client_release(w->c, ss);
+            se_client_release(c, ss);
             return se_fail(e, SCALR_EMAIL_EIO, "MAIL", "the worker is stopping");
         }
         int handed = 0, reused = ss->reused;
-        rc = se_client_transact(w->c, ss, &comp, e, &handed, &pl);
+        rc = se_client_transact(c, ss, &comp, e, &handed, &pl);
         pthread_mutex_lock(&w->mu);
         l->active = NULL;
         pthread_mutex_unlock(&w->mu);
-        se_client_release(w->c, ss);
+        se_client_release(c, ss);
         if (rc != SCALR_EMAIL_OK && reused && !handed && attempt == 0 && se_client_conn_failure(e))
             continue; /* a stale pooled connection: nothing was handed over */
         snprintf(e->message_id, sizeof e->message_id, "%s", row->message_id);
@@ -366,14 +483,37 @@ static void process(lane *l, const se_qrow *row)
     long long age = now > row->created_at ? now - row->created_at : 0;
     const char *outcome;
     int64_t delay = 0;
-    if (now >= 0 && now >= expire_at) {
+    int quiet = 0; /* no event: a deferral is not a try */
+    wprofile *pf = NULL;
+    scalr_email_client *pc = NULL;
+    scalr_email_code prc = SCALR_EMAIL_OK;
+    double wait = 0;
+    if (now >= 0 && now < expire_at && row->profile[0]) {
+        prc = get_profile(w, row->profile, &pf, &pc, &e);
+        if (prc == SCALR_EMAIL_OK)
+            wait = profile_slot(w, pf);
+    }
+    if (prc != SCALR_EMAIL_OK) {
+        /* The profile's configuration is broken (a key gone, the file
+         * removed): every message of it would fail; hold the profile only. */
+        if (DB(l->w, se_qstore_profile_hold(l->st, row->profile, e.message, &ferr)) !=
+            SCALR_EMAIL_OK)
+            fatal(w, &ferr);
+        outcome = "released";
+    } else if (wait > 0) {
+        /* Over its rate: back to the queue until its slot, rather than
+         * sleeping on a row while other tenants wait. */
+        outcome = "deferred";
+        delay = (int64_t)(wait * 1000) + 1;
+        quiet = 1;
+    } else if (now >= 0 && now >= expire_at) {
         se_fail(&e, SCALR_EMAIL_ETIMEOUT, "QUEUE",
                 "expired after %d attempt%s: older than its expiry", row->attempts,
                 row->attempts == 1 ? "" : "s");
         outcome = "expired";
     } else {
         rate_wait(w);
-        scalr_email_code rc = try_send(l, row, &e);
+        scalr_email_code rc = try_send(l, pf ? pc : w->c, row, &e);
         if (rc == SCALR_EMAIL_OK) {
             crash_point(w, "after_250");
             outcome = "sent";
@@ -386,25 +526,39 @@ static void process(lane *l, const se_qrow *row)
                      "; no reply to the end of data: outcome unknown");
             outcome = w->o.on_ambiguous_hold ? "unknown" : "retry";
             delay = backoff(w, row->attempts);
+        } else if (is_provider_fault(&e)) {
+            /* Every message would fail the same way (a 535 to AUTH too, so
+             * before the 5xx rule): hold the provider (a profile's own
+             * server: that profile only), do not burn this message's
+             * attempts. */
+            if (DB(l->w, pf ? se_qstore_profile_hold(l->st, row->profile, e.message, &ferr)
+                            : se_qstore_provider_hold(l->st, w->provider, e.message, &ferr)) !=
+                SCALR_EMAIL_OK)
+                fatal(w, &ferr);
+            if (pf)
+                retire_client(w, pf);
+            outcome = "released";
         } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED ||
                    rc == SCALR_EMAIL_ETOOBIG || rc == SCALR_EMAIL_EUNSUPPORTED ||
                    rc == SCALR_EMAIL_EINVAL) {
             outcome = "failed";
-        } else if (is_provider_fault(&e)) {
-            /* Every message would fail the same way: hold the provider, do
-             * not burn this message's attempts. */
-            if (DB(l->w, se_qstore_provider_hold(l->st, w->provider, e.message, &ferr)) != SCALR_EMAIL_OK)
-                fatal(w, &ferr);
-            outcome = "released";
         } else if (is_throttle(&e)) {
             int64_t pause = w->o.backoff_base_ms * 2;
-            if (DB(l->w, se_qstore_provider_pause(l->st, w->provider, pause, e.message, &ferr)) !=
-                SCALR_EMAIL_OK)
+            if (DB(l->w, pf ? se_qstore_profile_pause(l->st, row->profile, pause, e.message, &ferr)
+                            : se_qstore_provider_pause(l->st, w->provider, pause, e.message,
+                                                       &ferr)) != SCALR_EMAIL_OK)
                 fatal(w, &ferr);
-            pthread_mutex_lock(&w->mu);
-            if (w->rate > 0 && w->rate / 2 >= 0.1)
-                w->rate /= 2;
-            pthread_mutex_unlock(&w->mu);
+            if (pf) {
+                pthread_mutex_lock(&w->pmu);
+                if (pf->rate > 0 && pf->rate / 2 >= 0.1)
+                    pf->rate /= 2;
+                pthread_mutex_unlock(&w->pmu);
+            } else {
+                pthread_mutex_lock(&w->mu);
+                if (w->rate > 0 && w->rate / 2 >= 0.1)
+                    w->rate /= 2;
+                pthread_mutex_unlock(&w->mu);
+            }
             outcome = "retry";
             delay = pause;
         } else {
@@ -443,7 +597,8 @@ static void process(lane *l, const se_qrow *row)
         o->err = &o->ferr;
         group_write(w, o);
     }
-    event(w, row->id, outcome, age, &e);
+    if (!quiet)
+        event(w, row->id, outcome, age, &e);
 }
 
 static int nothing_left(se_qstore *st, const char *provider)
@@ -452,7 +607,8 @@ static int nothing_left(se_qstore *st, const char *provider)
     const se_qval p[] = {QT(provider)};
     if (se_qstore_exec(st,
                        "SELECT COUNT(*) FROM scalr_email_queue WHERE state IN ('queued', 'leased') "
-                       "AND provider = ?",
+                       "AND provider = ? AND profile NOT IN (SELECT profile FROM "
+                       "scalr_email_profiles WHERE held = 1)",
                        p, 1, &r, NULL, NULL) != SCALR_EMAIL_OK)
         return 0;
     int none = r.rows && se_qres_int(&r, 0, 0) == 0;
@@ -469,8 +625,10 @@ static void *lane_main(void *arg)
     while (!w->q->stop && !w->drained && w->fatal == SCALR_EMAIL_OK) {
         se_qrow *rows = NULL;
         size_t n = 0;
-        if (DB(l->w, se_qstore_claim(l->st, w->id, w->provider, CLAIM_BATCH, w->o.lease_ms, &rows, &n,
-                            &e)) != SCALR_EMAIL_OK) {
+        const char *skip[MAX_SKIP];
+        size_t n_skip = profiles_to_skip(w, skip);
+        if (DB(l->w, se_qstore_claim(l->st, w->id, w->provider, CLAIM_BATCH, w->o.lease_ms, skip,
+                                     n_skip, &rows, &n, &e)) != SCALR_EMAIL_OK) {
             fatal(w, &e);
             break;
         }
@@ -486,6 +644,10 @@ static void *lane_main(void *arg)
             int64_t t = pg ? 500 : 20, due = se_qstore_next_due(l->st);
             if (due >= 0 && due < t)
                 t = due;
+            /* Due rows that cannot be claimed (a held profile, one over its
+             * rate, another provider's): no spinning on them. */
+            if (t < 10)
+                t = 10;
             if (se_qstore_wait(l->st, t, &e) != SCALR_EMAIL_OK) {
                 fatal(w, &e);
                 break;
@@ -607,6 +769,7 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->db_mu, NULL);
     pthread_mutex_init(&w->gc_mu, NULL);
+    pthread_mutex_init(&w->pmu, NULL);
     pthread_cond_init(&w->gc_cond, NULL);
     w->serialize = !strncmp(q->url, "sqlite:", 7);
     pthread_cond_init(&w->lanes_done, NULL);
@@ -666,6 +829,16 @@ scalr_email_code scalr_email_queue_work(scalr_email_queue *q, scalr_email_client
     pthread_mutex_destroy(&w->db_mu);
     pthread_mutex_destroy(&w->gc_mu);
     pthread_cond_destroy(&w->gc_cond);
+    for (size_t i = 0; i < w->n_profiles; i++) {
+        scalr_email_client_free(w->profiles[i]->c);
+        free(w->profiles[i]->name);
+        free(w->profiles[i]);
+    }
+    free(w->profiles);
+    for (size_t i = 0; i < w->n_retired; i++)
+        scalr_email_client_free(w->retired[i]);
+    free(w->retired);
+    pthread_mutex_destroy(&w->pmu);
     free(w);
     return rc;
 }

@@ -143,18 +143,26 @@ class BatchProfiles(Tenants):
                 self.assertVerifies(m.data)
         self.assertEqual(self.platform.messages, [])
 
-    def test_profile_field_must_be_a_string_and_is_refused_in_queue_lines(self):
+    def test_profile_field_must_be_a_string_and_goes_with_queue_lines(self):
         rc, res, err = self.batch([{"to": ["a@example.net"], "subject": "s", "body": "b",
                                     "profile": 7}])
         self.assertEqual(rc, 65)
         self.assertIn("'profile' must be a string", res[1]["error"])
+        # the same line in the queue: kept with its profile, sent by the tenant's server
         url = "sqlite:" + os.path.join(self.dir, "q.db")
         line = json.dumps({"to": ["a@example.net"], "subject": "s", "body": "b",
                            "profile": "acme"}) + "\n"
         rc, out, err = H.run_cli(["queue", "add", "--queue", url, "--jsonl", "-"], self.env,
                                  input=line)
-        self.assertEqual(rc, 65, (out, err))
-        self.assertIn("not supported in queue lines", out)
+        self.assertEqual(rc, 0, (out, err))
+        rc, out, err = H.run_cli(["queue", "work", "--drain", "--lease", "1s", "--queue", url],
+                                 self.env)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(self.servers["acme"].rec.wait_messages(1))
+        m = self.servers["acme"].messages[0]
+        self.assertEqual(d_tags(m.data), ["acme.example"])
+        self.assertVerifies(m.data)
+        self.assertEqual(self.platform.messages, [])
 
 
 class SendmailSigning(Tenants):
@@ -244,11 +252,29 @@ class SendmailSigning(Tenants):
         self.assertIn(b"outside the allowed domains", err)
         rc, out, err = self.sendmail(["-t", "-i", "--profile", "nobody"], spoof)
         self.assertEqual(rc, 78, err)
-        url = "sqlite:" + os.path.join(self.dir, "q2.db")
-        rc, out, err = self.sendmail(["-t", "-i", "--profile", "acme", "--queue", url], data)
-        self.assertEqual(rc, 64, err)
         self.servers["acme"].rec.wait_idle()
         self.assertEqual(len(self.servers["acme"].messages), 1)
+        self.assertEqual(len(self.servers["globex"].messages), 1)
+        # queued with a profile: signed at enqueue with the tenant's key, its From
+        # and domains checked then, and sent by the worker on the tenant's server
+        url = "sqlite:" + os.path.join(self.dir, "q2.db")
+        rc, out, err = self.sendmail(["-t", "-i", "--profile", "acme", "--queue", url], spoof)
+        self.assertEqual(rc, 65, err)
+        rc, out, err = self.sendmail(["-t", "-i", "--profile", "acme", "--queue", url], data)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = H.run_cli(["queue", "list", "--json", "--queue", url], self.env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual([(r["profile"], r["tenant"]) for r in map(json.loads, out.splitlines())],
+                         [("acme", "acme")])
+        rc, out, err = H.run_cli(["queue", "work", "--drain", "--lease", "1s", "--queue", url],
+                                 self.env)
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(self.servers["acme"].rec.wait_messages(2))
+        m = self.servers["acme"].messages[1]
+        self.assertEqual(m.login, b"user-acme")
+        self.assertEqual(m.mail_from, "noreply@acme.example")
+        self.assertEqual(d_tags(m.data), ["acme.example"])
+        self.assertVerifies(m.data)
         self.assertEqual(len(self.servers["globex"].messages), 1)
 
     @unittest.skipUnless(PHP, "needs php-cli")

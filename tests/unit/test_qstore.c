@@ -34,7 +34,7 @@ static scalr_email_queue *fresh(void)
     static const char *const wipe[] = {
         "DELETE FROM scalr_email_queue",   "DELETE FROM scalr_email_attempts",
         "DELETE FROM scalr_email_workers", "DELETE FROM scalr_email_inflight",
-        "DELETE FROM scalr_email_providers",
+        "DELETE FROM scalr_email_providers", "DELETE FROM scalr_email_profiles",
     };
     for (size_t i = 0; i < sizeof wipe / sizeof wipe[0]; i++)
         CHECK_INT(se_qstore_exec(q->st, wipe[i], NULL, 0, NULL, NULL, &e), 0);
@@ -147,7 +147,7 @@ TEST(qstore_add_stores_composed_bytes_and_envelope)
     /* What a worker gets is the composed message: CRLF, not dot-stuffed, Bcc absent. */
     se_qrow *rows = NULL;
     size_t n = 0;
-    CHECK_INT(se_qstore_claim(q->st, "w1", NULL, 10, 60000, &rows, &n, &e), 0);
+    CHECK_INT(se_qstore_claim(q->st, "w1", NULL, 10, 60000, NULL, 0, &rows, &n, &e), 0);
     CHECK_INT(n, 1);
     if (n == 1) {
         CHECK_INT(rows[0].id, id);
@@ -222,7 +222,7 @@ static void claim_ids(scalr_email_queue *q, const char *w, size_t max, long long
 {
     se_qrow *rows = NULL;
     scalr_email_error e;
-    CHECK_INT(se_qstore_claim(q->st, w, "", max, 60000, &rows, n, &e), 0);
+    CHECK_INT(se_qstore_claim(q->st, w, "", max, 60000, NULL, 0, &rows, n, &e), 0);
     for (size_t i = 0; i < *n; i++) {
         ids[i] = rows[i].id;
         if (tenants)
@@ -297,7 +297,7 @@ static void *race(void *arg)
     for (;;) {
         se_qrow *rows = NULL;
         size_t n = 0;
-        if (se_qstore_claim(q->st, w, "", 3, 60000, &rows, &n, &e) != SCALR_EMAIL_OK) {
+        if (se_qstore_claim(q->st, w, "", 3, 60000, NULL, 0, &rows, &n, &e) != SCALR_EMAIL_OK) {
             r->err = 1;
             break;
         }
@@ -485,7 +485,7 @@ TEST(qstore_heartbeat_extends_leases)
     add(q, "a", NULL, 0, NULL);
     se_qrow *rows = NULL;
     size_t n = 0;
-    CHECK_INT(se_qstore_claim(q->st, "w1", "", 1, 1, &rows, &n, &e), 0); /* 1 ms lease */
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 1, 1, NULL, 0, &rows, &n, &e), 0); /* 1 ms lease */
     se_qrow_free(rows, n);
     CHECK_INT(se_qstore_heartbeat(q->st, "w1", 600000, &e), 0);
     usleep(20000);
@@ -665,4 +665,90 @@ TEST(qsqlite_bad_files_are_clear_errors)
         chmod(path, 0644);
         unlink(path);
     }
+}
+
+static void on_prof(void *arg, const char *profile, int held, long long paused_until,
+                    const char *reason)
+{
+    (void)paused_until;
+    char *out = arg;
+    snprintf(out + strlen(out), 64, "%s:%d:%s;", profile, held, reason);
+}
+
+static void on_nounsub(void *arg, const char *tenant, long long count)
+{
+    char *out = arg;
+    snprintf(out + strlen(out), 64, "%s=%lld;", tenant, count);
+}
+
+/* Sender profiles: a held profile's rows are not claimed, a profile over
+ * its rate is passed over, a deferred row is not a try, and bulk rows
+ * without List-Unsubscribe are counted per tenant. */
+TEST(qstore_profiles_hold_skip_defer_and_unsubscribe_flag)
+{
+    scalr_email_queue *q = fresh();
+    if (!q)
+        return;
+    scalr_email_error e;
+    const char *rcpt[] = {"r@example.test"};
+    int64_t ids[4];
+    const char *profiles[4] = {"p1", "p1", "p2", ""};
+    for (int i = 0; i < 4; i++) {
+        const se_qnew m = {.mail_from = "a@example.test", .rcpt = rcpt, .n_rcpt = 1,
+                           .message_id = "<x@example.test>", .body = "x\r\n", .size = 3,
+                           .lane = i == 3 ? SCALR_EMAIL_LANE_TRANSACTIONAL : SCALR_EMAIL_LANE_BULK,
+                           .tenant = profiles[i][0] ? profiles[i] : "t", .profile = profiles[i],
+                           .has_unsubscribe = i == 2 ? 1 : 0};
+        CHECK_INT(se_qstore_add(q->st, &m, &ids[i], NULL, &e), 0);
+    }
+    char seen[256] = "";
+    CHECK_INT(scalr_email_queue_unsubscribe_missing(q, on_nounsub, seen, &e), 0);
+    CHECK_STR(seen, "p1=2;"); /* p2's has it; t's is transactional */
+
+    CHECK_INT(se_qstore_profile_hold(q->st, "p1", "535 auth", &e), 0);
+    seen[0] = 0;
+    CHECK_INT(scalr_email_queue_profiles(q, on_prof, seen, &e), 0);
+    CHECK_STR(seen, "p1:1:535 auth;");
+    /* p2 passed over (over its rate), p1 held: only the row without a profile */
+    se_qrow *rows = NULL;
+    size_t n = 0;
+    const char *skip[] = {"p2"};
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 10, 60000, skip, 1, &rows, &n, &e), 0);
+    CHECK_INT(n, 1);
+    if (n)
+        CHECK_INT(rows[0].id, ids[3]);
+    se_qrow_free(rows, n);
+    /* now p2 may go: claimed, then deferred for an hour, uncounted */
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 10, 60000, NULL, 0, &rows, &n, &e), 0);
+    CHECK_INT(n, 1);
+    if (n) {
+        CHECK_STR(rows[0].profile, "p2");
+        const se_qattempt d = {.outcome = "deferred"};
+        CHECK_INT(se_qstore_finish(q->st, "w1", rows[0].id, &d, 3600000, &e), 0);
+    }
+    se_qrow_free(rows, n);
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 10, 60000, NULL, 0, &rows, &n, &e), 0);
+    CHECK_INT(n, 0);
+    se_qrow_free(rows, n);
+    se_qres r = {0};
+    const se_qval p[] = {QI(ids[2])};
+    CHECK_INT(se_qstore_exec(q->st,
+                             "SELECT attempts, state, (SELECT COUNT(*) FROM scalr_email_attempts "
+                             "WHERE queue_id = scalr_email_queue.id) FROM scalr_email_queue "
+                             "WHERE id = ?",
+                             p, 1, &r, NULL, &e),
+              0);
+    if (r.rows) {
+        CHECK_INT(se_qres_int(&r, 0, 0), 0);
+        CHECK_STR(se_qres_text(&r, 0, 1), "queued");
+        CHECK_INT(se_qres_int(&r, 0, 2), 0);
+    }
+    se_qres_free(&r);
+    /* released: p1's two rows are claimed */
+    CHECK_INT(scalr_email_queue_release_profile(q, "p1", &e), 0);
+    CHECK_INT(scalr_email_queue_release_profile(q, "p1", &e), SCALR_EMAIL_ENOTFOUND);
+    CHECK_INT(se_qstore_claim(q->st, "w1", "", 10, 60000, NULL, 0, &rows, &n, &e), 0);
+    CHECK_INT(n, 2);
+    se_qrow_free(rows, n);
+    done(q);
 }
