@@ -222,9 +222,10 @@ def case_refused_at_enqueue_stores_nothing(w, url):
     assert [r.get("code") for r in res] == ["EINVAL", "ECONFIG", "ECONFIG"], res
     assert "outside the allowed domains" in res[0]["error"], res
     assert sum(status(e)["counts"].values()) == 0
-    # send-batch never sends a "profile" line with the platform's account
+    # send-batch takes the line with its profile too, and refuses it the same way
+    # (never sent with the platform's account in its stead)
     rc, out, err = H.run_cli(["send-batch", "-"], e, input=json.dumps(lines[1]) + "\n")
-    assert rc == 65 and "not supported by send-batch" in out, (rc, out, err)
+    assert rc == 78 and "missing.key" in out, (rc, out, err)
     for srv in w.servers.values():
         assert srv.messages == []
 
