@@ -982,16 +982,11 @@ static int simple_opts(int argc, char **argv, const char *extra_name, const char
                        const char **older, const char **profile)
 {
     static const struct option o[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"watch", no_argument, NULL, 'w'},
-        {"all", no_argument, NULL, 'a'},
-        {"queue", required_argument, NULL, 'q'},
-        {"state", required_argument, NULL, 's'},
-        {"older-than", required_argument, NULL, 'o'},
-        {"limit", required_argument, NULL, 'l'},
-        {"profile", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0},
+        {"json", no_argument, NULL, 'j'},        {"watch", no_argument, NULL, 'w'},
+        {"all", no_argument, NULL, 'a'},         {"queue", required_argument, NULL, 'q'},
+        {"state", required_argument, NULL, 's'}, {"older-than", required_argument, NULL, 'o'},
+        {"limit", required_argument, NULL, 'l'}, {"profile", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},        {0, 0, 0, 0},
     };
     int c;
     optind = 1;

@@ -75,14 +75,13 @@ static int summary_json(void *arg, const ib_summary *s)
 {
     char created[40];
     ib_http_rfc3339(created, sizeof created, s->created_ms);
-    json_t *o =
-        json_pack("{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b, s:o*, s:b, s:o*}", "id",
-                  (json_int_t)s->id, "created", created, "created_ms", (json_int_t)s->created_ms,
-                  "size", (json_int_t)s->size, "from", ib_http_jstr(s->from), "to",
-                  ib_http_jstr(s->to), "subject", ib_http_jstr(s->subject), "mail_from",
-                  ib_http_jstr(s->mail_from), "rcpt", ib_http_jstr(s->rcpt), "has_attachments",
-                  s->has_attachments, "warning", warning_json(s->bare_lf, s->bare_cr), "read",
-                  s->seen, "tags", ib_http_tags_json(s->tags));
+    json_t *o = json_pack(
+        "{s:I, s:s, s:I, s:I, s:o*, s:o*, s:o*, s:o*, s:o*, s:b, s:o*, s:b, s:o*}", "id",
+        (json_int_t)s->id, "created", created, "created_ms", (json_int_t)s->created_ms, "size",
+        (json_int_t)s->size, "from", ib_http_jstr(s->from), "to", ib_http_jstr(s->to), "subject",
+        ib_http_jstr(s->subject), "mail_from", ib_http_jstr(s->mail_from), "rcpt",
+        ib_http_jstr(s->rcpt), "has_attachments", s->has_attachments, "warning",
+        warning_json(s->bare_lf, s->bare_cr), "read", s->seen, "tags", ib_http_tags_json(s->tags));
     if (o)
         json_object_set_new(o, "dkim", ib_http_dkim_status(s->dkim));
     return !o || json_array_append_new(arg, o) != 0;
@@ -125,9 +124,10 @@ enum MHD_Result ib_http_scalr_list(ib_http *h, struct MHD_Connection *c)
     return ib_http_send_json(
         c, 200,
         json_pack("{s:I, s:I, s:I, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:o}}", "total",
-                  (json_int_t)total, "unread", (json_int_t)ib_store_unseen(h->st), "count", (json_int_t)json_array_size(items), "start",
-                  (json_int_t)start, "version", (json_int_t)ib_store_version(h->st), "items", items,
-                  "store", "bytes", (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
+                  (json_int_t)total, "unread", (json_int_t)ib_store_unseen(h->st), "count",
+                  (json_int_t)json_array_size(items), "start", (json_int_t)start, "version",
+                  (json_int_t)ib_store_version(h->st), "items", items, "store", "bytes",
+                  (json_int_t)u.bytes, "max_memory", (json_int_t)u.cap, "dropped",
                   (json_int_t)u.dropped, "dropped_bytes", (json_int_t)u.dropped_bytes,
                   "dropped_why", u.dropped ? json_string(why) : json_null()));
 }
@@ -259,7 +259,8 @@ static json_t *calendar_json(const ib_part *p)
     for (size_t i = 0; i < len; i++) {
         if (p->body[i] == '\r' && i + 1 < len && p->body[i + 1] == '\n')
             continue;
-        if (p->body[i] == '\n' && i + 1 < len && (p->body[i + 1] == ' ' || p->body[i + 1] == '\t')) {
+        if (p->body[i] == '\n' && i + 1 < len &&
+            (p->body[i + 1] == ' ' || p->body[i + 1] == '\t')) {
             i++;
             continue;
         }

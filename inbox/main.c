@@ -348,8 +348,8 @@ int inbox_main(int argc, char **argv)
         goto out;
     }
     if (o.release_env) {
-        scalr_email_code qc = ib_release_init(o.release_env, o.smtp_host, o.smtp_port, why,
-                                              sizeof why);
+        scalr_email_code qc =
+            ib_release_init(o.release_env, o.smtp_host, o.smtp_port, why, sizeof why);
         if (qc != SCALR_EMAIL_OK) {
             fprintf(stderr, "scalr-email inbox: %s\n", why);
             rc = EX_CONFIG;

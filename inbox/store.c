@@ -70,7 +70,7 @@ struct ib_store {
     /* Set before the servers start, then read only. */
     ib_store_check_fn dkim_fn;
     int64_t dkim_gen;
-    int legacy_vacuum;               /* a file without auto-vacuum: VACUUM when empty */
+    int legacy_vacuum; /* a file without auto-vacuum: VACUUM when empty */
 };
 
 static const char schema[] =
@@ -259,12 +259,13 @@ int ib_store_open(ib_store **out, const char *path, char *why, size_t whylen)
     } else {
         st->r = st->w;
     }
-    if (sqlite3_prepare_v3(st->w,
-                           "INSERT INTO messages (created_ms, size, mail_from, rcpt, helo, peer,"
-                           " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr, tags,"
-                           " dkim, dkim_gen)"
-                           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           -1, SQLITE_PREPARE_PERSISTENT, &st->ins_msg, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v3(
+            st->w,
+            "INSERT INTO messages (created_ms, size, mail_from, rcpt, helo, peer,"
+            " hdr_from, hdr_to, hdr_cc, subject, has_attachments, bare_lf, bare_cr, tags,"
+            " dkim, dkim_gen)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            -1, SQLITE_PREPARE_PERSISTENT, &st->ins_msg, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(st->w, "INSERT INTO raw (id, data) VALUES (?,?)", -1,
                            SQLITE_PREPARE_PERSISTENT, &st->ins_raw, NULL) != SQLITE_OK) {
         set_why(why, whylen, "sqlite", st->w);
@@ -675,9 +676,10 @@ static void read_summary(const ib_store *st, sqlite3_stmt *q, ib_summary *s)
     s->seen = sqlite3_column_int(q, 12);
     s->tags = col_text(q, 13);
     /* A verdict made under other records (or rules) is stale. */
-    s->dkim = sqlite3_column_type(q, 14) == SQLITE_TEXT && sqlite3_column_int64(q, 15) == st->dkim_gen
-                  ? col_text(q, 14)
-                  : NULL;
+    s->dkim =
+        sqlite3_column_type(q, 14) == SQLITE_TEXT && sqlite3_column_int64(q, 15) == st->dkim_gen
+            ? col_text(q, 14)
+            : NULL;
 }
 
 int ib_store_list(ib_store *st, const char *kind, const char *query, int64_t start, int64_t limit,

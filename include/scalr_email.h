@@ -132,25 +132,25 @@ typedef struct scalr_email_message {
     size_t body_len;                           /* length of body, 0: strlen(body) */
     size_t body_html_len;                      /* length of body_html, 0: strlen(body_html) */
     /* Added later; zero keeps the default. */
-    const char *calendar; /* iCalendar text (UTF-8) added as the last
-                             alternative, text/calendar; method=<its
-                             METHOD line> (refused without one); the
-                             library places it, it does not write it */
+    const char *calendar;      /* iCalendar text (UTF-8) added as the last
+                                  alternative, text/calendar; method=<its
+                                  METHOD line> (refused without one); the
+                                  library places it, it does not write it */
     const char *envelope_from; /* MAIL FROM (the bounce address) apart from
                                   From; "<>" or "" after setting it: the
                                   null sender; NULL: the client's
                                   return_path, else the From address */
-    const char *dsn_notify; /* RFC 3461: "never", or any of "success",
-                               "failure", "delay" joined by ','; NULL:
-                               the server's default */
-    const char *dsn_ret;    /* "full" or "hdrs"; NULL: server default */
-    const char *dsn_envid;  /* envelope ID (printable ASCII, at most 100
-                               characters; xtext-encoded on the wire).
-                               With any DSN field every RCPT also gets
-                               ORCPT=rfc822;ADDR (utf-8;ADDR when needed).
-                               DSN fields are sent only when the server
-                               advertises DSN; otherwise the message goes
-                               without them and the trace says so */
+    const char *dsn_notify;    /* RFC 3461: "never", or any of "success",
+                                  "failure", "delay" joined by ','; NULL:
+                                  the server's default */
+    const char *dsn_ret;       /* "full" or "hdrs"; NULL: server default */
+    const char *dsn_envid;     /* envelope ID (printable ASCII, at most 100
+                                  characters; xtext-encoded on the wire).
+                                  With any DSN field every RCPT also gets
+                                  ORCPT=rfc822;ADDR (utf-8;ADDR when needed).
+                                  DSN fields are sent only when the server
+                                  advertises DSN; otherwise the message goes
+                                  without them and the trace says so */
 } scalr_email_message;
 
 /* How the connection is protected. */
@@ -345,8 +345,8 @@ scalr_email_code scalr_email_client_send(scalr_email_client *client, const scalr
  * address, no recipient, empty data or a NUL octet.  Pooling, retries and
  * "never sent twice" as scalr_email_client_send. */
 scalr_email_code scalr_email_client_send_data(scalr_email_client *client, const char *mail_from,
-                                              const char *const *rcpt, const char *data,
-                                              size_t len, scalr_email_error *err);
+                                              const char *const *rcpt, const char *data, size_t len,
+                                              scalr_email_error *err);
 
 /* The seed's send(): scalr_email_client_from_env() + send + free.  The
  * connection stays in the process-wide pool for the next call. */
@@ -480,8 +480,6 @@ scalr_email_code scalr_email_client_check(scalr_email_client *client, scalr_emai
 scalr_email_code scalr_email_config_get(const char *env_file, const char *name, char **value,
                                         scalr_email_error *err);
 
-
-
 /* ------------------------------------------------------------------------
  * Messages the caller composed (sendmail mode, `scalr-email sendmail`).
  * The bytes are kept as they are (the message may be signed): line endings
@@ -511,8 +509,8 @@ scalr_email_code scalr_email_raw_new(scalr_email_raw **out, const scalr_email_ra
 /* Feed the next bytes (any split).  *ended (may be NULL) becomes 1 once a
  * "." line ended the message (dot_ends): stop feeding then.  EINVAL for
  * a header over the cap, EFILE when the spool cannot be written. */
-scalr_email_code scalr_email_raw_feed(scalr_email_raw *raw, const void *data, size_t n,
-                                      int *ended, scalr_email_error *err);
+scalr_email_code scalr_email_raw_feed(scalr_email_raw *raw, const void *data, size_t n, int *ended,
+                                      scalr_email_error *err);
 /* The end of the input; the header is examined.  Called by the send and
  * enqueue functions when the caller has not. */
 scalr_email_code scalr_email_raw_finish(scalr_email_raw *raw, scalr_email_error *err);
@@ -632,16 +630,16 @@ scalr_email_code scalr_email_queue_add(scalr_email_queue *q, const scalr_email_m
                                        const scalr_email_enqueue_opts *opts, long long *id,
                                        int *existed, scalr_email_error *err);
 
-/* Store raw in the queue instead (sendmail mode, see scalr_email_raw_new): as scalr_email_queue_add,
- * default_from standing for the configured sender (with opts->profile: the
+/* Store raw in the queue instead (sendmail mode, see scalr_email_raw_new): as
+ * scalr_email_queue_add, default_from standing for the configured sender (with opts->profile: the
  * profile's SMTP_FROM, allowed domains and DKIM key).  The server is not
  * known yet, so non-ASCII header fields are always RFC 2047-encoded, and
  * the message is read into memory to be stored. */
 scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw *raw,
                                            const char *mail_from, const char *const *rcpt,
                                            const char *default_from,
-                                           const scalr_email_enqueue_opts *opts,
-                                           long long *id, int *existed, scalr_email_error *err);
+                                           const scalr_email_enqueue_opts *opts, long long *id,
+                                           int *existed, scalr_email_error *err);
 
 /* Several adds in one transaction (a file of messages): they become
  * durable, and visible to workers, together at commit; rollback drops
@@ -662,7 +660,7 @@ typedef struct scalr_email_queue_item {
     long long size;
     int attempts, max_attempts; /* max_attempts 0: worker default */
     long long created_at, run_at, expire_at, updated_at, finished_at; /* ms; 0: none */
-    const char *lease_owner; /* or NULL */
+    const char *lease_owner;                                          /* or NULL */
     long long lease_until;
     const char *last_error; /* or NULL */
     const char *profile;    /* the sender profile, "" when none */
@@ -688,9 +686,8 @@ scalr_email_code scalr_email_queue_get_status(scalr_email_queue *q, scalr_email_
                                               scalr_email_error *err);
 /* Held providers, each with its reason (for `queue status`). */
 scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
-                                             void (*fn)(void *arg, const char *provider,
-                                                        int held, long long paused_until,
-                                                        const char *reason),
+                                             void (*fn)(void *arg, const char *provider, int held,
+                                                        long long paused_until, const char *reason),
                                              void *arg, scalr_email_error *err);
 /* Sender profiles that wait: held (a fault of the profile's own server or
  * configuration: auth, TLS, a bad key; until released) or paused until
@@ -698,8 +695,7 @@ scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
  * sending. */
 scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
                                             void (*fn)(void *arg, const char *profile, int held,
-                                                       long long paused_until,
-                                                       const char *reason),
+                                                       long long paused_until, const char *reason),
                                             void *arg, scalr_email_error *err);
 /* Per tenant, bulk-lane messages waiting to be sent (queued, leased, held)
  * without List-Unsubscribe (what Gmail and Yahoo penalise); tenants with
@@ -723,10 +719,11 @@ scalr_email_code scalr_email_queue_list(scalr_email_queue *q, const char *state,
                                         void (*fn)(void *arg, const scalr_email_queue_item *it),
                                         void *arg, scalr_email_error *err);
 /* One row and every attempt; ENOTFOUND when there is none. */
-scalr_email_code scalr_email_queue_show(
-    scalr_email_queue *q, long long id, void (*item)(void *arg, const scalr_email_queue_item *it),
-    void (*attempt)(void *arg, const scalr_email_queue_attempt *a), void *arg,
-    scalr_email_error *err);
+scalr_email_code scalr_email_queue_show(scalr_email_queue *q, long long id,
+                                        void (*item)(void *arg, const scalr_email_queue_item *it),
+                                        void (*attempt)(void *arg,
+                                                        const scalr_email_queue_attempt *a),
+                                        void *arg, scalr_email_error *err);
 
 /* Operator actions.  id > 0 acts on one row (ENOTFOUND, or EINVAL when its
  * state does not allow it); id == 0 acts on every row in state (retry,
@@ -750,18 +747,18 @@ scalr_email_code scalr_email_queue_purge(scalr_email_queue *q, const char *state
 
 /* A worker's options; zero fields are defaults. */
 typedef struct scalr_email_work_opts {
-    unsigned connections;       /* parallel connections; 0: 1 */
-    double rate;                /* messages per second at the send; 0: none */
-    int drain;                  /* return once nothing is queued, leased or due */
-    long long backoff_base_ms;  /* 0: 30 s; doubles per attempt, with jitter */
-    long long backoff_cap_ms;   /* 0: 1 h */
-    unsigned max_attempts;      /* 0: 20 */
-    int on_ambiguous_hold;      /* 1: an ambiguous message goes to unknown */
-    long long lease_ms;         /* 0: 60 s */
-    long long retention_ms;     /* terminal rows kept; 0: 7 days */
-    long long data_timeout_ms;  /* wait for the reply to the end of data; 0: 600 s */
-    long long expire_ms;        /* default age limit of a message; 0: 24 h */
-    const char *provider;       /* serve this provider's messages; NULL: "" */
+    unsigned connections;      /* parallel connections; 0: 1 */
+    double rate;               /* messages per second at the send; 0: none */
+    int drain;                 /* return once nothing is queued, leased or due */
+    long long backoff_base_ms; /* 0: 30 s; doubles per attempt, with jitter */
+    long long backoff_cap_ms;  /* 0: 1 h */
+    unsigned max_attempts;     /* 0: 20 */
+    int on_ambiguous_hold;     /* 1: an ambiguous message goes to unknown */
+    long long lease_ms;        /* 0: 60 s */
+    long long retention_ms;    /* terminal rows kept; 0: 7 days */
+    long long data_timeout_ms; /* wait for the reply to the end of data; 0: 600 s */
+    long long expire_ms;       /* default age limit of a message; 0: 24 h */
+    const char *provider;      /* serve this provider's messages; NULL: "" */
     /* Called for each outcome (one line, e.g. for logs), never two at a time. */
     /* outcome: sent retry failed expired held unknown released; age_ms:
      * from enqueue to this outcome. */
@@ -831,8 +828,7 @@ typedef struct scalr_email_rendered {
  * a path leaving the root (err->message says which, with file and line);
  * EFILE: no such template or folder, or an unreadable file. */
 scalr_email_code scalr_email_template_render(const char *name, const char *data_json,
-                                             size_t data_len,
-                                             const scalr_email_template_opts *opts,
+                                             size_t data_len, const scalr_email_template_opts *opts,
                                              scalr_email_rendered *out, scalr_email_error *err);
 void scalr_email_rendered_free(scalr_email_rendered *r);
 
@@ -846,9 +842,8 @@ scalr_email_code scalr_email_template_render_string(const char *tmpl, size_t len
 /* scalr_email_compose with a fixed Date (2026-01-01 00:00:00 +0000),
  * Message-ID and MIME boundaries: the same message gives the same bytes
  * (golden files, `scalr-email template render --fixed`). */
-scalr_email_code scalr_email_compose_fixed(const scalr_email_message *msg,
-                                           const char *default_from, char **out, size_t *out_len,
-                                           scalr_email_error *err);
+scalr_email_code scalr_email_compose_fixed(const scalr_email_message *msg, const char *default_from,
+                                           char **out, size_t *out_len, scalr_email_error *err);
 /* One-click unsubscribe for bulk mail (RFC 8058): fills out with the
  * List-Unsubscribe value "<URL>" or "<URL>, <mailto:ADDR>" (mailto may be
  * NULL).  url must be https://; EINVAL otherwise.  Send it with the header

@@ -177,8 +177,8 @@ static scalr_email_code secs_from_env(const char *over, const char *env_file, co
 
 /* SMTP_POOL_SIZE, SMTP_POOL_MAX: 0..1000; SMTP_POOL_IDLE, SMTP_POOL_PROBE,
  * SMTP_SEND_TIMEOUT: seconds.  Unset: the defaults. */
-static scalr_email_code pool_from_env(scalr_email_client *c, const char *over,
-                                      const char *env_file, scalr_email_error *err)
+static scalr_email_code pool_from_env(scalr_email_client *c, const char *over, const char *env_file,
+                                      scalr_email_error *err)
 {
     scalr_email_code rc;
     c->pool_size = DEFAULT_POOL_SIZE;
@@ -242,9 +242,14 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
                        "SMTP is not configured: no host given");
     const struct {
         const char *name, *value;
-    } strs[] = {{"host", cfg->host}, {"username", cfg->username},   {"password", cfg->password},
-                {"from", cfg->from}, {"helo_name", cfg->helo_name}, {"ca_file", cfg->ca_file},
-                {"return_path", cfg->return_path}, {"proxy", cfg->proxy}};
+    } strs[] = {{"host", cfg->host},
+                {"username", cfg->username},
+                {"password", cfg->password},
+                {"from", cfg->from},
+                {"helo_name", cfg->helo_name},
+                {"ca_file", cfg->ca_file},
+                {"return_path", cfg->return_path},
+                {"proxy", cfg->proxy}};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (has_ctl(strs[i].value))
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s contains a control character",
@@ -259,15 +264,28 @@ scalr_email_code scalr_email_client_new(scalr_email_client **out, const scalr_em
     if ((unsigned)cfg->auth > SCALR_EMAIL_AUTH_OAUTHBEARER)
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "unknown auth mechanism %d",
                        (int)cfg->auth);
-    const char *const av[SE_A_COUNT] = {
-        mechs[cfg->auth],           nz(cfg->username),        nz(cfg->password),
-        nz(cfg->oauth_token),       nz(cfg->oauth_token_cmd), nz(cfg->oauth_token_url),
-        nz(cfg->oauth_client_id),   nz(cfg->oauth_client_secret), nz(cfg->oauth_refresh_token),
-        nz(cfg->oauth_refresh_token_file), nz(cfg->oauth_scope)};
-    static const char *const an[SE_A_COUNT] = {
-        "auth",        "username",        "password",          "oauth_token",
-        "oauth_token_cmd", "oauth_token_url", "oauth_client_id", "oauth_client_secret",
-        "oauth_refresh_token", "oauth_refresh_token_file", "oauth_scope"};
+    const char *const av[SE_A_COUNT] = {mechs[cfg->auth],
+                                        nz(cfg->username),
+                                        nz(cfg->password),
+                                        nz(cfg->oauth_token),
+                                        nz(cfg->oauth_token_cmd),
+                                        nz(cfg->oauth_token_url),
+                                        nz(cfg->oauth_client_id),
+                                        nz(cfg->oauth_client_secret),
+                                        nz(cfg->oauth_refresh_token),
+                                        nz(cfg->oauth_refresh_token_file),
+                                        nz(cfg->oauth_scope)};
+    static const char *const an[SE_A_COUNT] = {"auth",
+                                               "username",
+                                               "password",
+                                               "oauth_token",
+                                               "oauth_token_cmd",
+                                               "oauth_token_url",
+                                               "oauth_client_id",
+                                               "oauth_client_secret",
+                                               "oauth_refresh_token",
+                                               "oauth_refresh_token_file",
+                                               "oauth_scope"};
     for (int i = 1; i < SE_A_COUNT; i++)
         if (has_ctl(av[i]))
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s contains a control character",
@@ -575,8 +593,8 @@ static scalr_email_code open_once(scalr_email_client *c, se_session **out, long 
         se_proxy_redact(s->proxy, shown, sizeof shown);
         note(c, "connecting to %s:%u (%s) through proxy %s", s->host, s->port,
              tls_mode_name(s->tls), shown);
-        rc = se_proxy_connect(&ss->conn, &c->proxy, s->host, s->port, to, limit,
-                              c->send_timeout_ms, err);
+        rc = se_proxy_connect(&ss->conn, &c->proxy, s->host, s->port, to, limit, c->send_timeout_ms,
+                              err);
     } else {
         note(c, "connecting to %s:%u (%s)", s->host, s->port, tls_mode_name(s->tls));
         rc = se_conn_open_by(&ss->conn, s->host, s->port, to, limit, c->send_timeout_ms, err);
@@ -803,7 +821,8 @@ static scalr_email_code transact(scalr_email_client *c, se_session *ss, const se
     unsigned flights = 0;
     scalr_email_code rc;
     *handed = 0;
-    int started = src ? se_smtp_mail_source(ss->eng, env, src) : se_smtp_mail(ss->eng, env, msg, len);
+    int started =
+        src ? se_smtp_mail_source(ss->eng, env, src) : se_smtp_mail(ss->eng, env, msg, len);
     if (started < 0) {
         rc = se_fail(err, SCALR_EMAIL_ENOMEM, "MAIL", "cannot start the transaction");
         se_smtp_abort(ss->eng, rc, "cannot start the transaction");
@@ -936,8 +955,8 @@ static scalr_email_code raw_addr(const char *in, const char *what, char **out,
 }
 
 scalr_email_code scalr_email_client_send_data(scalr_email_client *c, const char *mail_from,
-                                              const char *const *rcpt, const char *data,
-                                              size_t len, scalr_email_error *err)
+                                              const char *const *rcpt, const char *data, size_t len,
+                                              scalr_email_error *err)
 {
     se_error_clear(err);
     scalr_email_error local;
@@ -950,7 +969,8 @@ scalr_email_code scalr_email_client_send_data(scalr_email_client *c, const char 
     if (len == 0)
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: empty message");
     if (memchr(data, '\0', len))
-        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_raw: the message contains a NUL octet");
+        return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE",
+                       "send_raw: the message contains a NUL octet");
     se_composed comp;
     memset(&comp, 0, sizeof comp);
     scalr_email_code rc = SCALR_EMAIL_OK;

@@ -427,8 +427,16 @@ enum {
 };
 
 static const char *const var_names[V_COUNT] = {
-    "SMTP_HOST",    "SMTP_PORT",    "SMTP_USERNAME", "SMTP_PASSWORD",  "SMTP_FROM",
-    "SMTP_USE_TLS", "SMTP_USE_SSL", "SMTP_TIMEOUT",  "SMTP_HELO_NAME", "SMTP_RETURN_PATH",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_FROM",
+    "SMTP_USE_TLS",
+    "SMTP_USE_SSL",
+    "SMTP_TIMEOUT",
+    "SMTP_HELO_NAME",
+    "SMTP_RETURN_PATH",
     "SMTP_PROXY",
     "SMTP_AUTH",
     "SMTP_OAUTH_TOKEN",
@@ -473,7 +481,9 @@ scalr_email_code se_check_auth(se_settings *out, const char *const a[SE_A_COUNT]
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "%s=%s takes a password, but an OAuth2 token source (%s) is set",
                        names[SE_A_MECH], a[SE_A_MECH],
-                       names[a[SE_A_TOKEN] ? SE_A_TOKEN : a[SE_A_CMD] ? SE_A_CMD : SE_A_URL]);
+                       names[a[SE_A_TOKEN] ? SE_A_TOKEN
+                             : a[SE_A_CMD] ? SE_A_CMD
+                                           : SE_A_URL]);
     if (oauth && !a[SE_A_USER])
         return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                        "OAuth2 sign-in needs %s (the mailbox the token is for)", names[SE_A_USER]);
@@ -482,9 +492,8 @@ scalr_email_code se_check_auth(se_settings *out, const char *const a[SE_A_COUNT]
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s is set but %s is empty",
                            names[SE_A_URL], names[SE_A_ID]);
         if (!a[SE_A_REFRESH] && !a[SE_A_REFRESH_FILE])
-            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
-                           "%s is set but neither %s nor %s is", names[SE_A_URL],
-                           names[SE_A_REFRESH], names[SE_A_REFRESH_FILE]);
+            return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s is set but neither %s nor %s is",
+                           names[SE_A_URL], names[SE_A_REFRESH], names[SE_A_REFRESH_FILE]);
         if (strncmp(a[SE_A_URL], "https://", 8) != 0)
             return se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG", "%s must be an https:// URL",
                            names[SE_A_URL]);
@@ -556,15 +565,20 @@ static scalr_email_code resolve(se_settings *out, const char *const *v, scalr_em
                        "an address literal such as [192.0.2.1], got '%s'",
                        v[V_HELO]);
 
-    const char *const av[SE_A_COUNT] = {v[V_AUTH],    v[V_USERNAME], v[V_PASSWORD],
-                                        v[V_O_TOKEN], v[V_O_CMD],    v[V_O_URL],
-                                        v[V_O_ID],    v[V_O_SECRET], v[V_O_REFRESH],
-                                        v[V_O_REFRESH_FILE], v[V_O_SCOPE]};
-    static const char *const an[SE_A_COUNT] = {
-        "SMTP_AUTH",           "SMTP_USERNAME",           "SMTP_PASSWORD",
-        "SMTP_OAUTH_TOKEN",    "SMTP_OAUTH_TOKEN_CMD",    "SMTP_OAUTH_TOKEN_URL",
-        "SMTP_OAUTH_CLIENT_ID", "SMTP_OAUTH_CLIENT_SECRET", "SMTP_OAUTH_REFRESH_TOKEN",
-        "SMTP_OAUTH_REFRESH_TOKEN_FILE", "SMTP_OAUTH_SCOPE"};
+    const char *const av[SE_A_COUNT] = {
+        v[V_AUTH], v[V_USERNAME], v[V_PASSWORD],  v[V_O_TOKEN],        v[V_O_CMD],  v[V_O_URL],
+        v[V_O_ID], v[V_O_SECRET], v[V_O_REFRESH], v[V_O_REFRESH_FILE], v[V_O_SCOPE]};
+    static const char *const an[SE_A_COUNT] = {"SMTP_AUTH",
+                                               "SMTP_USERNAME",
+                                               "SMTP_PASSWORD",
+                                               "SMTP_OAUTH_TOKEN",
+                                               "SMTP_OAUTH_TOKEN_CMD",
+                                               "SMTP_OAUTH_TOKEN_URL",
+                                               "SMTP_OAUTH_CLIENT_ID",
+                                               "SMTP_OAUTH_CLIENT_SECRET",
+                                               "SMTP_OAUTH_REFRESH_TOKEN",
+                                               "SMTP_OAUTH_REFRESH_TOKEN_FILE",
+                                               "SMTP_OAUTH_SCOPE"};
     scalr_email_code rc = se_check_auth(out, av, an, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
@@ -656,8 +670,8 @@ void se_settings_free(se_settings *s)
     memset(s, 0, sizeof *s);
 }
 
-scalr_email_code se_config_get_layered(const char *overlay, const char *env_file,
-                                       const char *name, char **value, scalr_email_error *err)
+scalr_email_code se_config_get_layered(const char *overlay, const char *env_file, const char *name,
+                                       char **value, scalr_email_error *err)
 {
     if (!overlay)
         return scalr_email_config_get(env_file, name, value, err);

@@ -11,7 +11,7 @@ typedef struct se_settings {
     char *host, *username, *password, *from, *helo_name;
     char *return_path; /* SMTP_RETURN_PATH as given, or NULL */
     char *proxy;       /* SMTP_PROXY as given, or NULL */
-    int auth; /* se_smtp_mech: SMTP_AUTH (0: auto) */
+    int auth;          /* se_smtp_mech: SMTP_AUTH (0: auto) */
     /* SMTP_OAUTH_*: token sources (src/auth/oauth.h); secrets wiped on free */
     char *oauth_token, *oauth_token_cmd, *oauth_token_url, *oauth_client_id, *oauth_client_secret,
         *oauth_refresh_token, *oauth_refresh_token_file, *oauth_scope;
@@ -39,8 +39,8 @@ void se_settings_free(se_settings *s);
  * winning over the environment and env_file.  overlay NULL: as above. */
 scalr_email_code se_settings_from_layers(se_settings *out, const char *overlay,
                                          const char *env_file, scalr_email_error *err);
-scalr_email_code se_config_get_layered(const char *overlay, const char *env_file,
-                                       const char *name, char **value, scalr_email_error *err);
+scalr_email_code se_config_get_layered(const char *overlay, const char *env_file, const char *name,
+                                       char **value, scalr_email_error *err);
 
 /* The sign-in settings, from the environment or scalr_email_config (see
  * config.c): the mechanism, username, password and the OAuth2 token

@@ -307,9 +307,8 @@ static PyObject *result(scalr_email_code rc, const scalr_email_error *e)
                          decode(e->message), decode(e->message_id));
 }
 
-static const char *const arg_names[] = {"to",       "subject", "body",        "body_html",
-                                        "sender",   "cc",      "bcc",         "reply_to",
-                                        "headers",  "attachments", "options"};
+static const char *const arg_names[] = {"to",  "subject",  "body",    "body_html",   "sender", "cc",
+                                        "bcc", "reply_to", "headers", "attachments", "options"};
 #define N_ARGS 11 /* the last, options, may be left out */
 
 /* Parse the ten arguments (positional or keyword) plus one extra keyword. */
@@ -505,10 +504,9 @@ static PyObject *native_compose(PyObject *self, PyObject *args, PyObject *kw)
     return Py_BuildValue("(NN)", result(rc, &err), data);
 }
 
-PyDoc_STRVAR(render_doc,
-             "render(name, data_json, locale, root, allow_missing) -> tuple\n\n"
-             "Internal: scalr_email_template_render.  Returns (result_tuple, subject,\n"
-             "body, body_html), the three None on failure.");
+PyDoc_STRVAR(render_doc, "render(name, data_json, locale, root, allow_missing) -> tuple\n\n"
+                         "Internal: scalr_email_template_render.  Returns (result_tuple, subject,\n"
+                         "body, body_html), the three None on failure.");
 
 static PyObject *native_render(PyObject *self, PyObject *args)
 {
@@ -526,13 +524,13 @@ static PyObject *native_render(PyObject *self, PyObject *args)
     scalr_email_code rc;
     Py_BEGIN_ALLOW_THREADS /* template files are read from disk */
         rc = scalr_email_template_render(name, data, (size_t)data_len, &o, &r, &err);
-    Py_END_ALLOW_THREADS if (rc != SCALR_EMAIL_OK) return Py_BuildValue(
-        "(NOOO)", result(rc, &err), Py_None, Py_None, Py_None);
-    PyObject *out = Py_BuildValue(
-        "(NNNN)", result(rc, &err),
-        PyUnicode_DecodeUTF8(r.subject, (Py_ssize_t)strlen(r.subject), "replace"),
-        PyUnicode_DecodeUTF8(r.body, (Py_ssize_t)r.body_len, "replace"),
-        PyUnicode_DecodeUTF8(r.body_html, (Py_ssize_t)r.body_html_len, "replace"));
+    Py_END_ALLOW_THREADS if (rc != SCALR_EMAIL_OK) return Py_BuildValue("(NOOO)", result(rc, &err),
+                                                                        Py_None, Py_None, Py_None);
+    PyObject *out =
+        Py_BuildValue("(NNNN)", result(rc, &err),
+                      PyUnicode_DecodeUTF8(r.subject, (Py_ssize_t)strlen(r.subject), "replace"),
+                      PyUnicode_DecodeUTF8(r.body, (Py_ssize_t)r.body_len, "replace"),
+                      PyUnicode_DecodeUTF8(r.body_html, (Py_ssize_t)r.body_html_len, "replace"));
     scalr_email_rendered_free(&r);
     return out;
 }

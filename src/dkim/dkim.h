@@ -31,10 +31,10 @@ int se_dkim_key_record(const se_dkim_key *k, se_buf *out);
 typedef struct se_dkim_body {
     void *md; /* EVP_MD_CTX */
     int relaxed;
-    int cr;               /* the last octet fed was a CR */
-    int wsp;              /* relaxed: whitespace waiting for a non-space octet */
-    unsigned long crlf;   /* line ends held back: trailing empty lines are dropped */
-    int any;              /* some line content was hashed */
+    int cr;             /* the last octet fed was a CR */
+    int wsp;            /* relaxed: whitespace waiting for a non-space octet */
+    unsigned long crlf; /* line ends held back: trailing empty lines are dropped */
+    int any;            /* some line content was hashed */
     unsigned char out[256];
     size_t n;
 } se_dkim_body;

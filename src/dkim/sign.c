@@ -25,11 +25,11 @@ struct se_dkim_key {
 
 /* RFC 6376 3.5: the headers signed.  Those in the first list are oversigned
  * (named once more than they occur) so nobody can add another. */
-static const char *const OVERSIGN[] = {"From", "To", "Cc", "Subject", "Date", "Message-ID",
-                                       "Reply-To"};
-static const char *const SIGN_ONCE[] = {"MIME-Version",   "Content-Type", "Content-Transfer-Encoding",
-                                        "In-Reply-To",    "References",   "List-Unsubscribe",
-                                        "List-Unsubscribe-Post"};
+static const char *const OVERSIGN[] = {"From", "To",         "Cc",      "Subject",
+                                       "Date", "Message-ID", "Reply-To"};
+static const char *const SIGN_ONCE[] = {
+    "MIME-Version", "Content-Type",     "Content-Transfer-Encoding", "In-Reply-To",
+    "References",   "List-Unsubscribe", "List-Unsubscribe-Post"};
 
 void se_dkim_key_free(se_dkim_key *k)
 {
@@ -275,7 +275,8 @@ static scalr_email_code sign_one(se_dkim_key *k, field *f, size_t nf, const unsi
         f[i].used = 0;
     int first = 1;
     for (int list = 0; list < 2; list++) {
-        size_t cnt = list ? sizeof SIGN_ONCE / sizeof *SIGN_ONCE : sizeof OVERSIGN / sizeof *OVERSIGN;
+        size_t cnt =
+            list ? sizeof SIGN_ONCE / sizeof *SIGN_ONCE : sizeof OVERSIGN / sizeof *OVERSIGN;
         for (size_t j = 0; j < cnt; j++) {
             const char *name = list ? SIGN_ONCE[j] : OVERSIGN[j];
             size_t occurs = 0;

@@ -67,7 +67,8 @@ static int parse_tags(const char *s, size_t n, tag *t, size_t max)
 {
     size_t nt = 0, i = 0;
     while (i < n) {
-        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == ';'))
+        while (i < n &&
+               (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n' || s[i] == ';'))
             i++;
         if (i >= n)
             break;
@@ -77,8 +78,8 @@ static int parse_tags(const char *s, size_t n, tag *t, size_t max)
         if (i >= n || s[i] != '=')
             goto bad;
         size_t ne = i++;
-        while (ne > ns && (s[ne - 1] == ' ' || s[ne - 1] == '\t' || s[ne - 1] == '\r' ||
-                           s[ne - 1] == '\n'))
+        while (ne > ns &&
+               (s[ne - 1] == ' ' || s[ne - 1] == '\t' || s[ne - 1] == '\r' || s[ne - 1] == '\n'))
             ne--;
         size_t vs = i;
         while (i < n && s[i] != ';')
@@ -171,8 +172,9 @@ static void why(se_dkim_result *r, const char *s)
     snprintf(r->why, sizeof r->why, "%s", s);
 }
 
-static void verify_one(const char *hdr, size_t hlen, const char *body, size_t blen, const field *sigf,
-                       field *f, size_t nf, se_dkim_lookup_fn lookup, void *arg, se_dkim_result *r)
+static void verify_one(const char *hdr, size_t hlen, const char *body, size_t blen,
+                       const field *sigf, field *f, size_t nf, se_dkim_lookup_fn lookup, void *arg,
+                       se_dkim_result *r)
 {
     memset(r, 0, sizeof *r);
     tag t[MAX_TAGS];

@@ -155,9 +155,9 @@ static scalr_email_code check_opts(const scalr_email_enqueue_opts *opts, scalr_e
 
 /* Store one message with its envelope: the common end of the adds. */
 static scalr_email_code store(scalr_email_queue *q, const char *mail_from, char **rcpt,
-                              size_t n_rcpt, const char *message_id, const char *data,
-                              size_t size, const scalr_email_enqueue_opts *opts, long long *id,
-                              int *existed, scalr_email_error *err)
+                              size_t n_rcpt, const char *message_id, const char *data, size_t size,
+                              const scalr_email_enqueue_opts *opts, long long *id, int *existed,
+                              scalr_email_error *err)
 {
     if (err)
         snprintf(err->message_id, sizeof err->message_id, "%s", message_id);
@@ -190,15 +190,15 @@ static scalr_email_code store(scalr_email_queue *q, const char *mail_from, char 
     if (ex && err) { /* the message that is queued is the earlier one */
         se_qres r = {0};
         const se_qval p[] = {QI(got)};
-        if (se_qstore_exec(q->st, "SELECT message_id FROM scalr_email_queue WHERE id = ?", p, 1,
-                           &r, NULL, NULL) == SCALR_EMAIL_OK &&
+        if (se_qstore_exec(q->st, "SELECT message_id FROM scalr_email_queue WHERE id = ?", p, 1, &r,
+                           NULL, NULL) == SCALR_EMAIL_OK &&
             r.rows)
             snprintf(err->message_id, sizeof err->message_id, "%s", se_qres_text(&r, 0, 0));
         se_qres_free(&r);
     }
     if (err)
-        snprintf(err->message, sizeof err->message, "%s %lld", ex ? "already queued as" : "queued as",
-                 (long long)got);
+        snprintf(err->message, sizeof err->message, "%s %lld",
+                 ex ? "already queued as" : "queued as", (long long)got);
     return SCALR_EMAIL_OK;
 }
 
@@ -321,8 +321,8 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
         if (rc == SCALR_EMAIL_OK && all.oom)
             rc = se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
         if (rc == SCALR_EMAIL_OK)
-            rc = store(q, e.mail_from, e.rcpt, e.n_rcpt, e.message_id, all.data, all.len, opts,
-                       id, existed, err);
+            rc = store(q, e.mail_from, e.rcpt, e.n_rcpt, e.message_id, all.data, all.len, opts, id,
+                       existed, err);
     }
     se_ibody_free(&b);
     se_buf_free(&all);
@@ -331,9 +331,9 @@ scalr_email_code scalr_email_queue_add_raw(scalr_email_queue *q, scalr_email_raw
 }
 
 #define ITEM_COLS                                                                                  \
-    "id, state, lane, tenant, provider, idempotency_key, mail_from, rcpt_to, message_id, size, "  \
-    "attempts, COALESCE(max_attempts, 0), created_at, run_at, COALESCE(expire_at, 0), "           \
-    "updated_at, COALESCE(finished_at, 0), lease_owner, COALESCE(lease_until, 0), last_error, "   \
+    "id, state, lane, tenant, provider, idempotency_key, mail_from, rcpt_to, message_id, size, "   \
+    "attempts, COALESCE(max_attempts, 0), created_at, run_at, COALESCE(expire_at, 0), "            \
+    "updated_at, COALESCE(finished_at, 0), lease_owner, COALESCE(lease_until, 0), last_error, "    \
     "profile"
 
 static void fill_item(const se_qres *r, size_t i, scalr_email_queue_item *it)
@@ -364,7 +364,7 @@ static void fill_item(const se_qres *r, size_t i, scalr_email_queue_item *it)
         it->profile = "";
 }
 
-static const char *const states[] = {"queued", "leased", "sent",  "failed",
+static const char *const states[] = {"queued",  "leased",    "sent", "failed",
                                      "expired", "cancelled", "held", "unknown"};
 
 static int known_state(const char *s)
@@ -383,15 +383,15 @@ scalr_email_code scalr_email_queue_get_status(scalr_email_queue *q, scalr_email_
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_get_status: NULL argument");
     memset(st, 0, sizeof *st);
     se_qres r = {0};
-    scalr_email_code rc = se_qstore_exec(
-        q->st, "SELECT state, COUNT(*) FROM scalr_email_queue GROUP BY state", NULL, 0, &r, NULL,
-        err);
+    scalr_email_code rc =
+        se_qstore_exec(q->st, "SELECT state, COUNT(*) FROM scalr_email_queue GROUP BY state", NULL,
+                       0, &r, NULL, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     for (size_t i = 0; i < r.rows; i++) {
         const char *s = se_qres_text(&r, i, 0);
         long long n = se_qres_int(&r, i, 1);
-        long long *slot[] = {&st->queued, &st->leased,    &st->sent, &st->failed,
+        long long *slot[] = {&st->queued,  &st->leased,    &st->sent, &st->failed,
                              &st->expired, &st->cancelled, &st->held, &st->unknown};
         for (size_t k = 0; s && k < 8; k++)
             if (!strcmp(s, states[k]))
@@ -424,8 +424,7 @@ static scalr_email_code act_all(scalr_email_queue *q, const char *sql, const se_
 
 scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
                                             void (*fn)(void *arg, const char *profile, int held,
-                                                       long long paused_until,
-                                                       const char *reason),
+                                                       long long paused_until, const char *reason),
                                             void *arg, scalr_email_error *err)
 {
     se_error_clear(err);
@@ -454,13 +453,15 @@ scalr_email_code scalr_email_queue_unsubscribe_missing(scalr_email_queue *q,
 {
     se_error_clear(err);
     if (!q || !fn)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_unsubscribe_missing: NULL argument");
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE",
+                       "queue_unsubscribe_missing: NULL argument");
     se_qres r = {0};
-    scalr_email_code rc = se_qstore_exec(
-        q->st,
-        "SELECT tenant, COUNT(*) FROM scalr_email_queue WHERE lane = 'bulk' AND has_unsubscribe = 0 "
-        "AND state IN ('queued', 'leased', 'held') GROUP BY tenant ORDER BY tenant",
-        NULL, 0, &r, NULL, err);
+    scalr_email_code rc =
+        se_qstore_exec(q->st,
+                       "SELECT tenant, COUNT(*) FROM scalr_email_queue WHERE lane = 'bulk' AND "
+                       "has_unsubscribe = 0 "
+                       "AND state IN ('queued', 'leased', 'held') GROUP BY tenant ORDER BY tenant",
+                       NULL, 0, &r, NULL, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     for (size_t i = 0; i < r.rows; i++)
@@ -488,9 +489,8 @@ scalr_email_code scalr_email_queue_release_profile(scalr_email_queue *q, const c
 }
 
 scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
-                                             void (*fn)(void *arg, const char *provider,
-                                                        int held, long long paused_until,
-                                                        const char *reason),
+                                             void (*fn)(void *arg, const char *provider, int held,
+                                                        long long paused_until, const char *reason),
                                              void *arg, scalr_email_error *err)
 {
     se_error_clear(err);
@@ -533,11 +533,12 @@ scalr_email_code scalr_email_queue_list(scalr_email_queue *q, const char *state,
         size_t want = limit && limit - done < PAGE ? limit - done : PAGE;
         const se_qval p[] = {QT(state), QT(state), QI(after), QI((int64_t)want)};
         se_qres r = {0};
-        scalr_email_code rc = se_qstore_exec(
-            q->st,
-            "SELECT " ITEM_COLS " FROM scalr_email_queue WHERE (CAST(? AS TEXT) IS NULL OR state = ?) "
-            "AND id > ? ORDER BY id LIMIT ?",
-            p, 4, &r, NULL, err);
+        scalr_email_code rc =
+            se_qstore_exec(q->st,
+                           "SELECT " ITEM_COLS
+                           " FROM scalr_email_queue WHERE (CAST(? AS TEXT) IS NULL OR state = ?) "
+                           "AND id > ? ORDER BY id LIMIT ?",
+                           p, 4, &r, NULL, err);
         if (rc != SCALR_EMAIL_OK)
             return rc;
         for (size_t i = 0; i < r.rows; i++) {
@@ -554,10 +555,11 @@ scalr_email_code scalr_email_queue_list(scalr_email_queue *q, const char *state,
     }
 }
 
-scalr_email_code scalr_email_queue_show(
-    scalr_email_queue *q, long long id, void (*item)(void *arg, const scalr_email_queue_item *it),
-    void (*attempt)(void *arg, const scalr_email_queue_attempt *a), void *arg,
-    scalr_email_error *err)
+scalr_email_code scalr_email_queue_show(scalr_email_queue *q, long long id,
+                                        void (*item)(void *arg, const scalr_email_queue_item *it),
+                                        void (*attempt)(void *arg,
+                                                        const scalr_email_queue_attempt *a),
+                                        void *arg, scalr_email_error *err)
 {
     se_error_clear(err);
     if (!q)
@@ -655,8 +657,8 @@ static scalr_email_code act_all(scalr_email_queue *q, const char *sql, const se_
 }
 
 #define RETRY_SET                                                                                  \
-    "UPDATE scalr_email_queue SET state = 'queued', run_at = NOW_MS, attempts = 0, "              \
-    "expire_at = CASE WHEN expire_at IS NULL THEN NULL ELSE NOW_MS + (expire_at - created_at) "   \
+    "UPDATE scalr_email_queue SET state = 'queued', run_at = NOW_MS, attempts = 0, "               \
+    "expire_at = CASE WHEN expire_at IS NULL THEN NULL ELSE NOW_MS + (expire_at - created_at) "    \
     "END, finished_at = NULL, updated_at = NOW_MS WHERE body IS NOT NULL AND "
 #define RETRYABLE "state IN ('failed', 'expired', 'held', 'unknown', 'queued')"
 
@@ -671,8 +673,8 @@ scalr_email_code scalr_email_queue_retry(scalr_email_queue *q, long long id, con
     if (id > 0) {
         const se_qval p[] = {QI(id)};
         return act_one(q, "retry", RETRY_SET RETRYABLE " AND id = ?", p, 1, id,
-                       "failed, expired, held, unknown or queued messages can be retried",
-                       changed, err);
+                       "failed, expired, held, unknown or queued messages can be retried", changed,
+                       err);
     }
     if (!state || !known_state(state) || !strcmp(state, "leased") || !strcmp(state, "sent") ||
         !strcmp(state, "cancelled"))
@@ -724,7 +726,7 @@ scalr_email_code scalr_email_queue_release(scalr_email_queue *q, long long id, l
     if (!q)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_release: NULL argument");
 #define RELEASE                                                                                    \
-    "UPDATE scalr_email_queue SET state = 'queued', updated_at = NOW_MS, last_error = NULL "      \
+    "UPDATE scalr_email_queue SET state = 'queued', updated_at = NOW_MS, last_error = NULL "       \
     "WHERE state = 'held'"
     if (id > 0) {
         const se_qval p[] = {QI(id)};

@@ -13,10 +13,10 @@
 
 struct scalr_email_queue {
     se_qstore *st;
-    char *url;                   /* workers open one store handle per thread */
-    volatile sig_atomic_t stop;  /* 0 run, 1 graceful, 2 immediate */
-    int wake[2];                 /* self-pipe: scalr_email_queue_stop wakes the worker */
-    se_dkim_signer *dkim;        /* messages are signed at enqueue: retries are identical */
+    char *url;                  /* workers open one store handle per thread */
+    volatile sig_atomic_t stop; /* 0 run, 1 graceful, 2 immediate */
+    int wake[2];                /* self-pipe: scalr_email_queue_stop wakes the worker */
+    se_dkim_signer *dkim;       /* messages are signed at enqueue: retries are identical */
     /* Sender profiles' clients used at enqueue (their From, allowed
      * domains, DKIM keys), made once per handle: a file of thousands of
      * lines loads each key once. */

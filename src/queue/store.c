@@ -80,14 +80,17 @@ static scalr_email_code migrate(se_qstore *st, scalr_email_error *err)
     if (st->drv->migrate_lock)
         rc = X(st, st->drv->migrate_lock, NULL, 0, NULL, NULL, err);
     if (rc == SCALR_EMAIL_OK)
-        rc = X(st, "CREATE TABLE IF NOT EXISTS scalr_email_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-           NULL, 0, NULL, NULL, err);
+        rc = X(st,
+               "CREATE TABLE IF NOT EXISTS scalr_email_meta (key TEXT PRIMARY KEY, value TEXT NOT "
+               "NULL)",
+               NULL, 0, NULL, NULL, err);
     if (rc == SCALR_EMAIL_OK)
         rc = X(st, "SELECT value FROM scalr_email_meta WHERE key = 'schema_version'", NULL, 0, &r,
                NULL, err);
     if (rc != SCALR_EMAIL_OK)
         return abort_tx(st, rc);
-    long version = r.rows ? strtol(se_qres_text(&r, 0, 0) ? se_qres_text(&r, 0, 0) : "0", NULL, 10) : 0;
+    long version =
+        r.rows ? strtol(se_qres_text(&r, 0, 0) ? se_qres_text(&r, 0, 0) : "0", NULL, 10) : 0;
     se_qres_free(&r);
     if (version > SE_QUEUE_SCHEMA_VERSION) {
         abort_tx(st, SCALR_EMAIL_ECONFIG);
@@ -111,8 +114,8 @@ static scalr_email_code migrate(se_qstore *st, scalr_email_error *err)
         for (const char *const *s = st->drv->schema2; *s && rc == SCALR_EMAIL_OK; s++)
             rc = X(st, *s, NULL, 0, NULL, NULL, err);
         if (rc == SCALR_EMAIL_OK)
-            rc = X(st, "UPDATE scalr_email_meta SET value = '2' WHERE key = 'schema_version'",
-                   NULL, 0, NULL, NULL, err);
+            rc = X(st, "UPDATE scalr_email_meta SET value = '2' WHERE key = 'schema_version'", NULL,
+                   0, NULL, NULL, err);
         if (rc != SCALR_EMAIL_OK)
             return abort_tx(st, rc);
     }
@@ -342,7 +345,8 @@ static int split_rcpt(se_qrow *row, const char *s)
 }
 
 #define DUE_FILTER                                                                                 \
-    "state = 'queued' AND run_at <= NOW_MS AND provider = ? AND provider NOT IN (SELECT provider FROM "            \
+    "state = 'queued' AND run_at <= NOW_MS AND provider = ? AND provider NOT IN (SELECT provider " \
+    "FROM "                                                                                        \
     "scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS) AND profile NOT IN (SELECT "   \
     "profile FROM scalr_email_profiles WHERE held = 1 OR paused_until > NOW_MS)"
 
@@ -353,13 +357,14 @@ static scalr_email_code next_tenant(se_qstore *st, const char *lane, const char 
 {
     const se_qval p[] = {QT(lane), QT(after), QT(provider)};
     se_qres r = {0};
-    scalr_email_code rc =
-        X(st,
-          strictly ? "SELECT tenant FROM scalr_email_queue WHERE lane = ? AND tenant > ? AND " DUE_FILTER
-                     " ORDER BY tenant LIMIT 1"
-                   : "SELECT tenant FROM scalr_email_queue WHERE lane = ? AND tenant >= ? AND " DUE_FILTER
-                     " ORDER BY tenant LIMIT 1",
-          p, 3, &r, NULL, err);
+    scalr_email_code rc = X(
+        st,
+        strictly
+            ? "SELECT tenant FROM scalr_email_queue WHERE lane = ? AND tenant > ? AND " DUE_FILTER
+              " ORDER BY tenant LIMIT 1"
+            : "SELECT tenant FROM scalr_email_queue WHERE lane = ? AND tenant >= ? AND " DUE_FILTER
+              " ORDER BY tenant LIMIT 1",
+        p, 3, &r, NULL, err);
     *found = rc == SCALR_EMAIL_OK && r.rows;
     if (*found)
         snprintf(out, outlen, "%s", se_qres_text(&r, 0, 0) ? se_qres_text(&r, 0, 0) : "");
@@ -376,18 +381,22 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
                                      int64_t lease_ms, se_qrow **rows, size_t *n, size_t *cap,
                                      scalr_email_error *err)
 {
-    const se_qval p[] = {QT(worker), QI(lease_ms), QT(lane), QT(tenant), QT(provider),
-                         QI((int64_t)k)};
+    const se_qval p[] = {QT(worker), QI(lease_ms), QT(lane),
+                         QT(tenant), QT(provider), QI((int64_t)k)};
     se_qres r = {0};
     scalr_email_code rc =
         X(st,
           st->drv->skip_locked
-              ? "UPDATE scalr_email_queue SET state = 'leased', lease_owner = ?, lease_until = NOW_MS + ?, "
-                "updated_at = NOW_MS WHERE id IN (SELECT id FROM scalr_email_queue WHERE lane = ? AND "
+              ? "UPDATE scalr_email_queue SET state = 'leased', lease_owner = ?, lease_until = "
+                "NOW_MS + ?, "
+                "updated_at = NOW_MS WHERE id IN (SELECT id FROM scalr_email_queue WHERE lane = ? "
+                "AND "
                 "tenant = ? AND " DUE_FILTER " ORDER BY run_at, id LIMIT ? FOR UPDATE SKIP LOCKED) "
                 "RETURNING " CLAIM_COLS
-              : "UPDATE scalr_email_queue SET state = 'leased', lease_owner = ?, lease_until = NOW_MS + ?, "
-                "updated_at = NOW_MS WHERE id IN (SELECT id FROM scalr_email_queue WHERE lane = ? AND "
+              : "UPDATE scalr_email_queue SET state = 'leased', lease_owner = ?, lease_until = "
+                "NOW_MS + ?, "
+                "updated_at = NOW_MS WHERE id IN (SELECT id FROM scalr_email_queue WHERE lane = ? "
+                "AND "
                 "tenant = ? AND " DUE_FILTER " ORDER BY run_at, id LIMIT ?) RETURNING " CLAIM_COLS,
           p, NP(p), &r, NULL, err);
     if (rc != SCALR_EMAIL_OK)
@@ -410,12 +419,14 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
         row->mail_from = dup_cell(&r, i, 1);
         row->message_id = dup_cell(&r, i, 3);
         const se_qval *b = se_qcell(&r, i, 4);
-        row->size = b->t == SE_QBLOB || b->t == SE_QTEXT ? (b->t == SE_QBLOB ? b->n : strlen(b->s)) : 0;
+        row->size =
+            b->t == SE_QBLOB || b->t == SE_QTEXT ? (b->t == SE_QBLOB ? b->n : strlen(b->s)) : 0;
         row->body = malloc(row->size + 1);
         if (row->body && row->size)
             memcpy(row->body, b->s, row->size);
         const char *ln = se_qres_text(&r, i, 6);
-        row->lane = ln && !strcmp(ln, "bulk") ? SCALR_EMAIL_LANE_BULK : SCALR_EMAIL_LANE_TRANSACTIONAL;
+        row->lane =
+            ln && !strcmp(ln, "bulk") ? SCALR_EMAIL_LANE_BULK : SCALR_EMAIL_LANE_TRANSACTIONAL;
         row->tenant = dup_cell(&r, i, 7);
         row->provider = dup_cell(&r, i, 8);
         row->attempts = (int)se_qres_int(&r, i, 9);
@@ -424,8 +435,7 @@ static scalr_email_code claim_tenant(se_qstore *st, const char *worker, const ch
         row->expire_at = se_qres_int(&r, i, 12);
         row->profile = dup_cell(&r, i, 13);
         if (!row->mail_from || !row->message_id || !row->body || !row->tenant || !row->provider ||
-            !row->profile ||
-            split_rcpt(row, se_qres_text(&r, i, 2)) < 0) {
+            !row->profile || split_rcpt(row, se_qres_text(&r, i, 2)) < 0) {
             se_qres_free(&r);
             return se_fail(err, SCALR_EMAIL_ENOMEM, "QUEUE", "out of memory");
         }
@@ -446,8 +456,7 @@ static int skipped(const char *tenant, const char *const *skip, size_t n_skip)
 
 scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
                                  size_t max, int64_t lease_ms, const char *const *skip,
-                                 size_t n_skip, se_qrow **rows, size_t *n,
-                                 scalr_email_error *err)
+                                 size_t n_skip, se_qrow **rows, size_t *n, scalr_email_error *err)
 {
     if (!provider)
         provider = "";
@@ -540,10 +549,11 @@ scalr_email_code se_qstore_inflight(se_qstore *st, const char *worker, int64_t i
     int own = !st->in_tx; /* else part of a caller's transaction (group commit) */
     scalr_email_code rc = own ? begin(st, err) : SCALR_EMAIL_OK;
     if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_inflight (queue_id, worker, since) VALUES (?, ?, NOW_MS) "
-               "ON CONFLICT (queue_id) DO UPDATE SET worker = excluded.worker, since = excluded.since",
-               p, NP(p), NULL, NULL, err);
+        rc = X(
+            st,
+            "INSERT INTO scalr_email_inflight (queue_id, worker, since) VALUES (?, ?, NOW_MS) "
+            "ON CONFLICT (queue_id) DO UPDATE SET worker = excluded.worker, since = excluded.since",
+            p, NP(p), NULL, NULL, err);
     if (!own)
         return rc;
     return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
@@ -601,16 +611,23 @@ static scalr_email_code add_attempt(se_qstore *st, int64_t id, const char *worke
                                     const se_qattempt *a, scalr_email_error *err)
 {
     const se_qval p[] = {
-        QI(id), QI(id), QT(worker), QT(a->outcome),
-        QT(a->stage ? a->stage : ""), QI(a->smtp_code), QT(a->enhanced ? a->enhanced : ""),
-        QT(a->recipient ? a->recipient : ""), QT(a->server_text ? a->server_text : ""),
+        QI(id),
+        QI(id),
+        QT(worker),
+        QT(a->outcome),
+        QT(a->stage ? a->stage : ""),
+        QI(a->smtp_code),
+        QT(a->enhanced ? a->enhanced : ""),
+        QT(a->recipient ? a->recipient : ""),
+        QT(a->server_text ? a->server_text : ""),
         QT(a->message ? a->message : ""),
     };
-    return X(st,
-             "INSERT INTO scalr_email_attempts (queue_id, n, at, worker, outcome, stage, smtp_code, "
-             "enhanced, recipient, server_text, message) VALUES (?, (SELECT COUNT(*) + 1 FROM "
-             "scalr_email_attempts WHERE queue_id = ?), NOW_MS, ?, ?, ?, ?, ?, ?, ?, ?)",
-             p, NP(p), NULL, NULL, err);
+    return X(
+        st,
+        "INSERT INTO scalr_email_attempts (queue_id, n, at, worker, outcome, stage, smtp_code, "
+        "enhanced, recipient, server_text, message) VALUES (?, (SELECT COUNT(*) + 1 FROM "
+        "scalr_email_attempts WHERE queue_id = ?), NOW_MS, ?, ?, ?, ?, ?, ?, ?, ?)",
+        p, NP(p), NULL, NULL, err);
 }
 
 scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
@@ -624,8 +641,9 @@ scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
     if (!strcmp(a->outcome, "deferred"))
         return defer(st, worker, id, delay_ms, err);
     const se_qval p[] = {
-        QT(state), QI(counted), QI(retry), QI(delay_ms), QI(terminal),
-        sent ? QN : QT(a->message ? a->message : ""), QI(sent), QI(id), QT(worker),
+        QT(state),    QI(counted),  QI(retry),
+        QI(delay_ms), QI(terminal), sent ? QN : QT(a->message ? a->message : ""),
+        QI(sent),     QI(id),       QT(worker),
     };
     int64_t changed = 0;
     int own = !st->in_tx; /* else part of a caller's transaction (group commit) */
@@ -655,8 +673,7 @@ scalr_email_code se_qstore_finish(se_qstore *st, const char *worker, int64_t id,
     return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
 }
 
-scalr_email_code se_qstore_release_worker(se_qstore *st, const char *worker,
-                                          scalr_email_error *err)
+scalr_email_code se_qstore_release_worker(se_qstore *st, const char *worker, scalr_email_error *err)
 {
     const se_qval p[] = {QT(worker), QT(worker)};
     const se_qval w[] = {QT(worker)};
@@ -674,7 +691,7 @@ scalr_email_code se_qstore_release_worker(se_qstore *st, const char *worker,
 }
 
 #define ORPHAN                                                                                     \
-    "state = 'leased' AND (lease_until < NOW_MS OR lease_owner IS NULL OR lease_owner NOT IN "    \
+    "state = 'leased' AND (lease_until < NOW_MS OR lease_owner IS NULL OR lease_owner NOT IN "     \
     "(SELECT id FROM scalr_email_workers))"
 
 scalr_email_code se_qstore_reap(se_qstore *st, int64_t dead_ms, int hold, size_t *n,
@@ -699,12 +716,13 @@ scalr_email_code se_qstore_reap(se_qstore *st, int64_t dead_ms, int hold, size_t
                "WHERE q." ORPHAN " AND q.id IN (SELECT queue_id FROM scalr_email_inflight)",
                h, 1, NULL, NULL, err);
     if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "UPDATE scalr_email_queue SET state = ?, attempts = attempts + 1, lease_owner = NULL, "
-               "lease_until = NULL, updated_at = NOW_MS, last_error = 'the worker stopped after "
-               "writing the end of data; outcome unknown' WHERE " ORPHAN
-               " AND id IN (SELECT queue_id FROM scalr_email_inflight)",
-               s, 1, NULL, &a, err);
+        rc = X(
+            st,
+            "UPDATE scalr_email_queue SET state = ?, attempts = attempts + 1, lease_owner = NULL, "
+            "lease_until = NULL, updated_at = NOW_MS, last_error = 'the worker stopped after "
+            "writing the end of data; outcome unknown' WHERE " ORPHAN
+            " AND id IN (SELECT queue_id FROM scalr_email_inflight)",
+            s, 1, NULL, &a, err);
     /* Never handed over: no risk, no attempt counted. */
     if (rc == SCALR_EMAIL_OK)
         rc = X(st,
@@ -835,7 +853,19 @@ scalr_email_code se_qstore_exec(se_qstore *st, const char *sql, const se_qval *p
 {
     return X(st, sql, p, np, res, changes, err);
 }
-scalr_email_code se_qstore_begin(se_qstore *st, scalr_email_error *err) { return begin(st, err); }
-scalr_email_code se_qstore_commit(se_qstore *st, scalr_email_error *err) { return commit(st, err); }
-scalr_email_code se_qstore_abort(se_qstore *st, scalr_email_code rc) { return abort_tx(st, rc); }
-const char *se_qstore_where(const se_qstore *st) { return st->where; }
+scalr_email_code se_qstore_begin(se_qstore *st, scalr_email_error *err)
+{
+    return begin(st, err);
+}
+scalr_email_code se_qstore_commit(se_qstore *st, scalr_email_error *err)
+{
+    return commit(st, err);
+}
+scalr_email_code se_qstore_abort(se_qstore *st, scalr_email_code rc)
+{
+    return abort_tx(st, rc);
+}
+const char *se_qstore_where(const se_qstore *st)
+{
+    return st->where;
+}

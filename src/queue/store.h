@@ -48,8 +48,8 @@ typedef struct se_qrow {
     int lane;
     char *tenant;
     char *provider;
-    int attempts;      /* before this try */
-    int max_attempts;  /* 0: worker default */
+    int attempts;     /* before this try */
+    int max_attempts; /* 0: worker default */
     int64_t created_at;
     int64_t expire_at; /* 0: worker default from created_at */
     char *profile;     /* "" when none */
@@ -92,8 +92,7 @@ scalr_email_code se_qstore_heartbeat(se_qstore *st, const char *worker, int64_t 
  * lease_ms.  *rows is malloc'd (n may be 0). */
 scalr_email_code se_qstore_claim(se_qstore *st, const char *worker, const char *provider,
                                  size_t max, int64_t lease_ms, const char *const *skip,
-                                 size_t n_skip, se_qrow **rows, size_t *n,
-                                 scalr_email_error *err);
+                                 size_t n_skip, se_qrow **rows, size_t *n, scalr_email_error *err);
 void se_qrow_free(se_qrow *rows, size_t n);
 
 /* The duplicate window: durable before the end of data is written. */

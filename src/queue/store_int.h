@@ -35,7 +35,7 @@ static inline const se_qval *se_qcell(const se_qres *r, size_t row, size_t col)
 {
     return &r->cells[row * r->cols + col];
 }
-int64_t se_qres_int(const se_qres *r, size_t row, size_t col);     /* NULL: 0 */
+int64_t se_qres_int(const se_qres *r, size_t row, size_t col);      /* NULL: 0 */
 const char *se_qres_text(const se_qres *r, size_t row, size_t col); /* NULL: NULL */
 
 typedef struct se_qdriver {
@@ -46,8 +46,8 @@ typedef struct se_qdriver {
     void (*close)(se_qstore *st);
     /* Run one statement.  res may be NULL when no rows are wanted; *changes
      * (may be NULL) gets the rows it modified. */
-    scalr_email_code (*exec)(se_qstore *st, const char *sql, const se_qval *p, int np,
-                             se_qres *res, int64_t *changes, scalr_email_error *err);
+    scalr_email_code (*exec)(se_qstore *st, const char *sql, const se_qval *p, int np, se_qres *res,
+                             int64_t *changes, scalr_email_error *err);
     scalr_email_code (*begin)(se_qstore *st, scalr_email_error *err); /* a write transaction */
     scalr_email_code (*commit)(se_qstore *st, scalr_email_error *err);
     void (*rollback)(se_qstore *st);
@@ -55,13 +55,13 @@ typedef struct se_qdriver {
     scalr_email_code (*wait)(se_qstore *st, int64_t timeout_ms, scalr_email_error *err);
     const char *const *schema;  /* statements creating schema version 1 */
     const char *const *schema2; /* version 1 -> 2: profiles, the unsubscribe flag */
-    const char *migrate_lock;  /* run first in the migration transaction, or NULL */
+    const char *migrate_lock;   /* run first in the migration transaction, or NULL */
 } se_qdriver;
 
 struct se_qstore {
     const se_qdriver *drv;
-    void *db;         /* the driver's handle */
-    char *where;      /* what to name in errors (the path, or host/db) */
+    void *db;                 /* the driver's handle */
+    char *where;              /* what to name in errors (the path, or host/db) */
     char last_tenant[2][256]; /* round-robin position per lane */
     int in_tx;
 };

@@ -29,8 +29,8 @@ static scalr_email_code fail(se_qstore *st, scalr_email_error *err, const char *
     int code = s && s->db ? sqlite3_extended_errcode(s->db) : SQLITE_ERROR;
     const char *msg = s && s->db ? sqlite3_errmsg(s->db) : "cannot allocate";
     if ((code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED)
-        return se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE",
-                       "queue %s stayed locked for %d s while %s", st->where, BUSY_MS / 1000, what);
+        return se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE", "queue %s stayed locked for %d s while %s",
+                       st->where, BUSY_MS / 1000, what);
     return se_fail(err, SCALR_EMAIL_ESTORE, "QUEUE", "queue %s: %s while %s", st->where, msg, what);
 }
 

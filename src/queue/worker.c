@@ -55,8 +55,8 @@ typedef struct worker {
     pthread_cond_t gc_cond;
     struct gop *gc_head, *gc_tail;
     int gc_busy;
-    double next_send;   /* rate limit: monotonic seconds */
-    double rate;        /* current rate (lowered after throttling) */
+    double next_send; /* rate limit: monotonic seconds */
+    double rate;      /* current rate (lowered after throttling) */
     int drained;
     int lanes_left;
     pthread_cond_t lanes_done;
@@ -210,7 +210,8 @@ static void sleep_ms(double ms)
 {
     if (ms <= 0)
         return;
-    struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
+    struct timespec ts = {(time_t)(ms / 1000),
+                          (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
     nanosleep(&ts, NULL);
 }
 
@@ -517,8 +518,9 @@ static void process(lane *l, const se_qrow *row)
         if (rc == SCALR_EMAIL_OK) {
             crash_point(w, "after_250");
             outcome = "sent";
-        } else if (l->eod_written && (rc == SCALR_EMAIL_ETIMEOUT || rc == SCALR_EMAIL_EIO ||
-                                      rc == SCALR_EMAIL_ETLS || rc == SCALR_EMAIL_EPROTOCOL) &&
+        } else if (l->eod_written &&
+                   (rc == SCALR_EMAIL_ETIMEOUT || rc == SCALR_EMAIL_EIO || rc == SCALR_EMAIL_ETLS ||
+                    rc == SCALR_EMAIL_EPROTOCOL) &&
                    !e.smtp_code) {
             /* No reply to the end of data: the server may have it. */
             size_t n = strlen(e.message);
@@ -538,9 +540,8 @@ static void process(lane *l, const se_qrow *row)
             if (pf)
                 retire_client(w, pf);
             outcome = "released";
-        } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED ||
-                   rc == SCALR_EMAIL_ETOOBIG || rc == SCALR_EMAIL_EUNSUPPORTED ||
-                   rc == SCALR_EMAIL_EINVAL) {
+        } else if (e.smtp_code >= 500 || rc == SCALR_EMAIL_EREJECTED || rc == SCALR_EMAIL_ETOOBIG ||
+                   rc == SCALR_EMAIL_EUNSUPPORTED || rc == SCALR_EMAIL_EINVAL) {
             outcome = "failed";
         } else if (is_throttle(&e)) {
             int64_t pause = w->o.backoff_base_ms * 2;

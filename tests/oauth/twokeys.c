@@ -22,8 +22,9 @@ int main(int argc, char **argv)
     int failed = 0, rounds = atoi(argv[3]);
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < 2; i++) {
-            scalr_email_message m = {
-                .to = SCALR_EMAIL_LIST("rcpt@example.com"), .subject = i ? "B" : "A", .body = "hi\n"};
+            scalr_email_message m = {.to = SCALR_EMAIL_LIST("rcpt@example.com"),
+                                     .subject = i ? "B" : "A",
+                                     .body = "hi\n"};
             scalr_email_code rc = scalr_email_client_send(c[i], &m, &e);
             printf("send %c %d %s\n", 'A' + i, (int)rc, rc ? e.message : "");
             failed += rc != SCALR_EMAIL_OK;

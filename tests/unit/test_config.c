@@ -138,9 +138,8 @@ TEST(config_oauth)
     se_settings_free(&s);
     setenv("SMTP_AUTH", "plain", 1);
     CHECK_INT(se_settings_from_env(&s, NULL, &err), SCALR_EMAIL_ECONFIG);
-    CHECK_STR(err.message,
-              "SMTP_AUTH=plain takes a password, but an OAuth2 token source "
-              "(SMTP_OAUTH_TOKEN_URL) is set");
+    CHECK_STR(err.message, "SMTP_AUTH=plain takes a password, but an OAuth2 token source "
+                           "(SMTP_OAUTH_TOKEN_URL) is set");
     se_settings_free(&s);
     unsetenv("SMTP_AUTH");
     setenv("SMTP_OAUTH_TOKEN_URL", "http://login.example/token", 1);

@@ -178,7 +178,8 @@ TEST(dkim_sign_verify_rsa_ed25519_dual)
     CHECK_STR(res[1].alg, "ed25519-sha256");
 
     /* One body byte, one header, a second From: each breaks both. */
-    const char *from_to[][2] = {{".dot", ".dou"}, {"hello  there", "hello  thera"},
+    const char *from_to[][2] = {{".dot", ".dou"},
+                                {"hello  there", "hello  thera"},
                                 {"From: A", "From: evil@example.org\r\nFrom: A"}};
     for (size_t t = 0; t < 3; t++) {
         char *at = strstr(m.data, from_to[t][0]);

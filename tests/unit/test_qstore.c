@@ -32,8 +32,8 @@ static scalr_email_queue *fresh(void)
         return NULL;
     }
     static const char *const wipe[] = {
-        "DELETE FROM scalr_email_queue",   "DELETE FROM scalr_email_attempts",
-        "DELETE FROM scalr_email_workers", "DELETE FROM scalr_email_inflight",
+        "DELETE FROM scalr_email_queue",     "DELETE FROM scalr_email_attempts",
+        "DELETE FROM scalr_email_workers",   "DELETE FROM scalr_email_inflight",
         "DELETE FROM scalr_email_providers", "DELETE FROM scalr_email_profiles",
     };
     for (size_t i = 0; i < sizeof wipe / sizeof wipe[0]; i++)
@@ -78,9 +78,9 @@ static long long count(scalr_email_queue *q, const char *state)
     scalr_email_queue_status s;
     scalr_email_error e;
     CHECK_INT(scalr_email_queue_get_status(q, &s, &e), 0);
-    long long *slot[] = {&s.queued, &s.leased,    &s.sent, &s.failed,
+    long long *slot[] = {&s.queued,  &s.leased,    &s.sent, &s.failed,
                          &s.expired, &s.cancelled, &s.held, &s.unknown};
-    const char *names[] = {"queued", "leased", "sent", "failed",
+    const char *names[] = {"queued",  "leased",    "sent", "failed",
                            "expired", "cancelled", "held", "unknown"};
     for (int i = 0; i < 8; i++)
         if (!strcmp(state, names[i]))
@@ -349,9 +349,12 @@ TEST(qstore_concurrent_claims_never_share_a_row)
 
 static se_qattempt att(const char *outcome, int code)
 {
-    return (se_qattempt){.outcome = outcome, .stage = "RCPT", .smtp_code = code,
+    return (se_qattempt){.outcome = outcome,
+                         .stage = "RCPT",
+                         .smtp_code = code,
                          .enhanced = code >= 500 ? "5.1.1" : "4.2.0",
-                         .recipient = "bob@example.test", .server_text = "no such user",
+                         .recipient = "bob@example.test",
+                         .server_text = "no such user",
                          .message = "the server said no"};
 }
 
@@ -434,9 +437,9 @@ static void reap_case(int hold)
     CHECK_STR(sb.outcomes, hold ? "1:unknown:0" : "1:resent:0");
     CHECK_INT(count(q, "leased"), 0);
     se_qres r = {0};
-    CHECK_INT(se_qstore_exec(q->st, "SELECT COUNT(*) FROM scalr_email_inflight", NULL, 0, &r, NULL,
-                             &e),
-              0);
+    CHECK_INT(
+        se_qstore_exec(q->st, "SELECT COUNT(*) FROM scalr_email_inflight", NULL, 0, &r, NULL, &e),
+        0);
     CHECK_INT(se_qres_int(&r, 0, 0), 0);
     se_qres_free(&r);
     done(q);
@@ -574,9 +577,9 @@ TEST(qstore_operator_actions_follow_the_state_rules)
     CHECK_INT(se_qstore_prune(q->st, 1, &pruned, &e), 0);
     CHECK_INT(pruned, 1);
     se_qres r = {0};
-    CHECK_INT(se_qstore_exec(q->st, "SELECT COUNT(*) FROM scalr_email_attempts", NULL, 0, &r, NULL,
-                             &e),
-              0);
+    CHECK_INT(
+        se_qstore_exec(q->st, "SELECT COUNT(*) FROM scalr_email_attempts", NULL, 0, &r, NULL, &e),
+        0);
     CHECK_INT(se_qres_int(&r, 0, 0), 0);
     se_qres_free(&r);
     done(q);
@@ -642,9 +645,9 @@ TEST(qsqlite_bad_files_are_clear_errors)
     unlink(path);
     snprintf(u, sizeof u, "sqlite:%s", path);
     CHECK_INT(scalr_email_queue_open(&q, u, &e), 0);
-    CHECK_INT(se_qstore_exec(q->st, "UPDATE scalr_email_meta SET value = '99'", NULL, 0, NULL,
-                             NULL, &e),
-              0);
+    CHECK_INT(
+        se_qstore_exec(q->st, "UPDATE scalr_email_meta SET value = '99'", NULL, 0, NULL, NULL, &e),
+        0);
     scalr_email_queue_close(q);
     CHECK_INT(scalr_email_queue_open(&q, u, &e), SCALR_EMAIL_ECONFIG);
     CHECK(strstr(e.message, "schema version 99") != NULL);
@@ -694,10 +697,15 @@ TEST(qstore_profiles_hold_skip_defer_and_unsubscribe_flag)
     int64_t ids[4];
     const char *profiles[4] = {"p1", "p1", "p2", ""};
     for (int i = 0; i < 4; i++) {
-        const se_qnew m = {.mail_from = "a@example.test", .rcpt = rcpt, .n_rcpt = 1,
-                           .message_id = "<x@example.test>", .body = "x\r\n", .size = 3,
+        const se_qnew m = {.mail_from = "a@example.test",
+                           .rcpt = rcpt,
+                           .n_rcpt = 1,
+                           .message_id = "<x@example.test>",
+                           .body = "x\r\n",
+                           .size = 3,
                            .lane = i == 3 ? SCALR_EMAIL_LANE_TRANSACTIONAL : SCALR_EMAIL_LANE_BULK,
-                           .tenant = profiles[i][0] ? profiles[i] : "t", .profile = profiles[i],
+                           .tenant = profiles[i][0] ? profiles[i] : "t",
+                           .profile = profiles[i],
                            .has_unsubscribe = i == 2 ? 1 : 0};
         CHECK_INT(se_qstore_add(q->st, &m, &ids[i], NULL, &e), 0);
     }

@@ -491,7 +491,8 @@ TEST(store_keeps_the_dkim_verdict)
     CHECK_INT(ib_store_open(&st, path, why, sizeof why), 0);
     ib_store_set_dkim_check(st, fake_verdict, 42);
     hook_calls = 0;
-    int64_t a = add(st, "a@a.test", "b@b.test", NULL, "DKIM-Signature: x\r\nFrom: a@a.test\r\n\r\nhi\r\n");
+    int64_t a =
+        add(st, "a@a.test", "b@b.test", NULL, "DKIM-Signature: x\r\nFrom: a@a.test\r\n\r\nhi\r\n");
     int64_t b = add(st, "a@a.test", "b@b.test", NULL, msg1);
     CHECK_INT(hook_calls, 2);
     CHECK_INT(ib_store_get(st, a, NULL, NULL, copy_dkim, got), 1);
