@@ -462,7 +462,9 @@ class Send(unittest.TestCase):
                                  "subject": "no", "data": sample}))
         write(TMP / "batch.jsonl", "\n".join(lines) + "\n")
         rc, out, err = cli("send-batch", TMP / "batch.jsonl", **self.env)
-        results = [json.loads(x) for x in out.splitlines()]
+        # results come in completion order, each with its line
+        results = sorted((json.loads(x) for x in out.splitlines()), key=lambda r: r["line"])
+        self.assertEqual([r["line"] for r in results], [1, 2, 3, 4, 5], out)
         self.assertEqual([r["ok"] for r in results], [True, True, True, False, False], out)
         self.assertIn("missing variable 'first_name'", results[3]["error"])
         self.assertIn("'template' makes the subject", results[4]["error"])
