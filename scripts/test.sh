@@ -12,6 +12,7 @@ bash scripts/postfix-unpack.sh || { echo "tests: 0 passed, 1 failed (dependencie
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 passed=0 failed=0 skipped=0
+times=""
 
 # run NAME CMD...: run a suite, echo its output, add up its summary line
 # "<name>: N passed, N failed".  A suite that dies without one counts as failed.
@@ -19,8 +20,10 @@ run() {
     local name=$1
     shift
     echo "== $name"
+    local t0=$SECONDS
     "$@" 2>&1 | tee "$log/$name.out"
     local rc=${PIPESTATUS[0]}
+    times+="$name $((SECONDS - t0))s; "
     local line
     line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$log/$name.out" | tail -n 1)
     if [ -z "$line" ]; then
@@ -98,6 +101,7 @@ fi
 
 run fuzz bash fuzz/run.sh 5
 
+echo "time per suite: ${times%; } (total ${SECONDS}s)"
 if [ "$skipped" -gt 0 ]; then
     echo "tests: $passed passed, $failed failed, $skipped skipped"
 else
