@@ -208,6 +208,11 @@ static size_t message_ends(const bytes *in)
     for (size_t i = 0; i + 4 <= in->n; i++)
         if (!strncasecmp(in->p + i, "LAST", 4))
             k++;
+    /* A command line may end in a bare LF: "DATA\n.\r\n" is an empty
+     * message (the "." line comes first in the data), not a smuggled end. */
+    for (size_t i = 0; i + 8 <= in->n; i++)
+        if (!strncasecmp(in->p + i, "DATA\n.\r\n", 8) && (i == 0 || in->p[i - 1] == '\n'))
+            k++;
     return k;
 }
 

@@ -422,21 +422,15 @@ scalr_email_code scalr_email_queue_get_status(scalr_email_queue *q, scalr_email_
 static scalr_email_code act_all(scalr_email_queue *q, const char *sql, const se_qval *p, int np,
                                 long long *changed, scalr_email_error *err);
 
-scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
-                                            void (*fn)(void *arg, const char *profile, int held,
-                                                       long long paused_until, const char *reason),
-                                            void *arg, scalr_email_error *err)
+typedef void (*hold_fn)(void *arg, const char *name, int held, long long paused_until,
+                        const char *reason);
+
+/* The held or paused rows of a holds table (providers or profiles). */
+static scalr_email_code list_holds(scalr_email_queue *q, const char *sql, hold_fn fn, void *arg,
+                                   scalr_email_error *err)
 {
-    se_error_clear(err);
-    if (!q || !fn)
-        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_profiles: NULL argument");
     se_qres r = {0};
-    scalr_email_code rc =
-        se_qstore_exec(q->st,
-                       "SELECT profile, held, COALESCE(paused_until, 0), COALESCE(reason, '') "
-                       "FROM scalr_email_profiles WHERE held = 1 OR paused_until > NOW_MS "
-                       "ORDER BY profile",
-                       NULL, 0, &r, NULL, err);
+    scalr_email_code rc = se_qstore_exec(q->st, sql, NULL, 0, &r, NULL, err);
     if (rc != SCALR_EMAIL_OK)
         return rc;
     for (size_t i = 0; i < r.rows; i++)
@@ -444,6 +438,19 @@ scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q,
            se_qres_text(&r, i, 3));
     se_qres_free(&r);
     return SCALR_EMAIL_OK;
+}
+
+scalr_email_code scalr_email_queue_profiles(scalr_email_queue *q, hold_fn fn, void *arg,
+                                            scalr_email_error *err)
+{
+    se_error_clear(err);
+    if (!q || !fn)
+        return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_profiles: NULL argument");
+    return list_holds(q,
+                      "SELECT profile, held, COALESCE(paused_until, 0), COALESCE(reason, '') "
+                      "FROM scalr_email_profiles WHERE held = 1 OR paused_until > NOW_MS "
+                      "ORDER BY profile",
+                      fn, arg, err);
 }
 
 scalr_email_code scalr_email_queue_unsubscribe_missing(scalr_email_queue *q,
@@ -488,28 +495,17 @@ scalr_email_code scalr_email_queue_release_profile(scalr_email_queue *q, const c
     return rc;
 }
 
-scalr_email_code scalr_email_queue_providers(scalr_email_queue *q,
-                                             void (*fn)(void *arg, const char *provider, int held,
-                                                        long long paused_until, const char *reason),
-                                             void *arg, scalr_email_error *err)
+scalr_email_code scalr_email_queue_providers(scalr_email_queue *q, hold_fn fn, void *arg,
+                                             scalr_email_error *err)
 {
     se_error_clear(err);
     if (!q || !fn)
         return se_fail(err, SCALR_EMAIL_EINVAL, "QUEUE", "queue_providers: NULL argument");
-    se_qres r = {0};
-    scalr_email_code rc =
-        se_qstore_exec(q->st,
-                       "SELECT provider, held, COALESCE(paused_until, 0), COALESCE(reason, '') "
-                       "FROM scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS "
-                       "ORDER BY provider",
-                       NULL, 0, &r, NULL, err);
-    if (rc != SCALR_EMAIL_OK)
-        return rc;
-    for (size_t i = 0; i < r.rows; i++)
-        fn(arg, se_qres_text(&r, i, 0), (int)se_qres_int(&r, i, 1), se_qres_int(&r, i, 2),
-           se_qres_text(&r, i, 3));
-    se_qres_free(&r);
-    return SCALR_EMAIL_OK;
+    return list_holds(q,
+                      "SELECT provider, held, COALESCE(paused_until, 0), COALESCE(reason, '') "
+                      "FROM scalr_email_providers WHERE held = 1 OR paused_until > NOW_MS "
+                      "ORDER BY provider",
+                      fn, arg, err);
 }
 
 #define PAGE 500

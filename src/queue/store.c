@@ -263,16 +263,24 @@ scalr_email_code se_qstore_add(se_qstore *st, const se_qnew *m, int64_t *id, int
     return own ? commit(st, err) : SCALR_EMAIL_OK;
 }
 
+/* One statement in its own transaction. */
+static scalr_email_code write_one(se_qstore *st, const char *sql, const se_qval *p, int np,
+                                  scalr_email_error *err)
+{
+    scalr_email_code rc = begin(st, err);
+    if (rc == SCALR_EMAIL_OK)
+        rc = X(st, sql, p, np, NULL, NULL, err);
+    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+}
+
 scalr_email_code se_qstore_register(se_qstore *st, const char *worker, scalr_email_error *err)
 {
     const se_qval p[] = {QT(worker)};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_workers (id, started_at, heartbeat_at) VALUES (?, NOW_MS, "
-               "NOW_MS) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-               p, 1, NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(
+        st,
+        "INSERT INTO scalr_email_workers (id, started_at, heartbeat_at) VALUES (?, NOW_MS, "
+        "NOW_MS) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        p, 1, err);
 }
 
 scalr_email_code se_qstore_heartbeat(se_qstore *st, const char *worker, int64_t lease_ms,
@@ -768,64 +776,51 @@ scalr_email_code se_qstore_provider_pause(se_qstore *st, const char *provider, i
                                           const char *reason, scalr_email_error *err)
 {
     const se_qval p[] = {QT(provider ? provider : ""), QI(ms), QT(reason ? reason : "")};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_providers (provider, paused_until, held, reason) VALUES "
-               "(?, NOW_MS + ?, 0, ?) ON CONFLICT (provider) DO UPDATE SET paused_until = "
-               "excluded.paused_until, reason = excluded.reason",
-               p, NP(p), NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(
+        st,
+        "INSERT INTO scalr_email_providers (provider, paused_until, held, reason) VALUES "
+        "(?, NOW_MS + ?, 0, ?) ON CONFLICT (provider) DO UPDATE SET paused_until = "
+        "excluded.paused_until, reason = excluded.reason",
+        p, NP(p), err);
 }
 
 scalr_email_code se_qstore_provider_hold(se_qstore *st, const char *provider, const char *reason,
                                          scalr_email_error *err)
 {
     const se_qval p[] = {QT(provider ? provider : ""), QT(reason ? reason : "")};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_providers (provider, held, reason) VALUES (?, 1, ?) "
-               "ON CONFLICT (provider) DO UPDATE SET held = 1, reason = excluded.reason",
-               p, NP(p), NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(st,
+                     "INSERT INTO scalr_email_providers (provider, held, reason) VALUES (?, 1, ?) "
+                     "ON CONFLICT (provider) DO UPDATE SET held = 1, reason = excluded.reason",
+                     p, NP(p), err);
 }
 
 scalr_email_code se_qstore_provider_clear(se_qstore *st, const char *provider,
                                           scalr_email_error *err)
 {
     const se_qval p[] = {QT(provider ? provider : "")};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st, "DELETE FROM scalr_email_providers WHERE provider = ?", p, 1, NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(st, "DELETE FROM scalr_email_providers WHERE provider = ?", p, 1, err);
 }
 
 scalr_email_code se_qstore_profile_pause(se_qstore *st, const char *profile, int64_t ms,
                                          const char *reason, scalr_email_error *err)
 {
     const se_qval p[] = {QT(profile ? profile : ""), QI(ms), QT(reason ? reason : "")};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_profiles (profile, paused_until, held, reason) VALUES "
-               "(?, NOW_MS + ?, 0, ?) ON CONFLICT (profile) DO UPDATE SET paused_until = "
-               "excluded.paused_until, reason = excluded.reason",
-               p, NP(p), NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(
+        st,
+        "INSERT INTO scalr_email_profiles (profile, paused_until, held, reason) VALUES "
+        "(?, NOW_MS + ?, 0, ?) ON CONFLICT (profile) DO UPDATE SET paused_until = "
+        "excluded.paused_until, reason = excluded.reason",
+        p, NP(p), err);
 }
 
 scalr_email_code se_qstore_profile_hold(se_qstore *st, const char *profile, const char *reason,
                                         scalr_email_error *err)
 {
     const se_qval p[] = {QT(profile ? profile : ""), QT(reason ? reason : "")};
-    scalr_email_code rc = begin(st, err);
-    if (rc == SCALR_EMAIL_OK)
-        rc = X(st,
-               "INSERT INTO scalr_email_profiles (profile, held, reason) VALUES (?, 1, ?) "
-               "ON CONFLICT (profile) DO UPDATE SET held = 1, reason = excluded.reason",
-               p, NP(p), NULL, NULL, err);
-    return rc == SCALR_EMAIL_OK ? commit(st, err) : abort_tx(st, rc);
+    return write_one(st,
+                     "INSERT INTO scalr_email_profiles (profile, held, reason) VALUES (?, 1, ?) "
+                     "ON CONFLICT (profile) DO UPDATE SET held = 1, reason = excluded.reason",
+                     p, NP(p), err);
 }
 
 scalr_email_code se_qstore_wait(se_qstore *st, int64_t timeout_ms, scalr_email_error *err)
