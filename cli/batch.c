@@ -267,10 +267,14 @@ int cli_send_batch(int argc, char **argv)
     scalr_email_error err;
     /* --profile: the whole batch is one tenant's (its server, account, key
      * and allowed domains). */
-    if ((profile ? scalr_email_client_from_profile(&client, profile, env_file,
-                                                   verbose ? cli_trace : NULL, NULL, &err)
-                 : scalr_email_client_from_env(&client, env_file, verbose ? cli_trace : NULL, NULL,
-                                               &err)) != SCALR_EMAIL_OK)
+    scalr_email_code crc =
+        profile ? scalr_email_client_from_profile(&client, profile, env_file,
+                                                  verbose ? cli_trace : NULL, NULL, &err)
+                : scalr_email_client_from_env(&client, env_file, verbose ? cli_trace : NULL, NULL,
+                                              &err);
+    /* No platform SMTP: lines naming a profile still go (the others fail,
+     * each with its own result). */
+    if (crc != SCALR_EMAIL_OK && !(crc == SCALR_EMAIL_ENOTCONFIGURED && !profile))
         return cli_report(&err);
 
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;

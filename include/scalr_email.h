@@ -417,6 +417,8 @@ typedef struct scalr_email_source {
 /* scalr_email_client_send_batch for messages read one at a time: at most
  * about two messages per connection are in memory, however many the
  * source yields; each outcome goes to opts->on_result with its index.
+ * client may be NULL when src->profile is set (a platform without SMTP of
+ * its own): a message naming no profile then fails with ENOTCONFIGURED.
  * Returns OK when every message was accepted; otherwise the code of the
  * first failure (by index), err saying how many failed. */
 scalr_email_code scalr_email_client_send_stream(scalr_email_client *client,

@@ -72,8 +72,14 @@ static int take(batch *b, size_t *index, const scalr_email_message **msg, const 
 static scalr_email_client *client_for(batch *b, const char *name, scalr_email_error *e)
 {
     /* the batch's own profile: its client, so the lines keep pipelining */
-    if (!name || (b->c->profile && !strcmp(b->c->profile, name)))
+    if (b->c && (!name || (b->c->profile && !strcmp(b->c->profile, name))))
         return b->c;
+    if (!name) { /* every line was to name its profile */
+        se_fail(e, SCALR_EMAIL_ENOTCONFIGURED, "CONFIG",
+                "SMTP is not configured (SMTP_HOST is empty) and the message names no sender "
+                "profile");
+        return NULL;
+    }
     pthread_mutex_lock(&b->plock);
     prof *p = NULL;
     for (size_t i = 0; i < b->n_profs && !p; i++)
@@ -101,7 +107,8 @@ static scalr_email_client *client_for(batch *b, const char *name, scalr_email_er
         memset(p, 0, sizeof *p);
         p->name = copy;
         p->rc = scalr_email_client_from_profile(&p->c, name, b->o ? b->o->env_file : NULL,
-                                                b->c->trace, b->c->trace_arg, &p->err);
+                                                b->c ? b->c->trace : NULL,
+                                                b->c ? b->c->trace_arg : NULL, &p->err);
     }
     scalr_email_client *c = p->c;
     if (!c)
@@ -356,7 +363,8 @@ scalr_email_code scalr_email_client_send_stream(scalr_email_client *c,
                                                 scalr_email_error *err)
 {
     se_error_clear(err);
-    if (!c || !src || !src->next)
+    /* Without a client of its own, every message must name a profile. */
+    if (!src || !src->next || (!c && !src->profile))
         return se_fail(err, SCALR_EMAIL_EINVAL, "COMPOSE", "send_stream: NULL argument");
     if (opts && !(opts->rate >= 0 && opts->rate <= 1e6))
         return se_fail(err, SCALR_EMAIL_EINVAL, "CONFIG", "send_stream: rate out of range");

@@ -143,6 +143,27 @@ class BatchProfiles(Tenants):
                 self.assertVerifies(m.data)
         self.assertEqual(self.platform.messages, [])
 
+    def test_platform_without_smtp_sends_the_profiles_lines(self):
+        """No SMTP_HOST on the platform: lines naming a profile (whose file has
+        its host) still go, each to its tenant; a line naming none fails
+        alone as not configured."""
+        for name in TENANTS:
+            with open(os.path.join(self.dir, "profiles", name + ".env"), "a") as f:
+                f.write("SMTP_HOST=127.0.0.1\n")
+        self.env = {k: v for k, v in self.env.items() if k != "SMTP_HOST"}
+        rc, res, err = self.batch([
+            {"profile": "acme", "to": ["a@example.net"], "subject": "s", "body": "a"},
+            {"to": ["p@example.net"], "subject": "s", "body": "p"},
+            {"profile": "globex", "to": ["g@example.net"], "subject": "s", "body": "g"}])
+        self.assertEqual(rc, 78, err)
+        self.assertEqual([res[i]["ok"] for i in (1, 2, 3)], [True, False, True], res)
+        self.assertEqual(res[2]["code"], "ENOTCONFIGURED")
+        self.assertIn("names no sender profile", res[2]["error"])
+        for who, domain in TENANTS.items():
+            self.assertTrue(self.servers[who].rec.wait_messages(1))
+            self.assertEqual(d_tags(self.servers[who].messages[0].data), [domain])
+        self.assertEqual(self.platform.messages, [])
+
     def test_profile_field_must_be_a_string_and_goes_with_queue_lines(self):
         rc, res, err = self.batch([{"to": ["a@example.net"], "subject": "s", "body": "b",
                                     "profile": 7}])
