@@ -171,6 +171,20 @@ class DkimInterop(H.CliTest):
                     rc, ours = self.keys.ours(msg)
                     self.assertEqual((rc, ours), (0, [True] * n))
 
+    def test_signed_utf8_body_is_7bit_on_the_wire(self):
+        """A relay that downgrades 8BITMIME re-encodes 8-bit bodies and breaks
+        their signatures: a signed UTF-8 body goes out 7-bit (quoted-printable)
+        even to a server offering 8BITMIME."""
+        srv = self.server("plain", extra_caps=["8BITMIME"])
+        e = self.env_for(srv, **self.keys.env("rsa"))
+        self.assertSent(H.run_cli(self.send_args(body="Grüße aus Köln ✓\n" * 3), e))
+        self.assertTrue(srv.rec.wait_messages(1))
+        msg = srv.messages[0].data
+        body = msg.split(b"\r\n\r\n", 1)[1]
+        self.assertTrue(all(b < 0x80 for b in body), body[:200])
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable", msg)
+        self.assertEqual(self.keys.dkimpy(msg), [True])
+
     def test_signature_form(self):
         msg = self.send_signed(self.send_args("--reply-to", "help@example.org",
                                               "--cc", "c@example.net"), "dual")
