@@ -124,8 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     /* The error may quote the server; check it when the server did not
      * send the token itself. */
     const scalr_email_error *e = se_smtp_error(s);
-    if (!has(said, said_len, TOKEN) && !has(said, said_len, B64_X) &&
-        !has(said, said_len, B64_B)) {
+    if (!has(said, said_len, TOKEN) && !has(said, said_len, B64_X) && !has(said, said_len, B64_B)) {
         check_free(e->message, strlen(e->message), "the error message");
         check_free(e->server_text, strlen(e->server_text), "the error's server text");
     }

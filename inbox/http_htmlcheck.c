@@ -42,8 +42,10 @@ static int pattern(const char *cat, const char *title, char *re, size_t len)
     char a[64] = "", b[64] = "";
     const char *sp = "[[:space:]]";
     if (!strcmp(cat, "css")) {
-        if (sscanf(title, "%63[a-z-]:%63[a-z-]", a, b) == 2 && strlen(a) + strlen(b) + 1 == strlen(title))
-            return snprintf(re, len, "(^|[[:space:];{\"'])%s%s*:%s*%s([^a-z0-9-]|$)", a, sp, sp, b) > 0;
+        if (sscanf(title, "%63[a-z-]:%63[a-z-]", a, b) == 2 &&
+            strlen(a) + strlen(b) + 1 == strlen(title))
+            return snprintf(re, len, "(^|[[:space:];{\"'])%s%s*:%s*%s([^a-z0-9-]|$)", a, sp, sp,
+                            b) > 0;
         if (word(title, 60))
             return snprintf(re, len, "(^|[[:space:];{\"'])%s%s*:", title, sp) > 0;
         if (title[0] == ':' && word(title + (title[1] == ':' ? 2 : 1), 60))
@@ -58,7 +60,8 @@ static int pattern(const char *cat, const char *title, char *re, size_t len)
         size_t tl = strlen(title);
         if (sscanf(title, "<%63[a-z0-9] type=\"%63[a-z-]\"> element", a, b) == 2 &&
             tl == strlen(a) + strlen(b) + 18)
-            return snprintf(re, len, "<%s%s[^>]*type%s*=%s*[\"']?%s([^a-z-]|$)", a, sp, sp, sp, b) > 0;
+            return snprintf(re, len, "<%s%s[^>]*type%s*=%s*[\"']?%s([^a-z-]|$)", a, sp, sp, sp, b) >
+                   0;
         if (sscanf(title, "<%63[a-z0-9]> element", a) == 1 && tl == strlen(a) + 10)
             return snprintf(re, len, "<%s[[:space:]>/]", a) > 0;
         if (sscanf(title, "%63[a-z-] attribute", a) == 1 && tl == strlen(a) + 10)
@@ -75,7 +78,8 @@ static char verdict(json_t *stats, json_t *no, json_t *part)
     const char *platform;
     json_t *versions;
     int n = 0, a = 0, y = 0, total = 0;
-    json_object_foreach(stats, platform, versions) {
+    json_object_foreach(stats, platform, versions)
+    {
         const char *last = NULL, *k;
         json_t *v;
         json_object_foreach(versions, k, v) last = json_string_value(v);
@@ -94,13 +98,15 @@ static char verdict(json_t *stats, json_t *no, json_t *part)
 
 static json_t *check(const char *html)
 {
-    json_t *features = json_array(), *families = json_object_get(json_object_get(db, "nicenames"), "family");
+    json_t *features = json_array(),
+           *families = json_object_get(json_object_get(db, "nicenames"), "family");
     size_t found = 0;
     double score[64] = {0};
     int rated[64] = {0};
     json_t *data = json_object_get(db, "data"), *f;
     size_t i;
-    json_array_foreach(data, i, f) {
+    json_array_foreach(data, i, f)
+    {
         char re[400];
         const char *cat = json_string_value(json_object_get(f, "category"));
         const char *title = json_string_value(json_object_get(f, "title"));
@@ -122,13 +128,15 @@ static json_t *check(const char *html)
         json_t *bad = json_array(), *partly = json_array();
         const char *fam;
         json_t *stats;
-        json_object_foreach(json_object_get(f, "stats"), fam, stats) {
+        json_object_foreach(json_object_get(f, "stats"), fam, stats)
+        {
             json_t *no = json_array(), *part = json_array();
             char v = verdict(stats, no, part);
             size_t idx = 0;
             const char *k2;
             json_t *v2;
-            json_object_foreach(families, k2, v2) {
+            json_object_foreach(families, k2, v2)
+            {
                 if (!strcmp(k2, fam))
                     break;
                 idx++;
@@ -139,8 +147,8 @@ static json_t *check(const char *html)
             }
             json_t *name = json_object_get(families, fam);
             if (v == 'n')
-                json_array_append_new(bad, json_pack("{s:s, s:O*, s:o}", "family", fam, "name", name,
-                                                     "platforms", no));
+                json_array_append_new(bad, json_pack("{s:s, s:O*, s:o}", "family", fam, "name",
+                                                     name, "platforms", no));
             else
                 json_decref(no);
             if (v == 'a')
@@ -150,11 +158,11 @@ static json_t *check(const char *html)
                 json_decref(part);
         }
         if (json_array_size(bad) || json_array_size(partly))
-            json_array_append_new(features, json_pack("{s:O, s:s, s:O*, s:I, s:o, s:o}", "slug",
-                                                      json_object_get(f, "slug"), "title", title, "url",
-                                                      json_object_get(f, "url"), "line",
-                                                      (json_int_t)line, "unsupported", bad,
-                                                      "partial", partly));
+            json_array_append_new(features,
+                                  json_pack("{s:O, s:s, s:O*, s:I, s:o, s:o}", "slug",
+                                            json_object_get(f, "slug"), "title", title, "url",
+                                            json_object_get(f, "url"), "line", (json_int_t)line,
+                                            "unsupported", bad, "partial", partly));
         else
             json_decref(bad), json_decref(partly);
     }
@@ -162,10 +170,12 @@ static json_t *check(const char *html)
     const char *k;
     json_t *v;
     size_t idx = 0;
-    json_object_foreach(families, k, v) {
+    json_object_foreach(families, k, v)
+    {
         if (idx < 64 && rated[idx])
-            json_object_set_new(scores, k, json_pack("{s:O, s:i}", "name", v, "score",
-                                                     (int)(100 * score[idx] / rated[idx] + 0.5)));
+            json_object_set_new(scores, k,
+                                json_pack("{s:O, s:i}", "name", v, "score",
+                                          (int)(100 * score[idx] / rated[idx] + 0.5)));
         idx++;
     }
     return json_pack("{s:I, s:o, s:o, s:O*}", "found", (json_int_t)found, "features", features,

@@ -42,7 +42,6 @@ enum MHD_Result ib_http_links(ib_http *h, struct MHD_Connection *c, const char *
     ib_http_unload(&l);
     if (check)
         ib_links_check(arr);
-    return ib_http_send_json(c, 200,
-                             json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "checked", check,
-                                       "links", arr));
+    return ib_http_send_json(
+        c, 200, json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "checked", check, "links", arr));
 }

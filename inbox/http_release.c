@@ -22,8 +22,8 @@ enum MHD_Result ib_http_release_info(struct MHD_Connection *c)
     json_t *allow = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(allow, ib_http_jstr(p[i]));
-    return ib_http_send_json(c, 200,
-                             json_pack("{s:b, s:o}", "enabled", ib_release_enabled(), "allow", allow));
+    return ib_http_send_json(
+        c, 200, json_pack("{s:b, s:o}", "enabled", ib_release_enabled(), "allow", allow));
 }
 
 static json_t *relay_json(const scalr_email_error *e)
@@ -59,8 +59,8 @@ static json_t *check_rcpt(json_t *to, char **addrs, size_t n, unsigned *status)
     }
     *status = 403;
     return json_pack("{s:s, s:o}", "error",
-                     "not on the release allow list (--release-allow): nothing was sent",
-                     "refused", refused);
+                     "not on the release allow list (--release-allow): nothing was sent", "refused",
+                     refused);
 }
 
 enum MHD_Result ib_http_release(ib_http *h, struct MHD_Connection *c, const char *method,
@@ -88,8 +88,9 @@ enum MHD_Result ib_http_release(ib_http *h, struct MHD_Connection *c, const char
     size_t n = json_array_size(to);
     if (n == 0 || n > MAX_RELEASE_RCPT) {
         json_decref(j);
-        return ib_http_send_error(c, 400, "expected {\"to\": [\"user@example.com\", ...]} "
-                                          "with 1 to 50 recipients");
+        return ib_http_send_error(c, 400,
+                                  "expected {\"to\": [\"user@example.com\", ...]} "
+                                  "with 1 to 50 recipients");
     }
     char **addrs = calloc(n + 1, sizeof *addrs);
     unsigned status = 200;
@@ -114,14 +115,13 @@ enum MHD_Result ib_http_release(ib_http *h, struct MHD_Connection *c, const char
         for (size_t i = 0; i < n; i++)
             json_array_append_new(list, ib_http_jstr(addrs[i]));
         if (sc == SCALR_EMAIL_OK) {
-            answer = json_pack("{s:b, s:o, s:o}", "released", 1, "to", list, "relay",
-                               relay_json(&e));
+            answer =
+                json_pack("{s:b, s:o, s:o}", "released", 1, "to", list, "relay", relay_json(&e));
         } else {
             status = sc == SCALR_EMAIL_EINVAL ? 400 : 502;
-            answer = json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}", "error",
-                               ib_http_jstr(e.message), "outcome", scalr_email_strerror(sc),
-                               "stage", e.stage, "recipient", e.recipient, "to", list, "relay",
-                               relay_json(&e));
+            answer = json_pack("{s:o, s:s, s:s, s:s, s:o, s:o}", "error", ib_http_jstr(e.message),
+                               "outcome", scalr_email_strerror(sc), "stage", e.stage, "recipient",
+                               e.recipient, "to", list, "relay", relay_json(&e));
         }
     }
     for (size_t i = 0; i < n; i++)

@@ -43,9 +43,10 @@ static json_t *body_json(struct MHD_Connection *c, ib_http_req *r, unsigned *sta
 
 static enum MHD_Result body_error(struct MHD_Connection *c, unsigned status, const char *want)
 {
-    return ib_http_send_error(c, status, status == 415   ? "send application/json"
-                                         : status == 413 ? "request body too large"
-                                                         : want);
+    return ib_http_send_error(c, status,
+                              status == 415   ? "send application/json"
+                              : status == 413 ? "request body too large"
+                                              : want);
 }
 
 static enum MHD_Result tags_answer(ib_http *h, struct MHD_Connection *c, int64_t id)

@@ -53,8 +53,9 @@ static int url_host(const char *url, char *out, size_t len)
 static int text_domain(const char *t, char *out, size_t len)
 {
     for (const char *p = t; *p; p++) {
-        if (!isalnum((unsigned char)*p) || (p > t && (isalnum((unsigned char)p[-1]) ||
-                                                       p[-1] == '.' || p[-1] == '-' || p[-1] == '@')))
+        if (!isalnum((unsigned char)*p) ||
+            (p > t &&
+             (isalnum((unsigned char)p[-1]) || p[-1] == '.' || p[-1] == '-' || p[-1] == '@')))
             continue;
         size_t n = 0, dots = 0, last_dot = 0;
         while (isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '.') {
@@ -105,8 +106,9 @@ static void add(json_t *arr, const char *url, size_t ul, const char *kind, const
     if (ci_prefix(u, strlen(u), "http://"))
         json_array_append_new(flags, json_string("insecure"));
     char host[256], shown[256];
-    if (text && url_host(u, host, sizeof host) == 0 && text_domain(text, shown, sizeof shown) == 0 &&
-        !same_site(shown, host) && !same_site(host, shown))
+    if (text && url_host(u, host, sizeof host) == 0 &&
+        text_domain(text, shown, sizeof shown) == 0 && !same_site(shown, host) &&
+        !same_site(host, shown))
         json_array_append_new(flags, json_string("text-mismatch"));
     json_t *tj = text ? json_string(text) : NULL; /* NULL too for invalid UTF-8 */
     json_t *o = json_pack("{s:s%, s:s, s:s, s:o, s:o}", "url", u, strlen(u), "kind", kind, "part",
@@ -292,7 +294,8 @@ void ib_links_check(json_t *arr)
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *o = json_array_get(arr, i);
         const char *url = json_string_value(json_object_get(o, "url"));
-        if (!url || !(ci_prefix(url, strlen(url), "http://") || ci_prefix(url, strlen(url), "https://"))) {
+        if (!url ||
+            !(ci_prefix(url, strlen(url), "http://") || ci_prefix(url, strlen(url), "https://"))) {
             json_object_set_new(o, "error", json_string("not an http(s) URL: not checked"));
             continue;
         }
@@ -312,7 +315,8 @@ void ib_links_check(json_t *arr)
             continue;
         }
         if (checked >= IB_CHECK_MAX || time(NULL) - start >= CHECK_TOTAL_S) {
-            json_object_set_new(o, "error", json_string("not checked: over the limit of one check"));
+            json_object_set_new(o, "error",
+                                json_string("not checked: over the limit of one check"));
             continue;
         }
         checked++;

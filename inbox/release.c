@@ -79,8 +79,8 @@ int ib_release_allowed(const char *addr)
 
 static int is_loopback(const char *h)
 {
-    return strcasecmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 ||
-           strcmp(h, "::1") == 0 || strcmp(h, "[::1]") == 0;
+    return strcasecmp(h, "localhost") == 0 || strncmp(h, "127.", 4) == 0 || strcmp(h, "::1") == 0 ||
+           strcmp(h, "[::1]") == 0;
 }
 
 scalr_email_code ib_release_init(const char *env_file, const char *self_host, unsigned self_port,
@@ -147,8 +147,9 @@ scalr_email_code ib_release_send(long long id, const char *env_from, const char 
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
     se_buf b = {0};
-    se_buf_printf(&b, "Received: by inbox.localhost (scalr-email inbox, released message %lld);\r\n"
-                      "\t%s\r\n",
+    se_buf_printf(&b,
+                  "Received: by inbox.localhost (scalr-email inbox, released message %lld);\r\n"
+                  "\t%s\r\n",
                   id, date);
     se_buf_append(&b, raw, len);
     if (b.oom) {
@@ -160,7 +161,7 @@ scalr_email_code ib_release_send(long long id, const char *env_from, const char 
         return SCALR_EMAIL_ENOMEM;
     }
     scalr_email_code rc = scalr_email_client_send_data(relay, relay_from ? relay_from : env_from,
-                                                      rcpt, b.data, b.len, err);
+                                                       rcpt, b.data, b.len, err);
     se_buf_free(&b);
     return rc;
 }

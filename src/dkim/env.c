@@ -40,7 +40,9 @@ scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *over,
         rc = se_fail(err, SCALR_EMAIL_ECONFIG, "CONFIG",
                      "DKIM needs SMTP_DKIM_DOMAIN, SMTP_DKIM_SELECTOR and SMTP_DKIM_KEY_FILE "
                      "together; %s is not set",
-                     !v[0] ? names[0] : !v[1] ? names[1] : names[2]);
+                     !v[0]   ? names[0]
+                     : !v[1] ? names[1]
+                             : names[2]);
         goto done;
     }
     if (!v[3] != !v[4]) {

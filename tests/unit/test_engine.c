@@ -1725,8 +1725,10 @@ TEST(engine_noop_probe_and_reply_count)
 
 static const char *const dsn_rcpt[] = {"a@example.org", "j\xc3\xb6rg+x@example.org"};
 #define DSN_ENV                                                                                    \
-    {.mail_from = "bounce@example.com", .rcpt = dsn_rcpt, .n_rcpt = 2, .needs_smtputf8 = 1,       \
-     .dsn = 1, .dsn_notify = "FAILURE,DELAY", .dsn_ret = "HDRS", .dsn_envid = "id+2B1"}
+    {                                                                                              \
+        .mail_from = "bounce@example.com", .rcpt = dsn_rcpt, .n_rcpt = 2, .needs_smtputf8 = 1,     \
+        .dsn = 1, .dsn_notify = "FAILURE,DELAY", .dsn_ret = "HDRS", .dsn_envid = "id+2B1"          \
+    }
 
 TEST(engine_dsn_parameters_when_offered)
 {

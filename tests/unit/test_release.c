@@ -42,8 +42,9 @@ static char *dark(const char *in)
 
 TEST(preview_dark_rewrites_color_scheme_queries)
 {
-    char *s = dark("<style>@media (prefers-color-scheme: dark){a{}} @media (PREFERS-COLOR-SCHEME :\n"
-                   "light){b{}} @media (prefers-color-scheme){c{}}</style>prefers-color-scheme");
+    char *s =
+        dark("<style>@media (prefers-color-scheme: dark){a{}} @media (PREFERS-COLOR-SCHEME :\n"
+             "light){b{}} @media (prefers-color-scheme){c{}}</style>prefers-color-scheme");
     CHECK_STR(s, "<style>@media (min-width: 0px){a{}} @media (max-width: 0px){b{}} "
                  "@media (prefers-color-scheme){c{}}</style>prefers-color-scheme");
     free(s);
@@ -60,31 +61,34 @@ TEST(send_data_refuses_bad_input_before_connecting)
     scalr_email_client *c = NULL;
     scalr_email_error e;
     /* port 1 on loopback: a connection attempt would fail with ECONNECT */
-    CHECK_INT(scalr_email_client_new(&c, &(scalr_email_config){.host = "127.0.0.1", .port = 1,
-                                                                 .tls = SCALR_EMAIL_TLS_NONE},
-                                     &e),
-              SCALR_EMAIL_OK);
+    CHECK_INT(
+        scalr_email_client_new(
+            &c, &(scalr_email_config){.host = "127.0.0.1", .port = 1, .tls = SCALR_EMAIL_TLS_NONE},
+            &e),
+        SCALR_EMAIL_OK);
     const char msg[] = "Subject: x\r\n\r\nhi\r\n";
     CHECK_INT(scalr_email_client_send_data(c, "a@b.test", SCALR_EMAIL_LIST("x@y.test\r\nDATA"), msg,
-                                          sizeof msg - 1, &e),
+                                           sizeof msg - 1, &e),
               SCALR_EMAIL_EINVAL);
     CHECK_INT(scalr_email_client_send_data(c, "a@b.test", (const char *const[]){NULL}, msg,
-                                          sizeof msg - 1, &e),
+                                           sizeof msg - 1, &e),
               SCALR_EMAIL_EINVAL);
-    CHECK_INT(scalr_email_client_send_data(c, "a@b.test", SCALR_EMAIL_LIST("x@y.test"), "a\0b", 3, &e),
-              SCALR_EMAIL_EINVAL);
+    CHECK_INT(
+        scalr_email_client_send_data(c, "a@b.test", SCALR_EMAIL_LIST("x@y.test"), "a\0b", 3, &e),
+        SCALR_EMAIL_EINVAL);
     CHECK_INT(scalr_email_client_send_data(c, "bad sender", SCALR_EMAIL_LIST("x@y.test"), msg,
-                                          sizeof msg - 1, &e),
+                                           sizeof msg - 1, &e),
               SCALR_EMAIL_EINVAL);
-    CHECK_INT(scalr_email_client_send_data(c, "", SCALR_EMAIL_LIST("x@y.test"), msg, sizeof msg - 1,
-                                          &e),
-              SCALR_EMAIL_ECONNECT);
+    CHECK_INT(
+        scalr_email_client_send_data(c, "", SCALR_EMAIL_LIST("x@y.test"), msg, sizeof msg - 1, &e),
+        SCALR_EMAIL_ECONNECT);
     scalr_email_client_free(c);
 }
 
 TEST(tags_normalize_and_validate)
 {
-    char *t = ib_tags_normalize(" a ,b,,A, c\x01" "d ,");
+    char *t = ib_tags_normalize(" a ,b,,A, c\x01"
+                                "d ,");
     CHECK_STR(t, ",a,b,cd,");
     free(t);
     t = ib_tags_normalize("");
