@@ -2,6 +2,7 @@
  * header fields, relaxed. */
 #include <openssl/evp.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dkim/dkim.h"
 
@@ -130,4 +131,37 @@ void se_dkim_canon_header(se_buf *out, const char *f, size_t n, int crlf)
     }
     if (crlf)
         se_buf_append(out, "\r\n", 2);
+}
+
+size_t se_dkim_split_fields(const char *h, size_t len, se_dkim_field *f, size_t max)
+{
+    size_t nf = 0, i = 0;
+    while (i < len) {
+        size_t start = i;
+        for (;;) {
+            while (i < len && h[i] != '\n')
+                i++;
+            if (i + 1 >= len || (h[i + 1] != ' ' && h[i + 1] != '\t'))
+                break;
+            i++; /* a fold: the field goes on */
+        }
+        size_t end = i;
+        if (end > start && h[end - 1] == '\r')
+            end--;
+        if (i < len)
+            i++;
+        if (end > start && nf < max)
+            f[nf++] = (se_dkim_field){h + start, end - start, 0};
+    }
+    return nf;
+}
+
+int se_dkim_field_is(const se_dkim_field *f, const char *name, size_t n)
+{
+    if (f->n < n + 1 || strncasecmp(f->p, name, n))
+        return 0;
+    size_t i = n;
+    while (i < f->n && (f->p[i] == ' ' || f->p[i] == '\t'))
+        i++;
+    return i < f->n && f->p[i] == ':';
 }

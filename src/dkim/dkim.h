@@ -84,6 +84,17 @@ scalr_email_code se_dkim_signer_from_env(se_dkim_signer **out, const char *over,
                                          const char *env_file, scalr_email_error *err);
 void se_dkim_signer_free(se_dkim_signer *s);
 
+/* The fields of a header block: start and length of each (with its folds,
+ * without the final CRLF), at most max; `used` is the caller's. */
+typedef struct se_dkim_field {
+    const char *p;
+    size_t n;
+    int used;
+} se_dkim_field;
+size_t se_dkim_split_fields(const char *h, size_t len, se_dkim_field *f, size_t max);
+/* 1 when f is the field name (n bytes, any case), before its colon. */
+int se_dkim_field_is(const se_dkim_field *f, const char *name, size_t n);
+
 /* Verification of every DKIM-Signature in msg (CRLF or LF line endings).
  * lookup returns the TXT record for "selector._domainkey.domain" (malloc'd)
  * or NULL. */

@@ -186,48 +186,6 @@ int se_dkim_key_record(const se_dkim_key *k, se_buf *out)
     return rc < 0 || out->oom ? -1 : 0;
 }
 
-/* Header fields of a block: start and length (with folds, without the
- * final CRLF) of each. */
-typedef struct field {
-    const char *p;
-    size_t n;
-    int used;
-} field;
-
-static size_t split_fields(const char *h, size_t len, field *f, size_t max)
-{
-    size_t nf = 0, i = 0;
-    while (i < len) {
-        size_t start = i;
-        for (;;) {
-            while (i < len && h[i] != '\n')
-                i++;
-            if (i >= len || i + 1 >= len || (h[i + 1] != ' ' && h[i + 1] != '\t'))
-                break;
-            i++; /* a fold: the field goes on */
-        }
-        size_t end = i;
-        if (end > start && h[end - 1] == '\r')
-            end--;
-        if (i < len)
-            i++;
-        if (end > start && nf < max)
-            f[nf++] = (field){h + start, end - start, 0};
-    }
-    return nf;
-}
-
-static int name_is(const field *f, const char *name)
-{
-    size_t n = strlen(name);
-    if (f->n < n + 1 || strncasecmp(f->p, name, n))
-        return 0;
-    size_t i = n;
-    while (i < f->n && (f->p[i] == ' ' || f->p[i] == '\t'))
-        i++;
-    return i < f->n && f->p[i] == ':';
-}
-
 #define MAX_FIELDS 512
 
 /* Appends the folded field value text: "tag=value;" pieces, a new line when
@@ -250,8 +208,9 @@ static void fold_put(folder *fo, const char *s, size_t n, int space)
     fo->col += n;
 }
 
-static scalr_email_code sign_one(se_dkim_key *k, field *f, size_t nf, const unsigned char bh[32],
-                                 time_t t, se_buf *out, scalr_email_error *err)
+static scalr_email_code sign_one(se_dkim_key *k, se_dkim_field *f, size_t nf,
+                                 const unsigned char bh[32], time_t t, se_buf *out,
+                                 scalr_email_error *err)
 {
     se_buf sig = {0}, canon = {0}, tmp = {0};
     scalr_email_code rc = SCALR_EMAIL_ENOMEM;
@@ -281,7 +240,7 @@ static scalr_email_code sign_one(se_dkim_key *k, field *f, size_t nf, const unsi
             const char *name = list ? SIGN_ONCE[j] : OVERSIGN[j];
             size_t occurs = 0;
             for (size_t i = 0; i < nf; i++)
-                occurs += name_is(&f[i], name);
+                occurs += se_dkim_field_is(&f[i], name, strlen(name));
             size_t times = occurs + (list == 0 ? 1 : 0);
             if (!occurs)
                 continue; /* only headers present are listed */
@@ -292,7 +251,7 @@ static scalr_email_code sign_one(se_dkim_key *k, field *f, size_t nf, const unsi
                 fold_put(&fo, tmp.data, tmp.len, first);
                 first = 0;
                 for (size_t i = nf; i-- > 0;)
-                    if (!f[i].used && name_is(&f[i], name)) {
+                    if (!f[i].used && se_dkim_field_is(&f[i], name, strlen(name))) {
                         f[i].used = 1;
                         se_dkim_canon_header(&canon, f[i].p, f[i].n, 1);
                         break;
@@ -370,10 +329,10 @@ scalr_email_code se_dkim_sign(se_dkim_key *const *keys, size_t n_keys, const cha
                               size_t hlen, const unsigned char bh[32], time_t t, se_buf *out,
                               scalr_email_error *err)
 {
-    field *f = calloc(MAX_FIELDS, sizeof *f);
+    se_dkim_field *f = calloc(MAX_FIELDS, sizeof *f);
     if (!f)
         return se_fail(err, SCALR_EMAIL_ENOMEM, STAGE, "out of memory");
-    size_t nf = split_fields(headers, hlen, f, MAX_FIELDS);
+    size_t nf = se_dkim_split_fields(headers, hlen, f, MAX_FIELDS);
     scalr_email_code rc = SCALR_EMAIL_OK;
     for (size_t i = 0; i < n_keys && rc == SCALR_EMAIL_OK; i++)
         rc = sign_one(keys[i], f, nf, bh, t, out, err);
@@ -384,10 +343,10 @@ scalr_email_code se_dkim_sign(se_dkim_key *const *keys, size_t n_keys, const cha
 /* The domain of the From field's address (the last '@' up to '>'). */
 static int from_domain(const char *h, size_t hlen, char *out, size_t outlen)
 {
-    field f[MAX_FIELDS / 4];
-    size_t nf = split_fields(h, hlen, f, sizeof f / sizeof *f);
+    se_dkim_field f[MAX_FIELDS / 4];
+    size_t nf = se_dkim_split_fields(h, hlen, f, sizeof f / sizeof *f);
     for (size_t i = 0; i < nf; i++) {
-        if (!name_is(&f[i], "From"))
+        if (!se_dkim_field_is(&f[i], "From", sizeof "From" - 1))
             continue;
         const char *at = NULL, *end = f[i].p + f[i].n;
         for (const char *p = f[i].p; p < end; p++)

@@ -15,45 +15,6 @@
 #define MAX_FIELDS 512
 #define MAX_TAGS 32
 
-typedef struct field {
-    const char *p;
-    size_t n;
-    int used;
-} field;
-
-static size_t split(const char *h, size_t len, field *f, size_t max)
-{
-    size_t nf = 0, i = 0;
-    while (i < len) {
-        size_t start = i;
-        for (;;) {
-            while (i < len && h[i] != '\n')
-                i++;
-            if (i + 1 >= len || (h[i + 1] != ' ' && h[i + 1] != '\t'))
-                break;
-            i++;
-        }
-        size_t end = i;
-        if (end > start && h[end - 1] == '\r')
-            end--;
-        if (i < len)
-            i++;
-        if (end > start && nf < max)
-            f[nf++] = (field){h + start, end - start, 0};
-    }
-    return nf;
-}
-
-static int name_eq(const field *f, const char *name, size_t n)
-{
-    if (f->n < n + 1 || strncasecmp(f->p, name, n))
-        return 0;
-    size_t i = n;
-    while (i < f->n && (f->p[i] == ' ' || f->p[i] == '\t'))
-        i++;
-    return i < f->n && f->p[i] == ':';
-}
-
 typedef struct tag {
     char name[16];
     char *value; /* whitespace removed */
@@ -173,8 +134,8 @@ static void why(se_dkim_result *r, const char *s)
 }
 
 static void verify_one(const char *hdr, size_t hlen, const char *body, size_t blen,
-                       const field *sigf, field *f, size_t nf, se_dkim_lookup_fn lookup, void *arg,
-                       se_dkim_result *r)
+                       const se_dkim_field *sigf, se_dkim_field *f, size_t nf,
+                       se_dkim_lookup_fn lookup, void *arg, se_dkim_result *r)
 {
     memset(r, 0, sizeof *r);
     tag t[MAX_TAGS];
@@ -286,7 +247,7 @@ static void verify_one(const char *hdr, size_t hlen, const char *body, size_t bl
         const char *e = strchr(p, ':');
         size_t n = e ? (size_t)(e - p) : strlen(p);
         for (size_t i = nf; i-- > 0;)
-            if (!f[i].used && &f[i] != sigf && name_eq(&f[i], p, n)) {
+            if (!f[i].used && &f[i] != sigf && se_dkim_field_is(&f[i], p, n)) {
                 f[i].used = 1;
                 if (hrelaxed)
                     se_dkim_canon_header(&canon, f[i].p, f[i].n, 1);
@@ -399,15 +360,15 @@ int se_dkim_verify(const char *msg, size_t len, se_dkim_lookup_fn lookup, void *
     for (size_t i = 0; i + 3 < m.len && hlen == m.len; i++)
         if (!memcmp(m.data + i, "\r\n\r\n", 4))
             hlen = i + 2, bstart = i + 4;
-    field *f = calloc(MAX_FIELDS, sizeof *f);
+    se_dkim_field *f = calloc(MAX_FIELDS, sizeof *f);
     if (!f) {
         se_buf_free(&m);
         return -1;
     }
-    size_t nf = split(m.data, hlen, f, MAX_FIELDS);
+    size_t nf = se_dkim_split_fields(m.data, hlen, f, MAX_FIELDS);
     int found = 0;
     for (size_t i = 0; i < nf; i++) {
-        if (!name_eq(&f[i], "DKIM-Signature", 14))
+        if (!se_dkim_field_is(&f[i], "DKIM-Signature", 14))
             continue;
         if ((size_t)found < max)
             verify_one(m.data, hlen, m.data + bstart, m.len - bstart, &f[i], f, nf, lookup, arg,
